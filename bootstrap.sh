@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Install everything the pyfleet controller needs on a Debian 12/13 machine:
+# apt packages (podman, runc, debootstrap, ...), the .venv with exact pins, and
+# the Ansible collections. Safe to re-run: each step is skipped when already done.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+say() { printf 'bootstrap: %s\n' "$*"; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "run as root (podman lab hosts need root); sudo is not installed"
+    exec sudo -E "$0" "$@"
+fi
+[ -r /etc/debian_version ] || die "pyfleet's controller setup supports Debian 12/13; this machine is not Debian"
+
+# Controller packages. podman runs the lab hosts (runc: crun fails on this kind of
+# cgroup setup, see shared/LAB.md); debootstrap builds the lab base image.
+APT_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap openssh-client
+              python3 python3-venv ca-certificates rsync)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing apt packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed; check the apt sources and the network"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed; see the apt output above"
+else
+    say "apt packages present"
+fi
+
+# The venv: rebuilt only when requirements.txt changes (its hash is stamped inside).
+PYTHON="${PYFLEET_PYTHON:-python3}"
+stamp=.venv/.pyfleet-requirements.sha256
+want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Python dependencies into .venv (exact pins from requirements.txt)"
+    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv || die "cannot create .venv with $PYTHON; install python3-venv"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -r requirements.txt || die "pip install -r requirements.txt failed; see above"
+    echo "$want" > "$stamp"
+else
+    say ".venv up to date"
+fi
+
+# Collections: the PyPI 'ansible' package bundles them, so this needs no Galaxy
+# when the floors in requirements.yml are met.
+cstamp=.venv/.pyfleet-collections.sha256
+cwant="$(sha256sum requirements.yml | cut -d' ' -f1)"
+if [ "$(cat "$cstamp" 2>/dev/null)" != "$cwant" ]; then
+    .venv/bin/ansible-galaxy collection install -r requirements.yml >/dev/null \
+        || die "ansible-galaxy collection install -r requirements.yml failed; check requirements.yml"
+    echo "$cwant" > "$cstamp"
+fi
+say "ready: .venv/bin/fab --list shows the commands"

@@ -1,0 +1,15 @@
+"""The Mitogen linear strategy, loaded from the mitogen package in the project's venv.
+
+Mitogen ships its strategy plugins inside site-packages; this shim (the same
+code as mitogen's own proxy module) lets ansible.cfg name a project path
+instead of a Python-version-specific one.
+"""
+
+import ansible_mitogen.loaders
+import ansible_mitogen.strategy
+
+Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
+
+
+class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):
+    """Ansible's linear strategy, running modules through Mitogen."""

@@ -1,0 +1,107 @@
+"""Read an Ansible inventory into plain Python: hosts, their variables and groups.
+
+Ansible itself parses the inventory (``ansible-inventory --list``), so what pyfleet
+sees is exactly what the playbooks see; this module only turns its mistakes into
+one-line errors.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyfleet.errors import PyfleetError
+from pyfleet.shell import ROOT, run, tool
+
+
+@dataclass
+class Inventory:
+    """Hosts (name -> variables) and groups (name -> host names) of one inventory."""
+
+    path: Path
+    hosts: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
+
+    @property
+    def name(self):
+        """Short name of the inventory: its directory name (``lab``, ``staging``)."""
+        return self.path.name if self.path.is_dir() else self.path.stem
+
+    def groups_of(self, host):
+        """Sorted groups a host belongs to, without the implicit ``all``/``ungrouped``."""
+        return sorted(g for g, members in self.groups.items()
+                      if host in members and g not in ("all", "ungrouped"))
+
+    def select(self, pattern):
+        """Hosts matching a host name, a group name or a comma-separated list of them."""
+        if not pattern:
+            return list(self.hosts)
+        chosen = []
+        for part in (p.strip() for p in pattern.split(",")):
+            if part in self.hosts:
+                names = [part]
+            elif part in self.groups:
+                names = self.groups[part]
+            else:
+                raise PyfleetError(
+                    f"'{part}' is neither a host nor a group of inventory {self.path}; "
+                    f"hosts: {', '.join(sorted(self.hosts))}; groups: {', '.join(sorted(self.groups))}")
+            chosen += [n for n in names if n not in chosen]
+        return chosen
+
+
+def resolve_path(path):
+    """The inventory path, relative to the project root unless absolute; must exist."""
+    p = Path(path)
+    if not p.is_absolute():
+        p = (ROOT / p) if not p.exists() else p.resolve()
+    if not p.exists():
+        raise PyfleetError(f"inventory {path} does not exist; pass --inventory inventory/lab or another directory under inventory/")
+    return p
+
+
+def _parse_failure(stderr):
+    """The useful line of ansible-inventory's complaint, with the file and line it names."""
+    reason = next((line.split("failed:", 1)[-1].strip() for line in stderr.splitlines()
+                   if "YAML parsing failed" in line or "Syntax Error" in line), None)
+    origin = re.search(r"Origin: (\S+:\d+)", stderr)
+    if reason:
+        return reason + (f" at {origin.group(1)}" if origin else "")
+    return next((line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory")
+
+
+def load(path):
+    """Parse the inventory at ``path`` with Ansible and return an :class:`Inventory`."""
+    p = resolve_path(path)
+    proc = run(
+        [tool("ansible-inventory"), "-i", p, "--list"],
+        what=f"reading inventory {p}", fix="fix the inventory file it names",
+        env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
+             "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
+             "ANSIBLE_INVENTORY_ENABLED": "yaml,ini"},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PyfleetError(f"inventory {p}: {_parse_failure(proc.stderr)}; fix it (a host must appear once per group)")
+    data = json.loads(proc.stdout)
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+    groups = {}
+
+    def collect(group):
+        if group in groups:
+            return groups[group]
+        node = data.get(group, {})
+        members = list(node.get("hosts", []))
+        for child in node.get("children", []):
+            members += [h for h in collect(child) if h not in members]
+        groups[group] = members
+        return members
+
+    collect("all")
+    for name in data:
+        if name != "_meta":
+            collect(name)
+    hosts = {h: hostvars.get(h, {}) for h in groups["all"]}
+    if not hosts:
+        raise PyfleetError(f"inventory {p} has no hosts; add hosts under all.children.<group>.hosts in {p}/hosts.yml")
+    return Inventory(path=p, hosts=hosts, groups=groups)

@@ -1,0 +1,210 @@
+"""A local lab: one podman container per inventory host, with systemd and sshd.
+
+``up`` is idempotent: hosts that already run are left alone; the only output that
+changes is the connection file that tells Ansible (and Fabric) how to reach each
+host: ``.lab/<inventory>/connection.yml`` with real addresses on the lab network.
+"""
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pyfleet import image
+from pyfleet.errors import PyfleetError
+from pyfleet.inventory import Inventory
+from pyfleet.podman import podman
+from pyfleet.shell import ROOT, run
+
+LAB_DIR = ROOT / ".lab"
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+
+
+@dataclass
+class Lab:
+    """Names and paths of the lab that belongs to one inventory."""
+
+    inventory: Inventory
+    suite: str = "bookworm"
+
+    @property
+    def name(self):
+        """The lab's name, used for the podman network and as container name prefix."""
+        return f"pyfleet-{self.inventory.name}"
+
+    @property
+    def network(self):
+        return self.name
+
+    @property
+    def state_dir(self):
+        return LAB_DIR / self.inventory.name
+
+    @property
+    def key(self):
+        """Private half of the lab's SSH key (generated once per lab)."""
+        return self.state_dir / "id_ed25519"
+
+    @property
+    def connection_file(self):
+        """Inventory source with ansible_host and SSH settings for each lab host."""
+        return self.state_dir / "connection.yml"
+
+    def container(self, host):
+        return f"{self.name}-{host}"
+
+
+def _suite_of(inventory, host):
+    return inventory.hosts[host].get("lab_debian_suite", "bookworm")
+
+
+def ensure_key(lab):
+    """Create the lab's SSH key pair unless it exists."""
+    lab.state_dir.mkdir(parents=True, exist_ok=True)
+    if not lab.key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{lab.name}", "-f", lab.key],
+            what="generating the lab SSH key", fix="install openssh-client (./bootstrap.sh)")
+    return lab.key.with_suffix(".pub").read_text()
+
+
+def ensure_network(lab):
+    """Create the lab's own podman network unless it exists."""
+    if podman("network", "exists", lab.network, check=False).returncode != 0:
+        podman("network", "create", lab.network, what=f"creating network {lab.network}")
+
+
+def container_state(lab, host):
+    """(status, image) of the host's container, or (None, None) when there is none."""
+    proc = podman("container", "inspect", lab.container(host), check=False)
+    if proc.returncode != 0:
+        return None, None
+    info = json.loads(proc.stdout)[0]
+    return info["State"]["Status"], info.get("ImageName")
+
+
+def address(lab, host):
+    """The host's address on the lab network."""
+    proc = podman("container", "inspect", lab.container(host))
+    nets = json.loads(proc.stdout)[0]["NetworkSettings"]["Networks"]
+    ip = (nets.get(lab.network) or {}).get("IPAddress")
+    if not ip:
+        raise PyfleetError(f"lab host {host} has no address on network {lab.network}; run fab lab.down, then fab lab.up")
+    return ip
+
+
+def start_host(lab, host, tag, pubkey, log=print):
+    """Create (or start) the host's container and authorise the lab key for root."""
+    status, img = container_state(lab, host)
+    started = status != "running"
+    if status == "running" and img and img != tag:
+        log(f"{host}: runs an older base image ({img}); fab lab.down && fab lab.up rebuilds it")
+    if status is None:
+        podman("run", "-d", "--name", lab.container(host), "--hostname", host,
+               "--network", lab.network, "--systemd=always",
+               "--label", f"pyfleet.lab={lab.name}", tag, "/sbin/init",
+               what=f"starting lab host {host}", fix="check `podman info`, then run fab lab.up again")
+    elif status != "running":
+        podman("start", lab.container(host), what=f"starting lab host {host}", fix="run fab lab.down, then fab lab.up")
+    # Every time, so that a lab whose key was regenerated still lets us in.
+    podman("exec", "-i", lab.container(host), "sh", "-c",
+           "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+           input_text=pubkey, what=f"installing the lab key on {host}", fix="run fab lab.down, then fab lab.up")
+    return started
+
+
+def wait_for_ssh(lab, host, ip, timeout=60):
+    """Wait until the host's sshd accepts the lab key, or fail naming the host."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((ip, 22), timeout=2):
+                pass
+            proc = run(["ssh", *SSH_OPTIONS, "-o", "BatchMode=yes", "-i", lab.key, f"root@{ip}", "true"],
+                       what="ssh", fix="", check=False, timeout=15)
+            if proc.returncode == 0:
+                return
+            last = proc.stderr.strip() or f"ssh exit code {proc.returncode}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise PyfleetError(f"lab host {host} ({ip}) does not answer SSH after {timeout} s ({last}); "
+                       f"look at `podman logs {lab.container(host)}`, then fab lab.down && fab lab.up")
+
+
+def write_connection_file(lab, addresses):
+    """Write the connection inventory; return True when its content changed."""
+    data = {"all": {
+        "hosts": {h: {"ansible_host": ip} for h, ip in sorted(addresses.items())},
+        "vars": {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(lab.key),
+            "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
+            "ansible_python_interpreter": "/usr/bin/python3",
+        },
+    }}
+    text = "# Written by `fab lab.up`: how to reach the lab hosts. Regenerated on each run.\n" + \
+        yaml.safe_dump(data, sort_keys=False)
+    old = lab.connection_file.read_text() if lab.connection_file.exists() else None
+    if old != text:
+        lab.connection_file.write_text(text)
+    return old != text
+
+
+def up(inventory, log=print):
+    """Bring every inventory host up as a lab container; return {host: address}."""
+    lab = Lab(inventory)
+    suites = {_suite_of(inventory, h) for h in inventory.hosts}
+    tags = {s: image.ensure_image(s, log=log) for s in sorted(suites)}
+    pubkey = ensure_key(lab)
+    ensure_network(lab)
+    started = [h for h in inventory.hosts
+               if start_host(lab, h, tags[_suite_of(inventory, h)], pubkey, log=log)]
+    addresses = {h: address(lab, h) for h in inventory.hosts}
+    for h in inventory.hosts:
+        wait_for_ssh(lab, h, addresses[h])
+    write_connection_file(lab, addresses)
+    return addresses, started
+
+
+def down(inventory, log=print):
+    """Remove the lab's containers (every one with the lab's label) and its network."""
+    lab = Lab(inventory)
+    proc = podman("ps", "-a", "--filter", f"label=pyfleet.lab={lab.name}", "--format", "{{.Names}}")
+    names = proc.stdout.split()
+    if names:
+        podman("rm", "-f", "-t", "0", *names, what="removing lab hosts", fix="check `podman ps -a`")
+    if podman("network", "exists", lab.network, check=False).returncode == 0:
+        podman("network", "rm", "-f", lab.network, what=f"removing network {lab.network}", fix="check `podman network ls`")
+    if lab.connection_file.exists():
+        lab.connection_file.unlink()
+    return names
+
+
+def ssh_command(inventory, host):
+    """The ssh command line that opens a shell on a lab host."""
+    lab = Lab(inventory)
+    if host not in inventory.hosts:
+        raise PyfleetError(f"no host '{host}' in inventory {inventory.path}; hosts: {', '.join(inventory.hosts)}")
+    status, _ = container_state(lab, host)
+    if status != "running":
+        raise PyfleetError(f"lab host {host} is not running; run fab lab.up")
+    return ["ssh", *SSH_OPTIONS, "-i", str(lab.key), f"root@{address(lab, host)}"]
+
+
+def load_connection(inventory):
+    """{host: address} from the connection file, or {} when the lab is not up."""
+    lab = Lab(inventory)
+    if not lab.connection_file.exists():
+        return {}
+    data = yaml.safe_load(lab.connection_file.read_text()) or {}
+    return {h: v["ansible_host"] for h, v in data.get("all", {}).get("hosts", {}).items()}
+
+
+def connection_path(inventory_path):
+    """Path of the connection file for an inventory directory (may not exist yet)."""
+    return LAB_DIR / Path(inventory_path).name / "connection.yml"
