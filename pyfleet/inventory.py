@@ -64,9 +64,9 @@ def _parse_failure(stderr):
     """The useful line of ansible-inventory's complaint, with the file and line it names."""
     reason = next((line.split("failed:", 1)[-1].strip() for line in stderr.splitlines()
                    if "YAML parsing failed" in line or "Syntax Error" in line), None)
-    origin = re.search(r"Origin: (\S+:\d+)", stderr)
+    origin = re.search(r"Origin: (/\S+?:\d+)", stderr)
     if reason:
-        return reason + (f" at {origin.group(1)}" if origin else "")
+        return reason.rstrip(".") + (f" at {origin.group(1)}" if origin else "")
     return next((line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory")
 
 
@@ -77,8 +77,7 @@ def load(path):
         [tool("ansible-inventory"), "-i", p, "--list"],
         what=f"reading inventory {p}", fix="fix the inventory file it names",
         env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
-             "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
-             "ANSIBLE_INVENTORY_ENABLED": "yaml,ini"},
+             "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error"},
         check=False,
     )
     if proc.returncode != 0:

@@ -1,0 +1,68 @@
+"""The lab, converged once per test session, and ways to reach its hosts.
+
+The lab is the default inventory's (inventory/lab). If the tests brought it up,
+they take it down at the end; a lab that was already up is left as it was.
+Set PYFLEET_KEEP_LAB=1 to keep it either way.
+"""
+
+import os
+
+import pytest
+import testinfra
+
+from pyfleet import ansible, inventory, lab as labmod
+
+INVENTORY = "inventory/lab"
+
+
+@pytest.fixture(scope="session")
+def inv():
+    return inventory.load(INVENTORY)
+
+
+@pytest.fixture(scope="session")
+def lab(inv):
+    """The lab with every host up and playbooks/site.yml converged; yields {host: address}."""
+    was_up = bool(labmod.load_connection(inv))
+    addresses, _ = labmod.up(inv)
+    first = ansible.playbook(inv.path, "site", quiet=True)
+    yield {"addresses": addresses, "first_converge": first}
+    if not was_up and os.environ.get("PYFLEET_KEEP_LAB") != "1":
+        labmod.down(inv)
+
+
+@pytest.fixture(scope="session")
+def run_playbook(inv, lab):
+    """Run playbooks/<name>.yml on the lab; returns recap stats, raises PyfleetError on failure."""
+
+    def run(name, *args, **kwargs):
+        return ansible.playbook(inv.path, name, *args, quiet=True, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def lab_host(inv, lab):
+    """A testinfra host for an inventory host name, over the lab's SSH."""
+    cache = {}
+    key = labmod.Lab(inv).key
+
+    def get(name):
+        if name not in cache:
+            ip = lab["addresses"][name]
+            cache[name] = testinfra.get_host(
+                f"ssh://root@{ip}", ssh_identity_file=str(key),
+                ssh_extra_args=" ".join(labmod.SSH_OPTIONS))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def host_run(lab_host):
+    """Run a shell command on a lab host; returns testinfra's CommandResult."""
+
+    def run(name, command):
+        return lab_host(name).run(command)
+
+    return run

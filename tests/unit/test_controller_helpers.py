@@ -1,0 +1,85 @@
+"""Small controller helpers: mirrors, image recipe, recap parsing, tables, lab files."""
+
+import yaml
+
+from pyfleet import ansible, image, lab
+from pyfleet.errors import PyfleetError
+from pyfleet.inventory import Inventory
+from pyfleet.tables import table
+
+import pytest
+
+DEB822 = """Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+"""
+
+
+def test_mirrors_from_deb822_sources():
+    assert image.parse_mirrors(DEB822) == ("http://mirror.example/debian", "http://mirror.example/debian-security")
+
+
+def test_mirrors_from_one_line_sources():
+    text = "deb [arch=amd64] http://m.example/debian/ bookworm main\n"
+    assert image.parse_mirrors(text) == ("http://m.example/debian", None)
+
+
+def test_no_mirror_is_one_line_error():
+    with pytest.raises(PyfleetError, match="set PYFLEET_DEBIAN_MIRROR"):
+        image.parse_mirrors("# nothing here\n")
+
+
+def test_mirror_override_from_environment(monkeypatch):
+    monkeypatch.setenv("PYFLEET_DEBIAN_MIRROR", "http://local.mirror/debian")
+    assert image.controller_mirror()[0] == "http://local.mirror/debian"
+
+
+def test_image_tag_changes_with_the_recipe(monkeypatch):
+    before = image.image_tag("bookworm")
+    monkeypatch.setattr(image, "PACKAGES", image.PACKAGES + ["htop"])
+    assert image.image_tag("bookworm") != before
+    assert image.image_tag("trixie").startswith(f"{image.IMAGE_NAME}:trixie-")
+
+
+def test_unknown_suite_is_refused():
+    with pytest.raises(PyfleetError, match="unknown Debian suite 'sid'"):
+        image.ensure_image("sid")
+
+
+RECAP_OUTPUT = """
+PLAY RECAP *********************************************************************
+lb1                        : ok=13   changed=5    unreachable=0    failed=0    skipped=2
+web1                       : ok=3    changed=0    unreachable=1    failed=0    skipped=0
+"""
+
+
+def test_parse_recap():
+    stats = ansible.parse_recap(RECAP_OUTPUT)
+    assert stats["lb1"] == {"ok": 13, "changed": 5, "unreachable": 0, "failed": 0}
+    assert stats["web1"]["unreachable"] == 1
+    assert ansible.total_changed(stats) == 5
+
+
+def test_table_pads_columns():
+    out = table(["host", "state"], [["web1", "up"], ["broker1", None]]).splitlines()
+    assert out[0] == "host     state"
+    assert out[2] == "web1     up"
+    assert out[3] == "broker1"
+
+
+def test_connection_file_is_rewritten_only_on_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "LAB_DIR", tmp_path)
+    inv = Inventory(path=tmp_path / "lab", hosts={"web1": {}}, groups={"all": ["web1"]})
+    lb = lab.Lab(inv)
+    lb.state_dir.mkdir(parents=True)
+    assert lab.write_connection_file(lb, {"web1": "10.0.0.2"}) is True
+    assert lab.write_connection_file(lb, {"web1": "10.0.0.2"}) is False
+    data = yaml.safe_load(lb.connection_file.read_text())
+    assert data["all"]["hosts"]["web1"]["ansible_host"] == "10.0.0.2"
+    assert data["all"]["vars"]["ansible_ssh_private_key_file"] == str(lb.key)
+    assert lab.load_connection(inv) == {"web1": "10.0.0.2"}

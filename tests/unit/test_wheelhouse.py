@@ -1,0 +1,242 @@
+"""Tests for pyfleet.wheelhouse: real builds of examples/sampleapp (needs the package index)."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+from pyfleet import wheelhouse
+from pyfleet.apps import normalize_apps
+from pyfleet.errors import PyfleetError
+from pyfleet.wheelhouse import (
+    DEBIAN_12,
+    DEBIAN_13_ARM,
+    Target,
+    build_wheelhouse,
+    check_entry_importable,
+    content_hash,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sampleapp"
+
+
+def sample_app(tmp_path=None, **overrides):
+    """The normalised sampleapp spec (paths absolute), with overrides."""
+    spec = {
+        "name": "sampleapp",
+        "source": {"path": str(SAMPLE)},
+        "requirements": str(SAMPLE / "requirements.txt"),
+        "kind": "wsgi",
+        "entry": "sampleapp.wsgi:app",
+        "domains": ["sampleapp.lab.test"],
+    }
+    spec.update(overrides)
+    return normalize_apps([spec], project_dir=tmp_path or ROOT)[0]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One wheel cache for the module: the first build downloads, the rest reuse it."""
+    return tmp_path_factory.mktemp("wheel-cache")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, cache):
+    """Two builds of the same inputs into two directories: (dir1, manifest1, dir2, manifest2)."""
+    base = tmp_path_factory.mktemp("houses")
+    first = build_wheelhouse(sample_app(), base / "one", target=DEBIAN_12, cache_dir=cache)
+    second = build_wheelhouse(sample_app(), base / "two", target=DEBIAN_12, cache_dir=cache)
+    return base / "one", first, base / "two", second
+
+
+def _wheels(house):
+    """{canonical name: version} of the wheels at the top of a wheelhouse."""
+    found = {}
+    for path in house.glob("*.whl"):
+        name, version, _, _ = parse_wheel_filename(path.name)
+        assert name not in found, f"two wheels of {name}"
+        found[str(name)] = str(version)
+    return found
+
+
+def _lock(house):
+    """{name: version} from requirements.lock, checking every line is name==version."""
+    pins = {}
+    for line in (house / "requirements.lock").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        assert sep and name and version and " " not in line, line
+        pins[name] = version
+    return pins
+
+
+def test_lock_pins_exactly_the_wheels_present(built):
+    house, manifest, _, _ = built
+    assert _lock(house) == _wheels(house)
+    lock = _lock(house)
+    assert lock["sampleapp"] == "1.0.0"
+    for needed in ("flask", "celery", "redis", "gunicorn", "uvicorn", "uvicorn-worker"):
+        assert needed in lock
+    # Debian 12's Python is 3.11.2: redis needs async-timeout there, though not on 3.11.3+.
+    assert "async-timeout" in lock
+    assert manifest["unpinned"] == []
+
+
+def test_uv_ships_for_the_hosts_but_is_not_installed_into_the_venv(built):
+    house, manifest, _, _ = built
+    (uv_wheel,) = (house / "uv").glob("uv-*.whl")
+    assert manifest["uv_wheel"] == f"uv/{uv_wheel.name}"
+    assert "x86_64" in uv_wheel.name
+    assert "uv" not in _lock(house)
+
+
+def test_wheels_are_for_the_hosts_platform(built):
+    house, _, _, _ = built
+    supported = set(DEBIAN_12.supported_tags())
+    for path in house.rglob("*.whl"):
+        assert set(parse_wheel_filename(path.name)[3]) & supported, path.name
+
+
+def test_manifest_hashes_every_file_and_is_stable(built):
+    house, manifest, house2, manifest2 = built
+    on_disk = {str(p.relative_to(house)) for p in house.rglob("*") if p.is_file()} - {"MANIFEST.json"}
+    assert set(manifest["files"]) == on_disk
+    for rel, digest in manifest["files"].items():
+        assert hashlib.sha256((house / rel).read_bytes()).hexdigest() == digest
+    assert manifest["content_hash"].startswith("sha256:")
+    assert manifest2["content_hash"] == manifest["content_hash"]
+    assert content_hash(house2) == manifest["content_hash"]
+    # The app's wheel is reproducible too, so the whole manifest is.
+    assert (house / "MANIFEST.json").read_text() == (house2 / "MANIFEST.json").read_text()
+    assert json.loads((house / "MANIFEST.json").read_text())["target"] == {
+        "python": "3.11.2",
+        "arch": "x86_64",
+        "glibc": "2.36",
+    }
+
+
+def test_code_only_change_downloads_nothing_and_changes_the_hash(built, cache, tmp_path, monkeypatch):
+    house, manifest, _, _ = built
+    project = tmp_path / "sampleapp"
+    shutil.copytree(SAMPLE, project)
+    (project / "sampleapp" / "version.py").write_text('VERSION = "1.0.1"\n')
+
+    def no_download(*args):
+        raise AssertionError(f"downloaded {args[1]}")
+
+    monkeypatch.setattr(wheelhouse, "_download", no_download)
+    changed = build_wheelhouse(
+        sample_app(source={"path": str(project)}), tmp_path / "house", target=DEBIAN_12, cache_dir=cache
+    )
+    assert changed["content_hash"] != manifest["content_hash"]
+    assert _lock(tmp_path / "house") == _lock(house)
+
+
+def test_rebuild_replaces_the_old_wheelhouse(built, cache):
+    house, manifest, _, _ = built
+    (house / "stale.whl").write_text("left over")
+    again = build_wheelhouse(sample_app(), house, target=DEBIAN_12, cache_dir=cache)
+    assert not (house / "stale.whl").exists()
+    assert again["content_hash"] == manifest["content_hash"]
+
+
+def test_bad_requirement_is_one_line_naming_app_and_fix(tmp_path, cache):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text((SAMPLE / "requirements.txt").read_text() + "doesnotexist-pyfleet-xyz==1.0\n")
+    app = sample_app(requirements=str(requirements))
+    with pytest.raises(PyfleetError) as caught:
+        build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("app sampleapp: resolving its requirements for Python 3.11.2 on x86_64 failed: ")
+    assert "doesnotexist-pyfleet-xyz" in message
+    assert message.endswith("; fix the requirement (name and version must exist with a wheel for the hosts) and re-pin")
+    assert not (tmp_path / "house").exists()
+
+
+def test_missing_server_package_is_reported(tmp_path, cache):
+    # sampleapp's own metadata does not ask for gunicorn: only its requirements file pins it.
+    app = sample_app(requirements=None)
+    with pytest.raises(PyfleetError, match=r"^app sampleapp: the wheelhouse lacks gunicorn, which server gunicorn"):
+        build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
+
+
+def test_build_failure_keeps_the_tool_last_line(tmp_path, cache):
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "broken"\nversion = "1"\ndependencies = ["flask"\n')
+    app = sample_app(source={"path": str(project)}, requirements=None)
+    with pytest.raises(PyfleetError) as caught:
+        build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
+    message = str(caught.value)
+    assert message.startswith(f"app sampleapp: building a wheel from {project} failed: ")
+    assert message.endswith("; fix the project so that `uv build --wheel` works there")
+    assert "\n" not in message
+
+
+def test_entry_imports_from_the_wheelhouse(built):
+    house, _, _, _ = built
+    result = check_entry_importable(house, sample_app())
+    if not result.checked:
+        pytest.skip(result.detail)
+    assert result.detail.startswith("entry sampleapp.wsgi:app imports")
+
+
+def test_wrong_entry_is_one_line(built):
+    house, _, _, _ = built
+    app = sample_app(entry="sampleapp.wsgy:app", secrets={"TOKEN": "s3cr3t-value"})
+    if not check_entry_importable(house, sample_app()).checked:
+        pytest.skip("the controller cannot run the hosts' wheels")
+    with pytest.raises(PyfleetError) as caught:
+        check_entry_importable(house, app)
+    assert str(caught.value) == (
+        "app sampleapp: entry sampleapp.wsgy:app does not import: "
+        "ModuleNotFoundError: No module named 'sampleapp.wsgy'; "
+        "fix entry, or add the missing package to the app's requirements"
+    )
+
+
+def test_entry_check_skips_for_another_python(tmp_path):
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"target": {"python": "3.9.2", "arch": "x86_64", "glibc": "2.31"}}))
+    result = check_entry_importable(tmp_path, sample_app())
+    assert not result.checked and result.detail.startswith("skipped: the controller runs Python")
+
+
+def test_pip_fallback_gives_the_same_wheelhouse(built, cache, tmp_path, monkeypatch):
+    _, manifest, _, _ = built
+    monkeypatch.setenv("PYFLEET_NO_UV", "1")
+    again = build_wheelhouse(sample_app(), tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
+    assert again["content_hash"] == manifest["content_hash"]
+
+
+# --- targets (no network) ------------------------------------------------------------
+
+
+def test_platform_tags_go_down_to_the_oldest_manylinux():
+    tags = DEBIAN_12.platform_tags()
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert tags.index("manylinux_2_17_x86_64") + 1 == tags.index("manylinux2014_x86_64")
+    assert tags[-1] == "manylinux1_x86_64"
+    arm = DEBIAN_13_ARM.platform_tags()
+    assert arm[0] == "manylinux_2_41_aarch64" and arm[-1] == "manylinux2014_aarch64"
+
+
+def test_uv_platform_is_clamped_to_what_uv_knows():
+    assert DEBIAN_12.uv_platform() == "x86_64-manylinux_2_36"
+    assert DEBIAN_13_ARM.uv_platform() == "aarch64-manylinux_2_40"
+
+
+def test_target_from_facts_and_its_errors():
+    assert Target.from_facts("3.11.2", "amd64", "2.36") == DEBIAN_12
+    assert DEBIAN_13_ARM.abi == "cp313" and DEBIAN_13_ARM.key == "cp313-aarch64-glibc2.41"
+    for args, message in [
+        (("3.11", "x86_64", "2.36"), "target python '3.11' is not a full version; give it as 3.11.2"),
+        (("3.11.2", "ppc64le", "2.36"), "target arch 'ppc64le' is not supported; hosts must be x86_64 or aarch64"),
+        (("3.11.2", "x86_64", "musl"), "target glibc 'musl' is not a version like 2.36; give the hosts' glibc"),
+    ]:
+        with pytest.raises(PyfleetError) as caught:
+            Target.from_facts(*args)
+        assert str(caught.value) == message
