@@ -360,7 +360,7 @@ def _source(where, source, base, check_paths):
             "write source: {path: apps/myapp} or {wheel: dist/x.whl} or {requirement: 'x==1.0'}",
         )
     _unknown_keys(where, "source", source, SOURCE_KEYS)
-    (kind, value), = source.items()
+    ((kind, value),) = source.items()
     key = f"source.{kind}"
     if not isinstance(value, str) or not value.strip():
         problem = "is empty" if isinstance(value, str) else f"expected a string, got {_kind(value)}"
@@ -368,7 +368,11 @@ def _source(where, source, base, check_paths):
     if kind == "requirement":
         match = REQ_RE.fullmatch(value.strip())
         if not match or ";" in value:
-            where.fail(key, f"{value!r} is not pinned as name==version", f"write e.g. {key}: {_SOURCE_EXAMPLES[kind]}")
+            where.fail(
+                key,
+                f"{value!r} is not pinned as name==version",
+                f"write e.g. {key}: {_SOURCE_EXAMPLES[kind]}",
+            )
         return {
             "type": "requirement",
             "requirement": f"{match['name']}{match['extras'] or ''}=={match['version']}",
@@ -379,10 +383,14 @@ def _source(where, source, base, check_paths):
     if kind == "path":
         if check_paths and not (path / "pyproject.toml").is_file():
             problem = "has no pyproject.toml" if path.is_dir() else "is not a directory"
-            where.fail(key, f"{path} {problem}", "point it at the project directory that holds pyproject.toml")
+            where.fail(
+                key, f"{path} {problem}", "point it at the project directory that holds pyproject.toml"
+            )
     else:
         if not (value.endswith(".whl") or value.endswith(".tar.gz")):
-            where.fail(key, f"{value!r} is neither a .whl nor a .tar.gz sdist", "point it at a built wheel or sdist")
+            where.fail(
+                key, f"{value!r} is neither a .whl nor a .tar.gz sdist", "point it at a built wheel or sdist"
+            )
         if check_paths and not path.is_file():
             where.fail(key, f"{path} does not exist", "build it first (uv build) or fix the path")
     return {"type": kind, kind: str(path)}
@@ -393,7 +401,11 @@ def _requirements(where, value, base, check_paths):
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        where.fail("requirements", f"expected a file path, got {_kind(value)}", "set requirements: path/to/requirements.txt")
+        where.fail(
+            "requirements",
+            f"expected a file path, got {_kind(value)}",
+            "set requirements: path/to/requirements.txt",
+        )
     path = _resolve(base, value)
     if not check_paths:
         return str(path)
@@ -474,7 +486,9 @@ def _env(where, key, value, secret):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        where.fail(key, f"expected a mapping of NAME: value, got {_kind(value)}", f"write {key}: {{NAME: value}}")
+        where.fail(
+            key, f"expected a mapping of NAME: value, got {_kind(value)}", f"write {key}: {{NAME: value}}"
+        )
     result = {}
     for name, val in value.items():
         if not isinstance(name, str) or not ENV_RE.fullmatch(name):
@@ -494,9 +508,17 @@ def _static_dir(where, value, source, check_paths):
     if value in (None, ""):
         return None
     if not isinstance(value, str) or value.startswith("/") or ".." in Path(value).parts:
-        where.fail("static_dir", f"{value!r} is not a relative path inside the project", "write e.g. static_dir: static")
+        where.fail(
+            "static_dir",
+            f"{value!r} is not a relative path inside the project",
+            "write e.g. static_dir: static",
+        )
     if check_paths and source["type"] == "path" and not (Path(source["path"]) / value).is_dir():
-        where.fail("static_dir", f"{Path(source['path']) / value} is not a directory", "fix static_dir or set it to null")
+        where.fail(
+            "static_dir",
+            f"{Path(source['path']) / value} is not a directory",
+            "fix static_dir or set it to null",
+        )
     return value.rstrip("/")
 
 
@@ -514,7 +536,11 @@ def _url_path(where, key, value, directory):
 def _domains(where, value):
     """At least one valid host name (lower-cased); ``*.`` wildcards allowed."""
     if not isinstance(value, list) or not value:
-        where.fail("domains", f"expected a list of host names, got {_kind(value)}", "write domains: [app.example.com]")
+        where.fail(
+            "domains",
+            f"expected a list of host names, got {_kind(value)}",
+            "write domains: [app.example.com]",
+        )
     result = []
     for i, domain in enumerate(value):
         name = domain.lower().rstrip(".") if isinstance(domain, str) else ""
@@ -534,16 +560,26 @@ def _hooks(where, value):
     if value is None:
         return {"once": [], "every_host": []}
     if not isinstance(value, dict):
-        where.fail("hooks", f"expected a mapping, got {_kind(value)}", "write hooks: {once: [cmd], every_host: [cmd]}")
+        where.fail(
+            "hooks",
+            f"expected a mapping, got {_kind(value)}",
+            "write hooks: {once: [cmd], every_host: [cmd]}",
+        )
     _unknown_keys(where, "hooks", value, HOOK_KEYS)
     result = {}
     for key in HOOK_KEYS:
         commands = value.get(key) or []
         if not isinstance(commands, list):
-            where.fail(f"hooks.{key}", f"expected a list of commands, got {_kind(commands)}", f"write {key}: [\"cmd\"]")
+            where.fail(
+                f"hooks.{key}", f"expected a list of commands, got {_kind(commands)}", f'write {key}: ["cmd"]'
+            )
         for i, command in enumerate(commands):
             if not isinstance(command, str) or not command.strip():
-                where.fail(f"hooks.{key}[{i}]", f"expected a command string, got {_kind(command)}", "write the command as a string")
+                where.fail(
+                    f"hooks.{key}[{i}]",
+                    f"expected a command string, got {_kind(command)}",
+                    "write the command as a string",
+                )
         result[key] = list(commands)
     return result
 
@@ -560,11 +596,15 @@ def _celery(where, value):
     if value is None:
         return None
     if not isinstance(value, dict):
-        where.fail("celery", f"expected a mapping, got {_kind(value)}", "write celery: {app: 'myapp.tasks:app'}")
+        where.fail(
+            "celery", f"expected a mapping, got {_kind(value)}", "write celery: {app: 'myapp.tasks:app'}"
+        )
     if "app" in value:
         target = value["app"]
-        ok = isinstance(target, str) and target.count(":") == 1 and all(
-            all(IDENT_RE.fullmatch(n) for n in part.split(".")) for part in target.split(":")
+        ok = (
+            isinstance(target, str)
+            and target.count(":") == 1
+            and all(all(IDENT_RE.fullmatch(n) for n in part.split(".")) for part in target.split(":"))
         )
         if not ok:
             where.fail("celery.app", f"{target!r} is not module:attribute", "write e.g. app: myapp.tasks:app")
@@ -576,21 +616,35 @@ def _sandbox_relax(where, value):
     if value is None:
         return []
     if not isinstance(value, list):
-        where.fail("sandbox_relax", f"expected a list, got {_kind(value)}", "write sandbox_relax: [{option: X, reason: why}]")
+        where.fail(
+            "sandbox_relax",
+            f"expected a list, got {_kind(value)}",
+            "write sandbox_relax: [{option: X, reason: why}]",
+        )
     result, seen = [], set()
     for i, item in enumerate(value):
         key = f"sandbox_relax[{i}]"
         if not isinstance(item, dict):
-            where.fail(key, f"expected a mapping, got {_kind(item)}", "write {option: MemoryDenyWriteExecute, reason: why}")
+            where.fail(
+                key,
+                f"expected a mapping, got {_kind(item)}",
+                "write {option: MemoryDenyWriteExecute, reason: why}",
+            )
         _unknown_keys(where, key, item, RELAX_KEYS)
         option = item.get("option")
         if option not in SANDBOX_OPTIONS:
             close = difflib.get_close_matches(str(option), SANDBOX_OPTIONS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            where.fail(f"{key}.option", f"{option!r} is not a hardening option pyfleet sets", f"{hint}one of: {', '.join(SANDBOX_OPTIONS)}")
+            where.fail(
+                f"{key}.option",
+                f"{option!r} is not a hardening option pyfleet sets",
+                f"{hint}one of: {', '.join(SANDBOX_OPTIONS)}",
+            )
         reason = item.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            where.fail(f"{key}.reason", f"dropping {option} needs a reason", "add reason: why the app needs it")
+            where.fail(
+                f"{key}.reason", f"dropping {option} needs a reason", "add reason: why the app needs it"
+            )
         if option in seen:
             where.fail(f"{key}.option", f"{option} is listed twice", "remove one")
         seen.add(option)
@@ -603,9 +657,17 @@ def _user(where, value, name):
     if value is None:
         return default_user(name)
     if not isinstance(value, str) or not USER_RE.fullmatch(value):
-        where.fail("user", f"{value!r} is not a valid unix user name (at most {MAX_USER} of a-z 0-9 _ -)", f"set user: {default_user(name)}")
+        where.fail(
+            "user",
+            f"{value!r} is not a valid unix user name (at most {MAX_USER} of a-z 0-9 _ -)",
+            f"set user: {default_user(name)}",
+        )
     if value in RESERVED_USERS:
-        where.fail("user", f"{value!r} is a system or service account", f"use a dedicated user, e.g. user: {default_user(name)}")
+        where.fail(
+            "user",
+            f"{value!r} is a system or service account",
+            f"use a dedicated user, e.g. user: {default_user(name)}",
+        )
     return value
 
 
@@ -615,7 +677,11 @@ def _base_dir(where, value, name):
         return f"/srv/{name}"
     parts = Path(value).parts if isinstance(value, str) else ()
     if not isinstance(value, str) or not value.startswith("/") or ".." in parts or len(parts) < 3:
-        where.fail("base_dir", f"{value!r} is not an absolute directory at least two levels deep", f"set e.g. base_dir: /srv/{name}")
+        where.fail(
+            "base_dir",
+            f"{value!r} is not an absolute directory at least two levels deep",
+            f"set e.g. base_dir: /srv/{name}",
+        )
     return value.rstrip("/")
 
 

@@ -8,6 +8,8 @@ package index: every host of a target gets the same bytes. It holds
 - a wheel of every dependency, for the *hosts'* Python and platform (which may
   differ from the controller's);
 - ``uv/uv-<version>-...whl``: uv itself, so hosts install uv offline too;
+- ``static/``: the app's ``static_dir`` (from the project directory for a
+  path source, from inside the app's wheel otherwise), for nginx to serve;
 - ``requirements.lock``: ``name==version`` for everything to install into the
   venv, the app included (uv is not in it: it is a tool, not an app package);
 - ``MANIFEST.json``: the sha256 of every file and a ``content_hash`` of the
@@ -91,7 +93,9 @@ class Target:
         if self.arch not in ("x86_64", "aarch64"):
             raise PyfleetError(f"target arch {self.arch!r} is not supported; hosts must be x86_64 or aarch64")
         if not re.fullmatch(r"2\.\d+", self.glibc):
-            raise PyfleetError(f"target glibc {self.glibc!r} is not a version like 2.36; give the hosts' glibc")
+            raise PyfleetError(
+                f"target glibc {self.glibc!r} is not a version like 2.36; give the hosts' glibc"
+            )
 
     @property
     def python_short(self):
@@ -202,6 +206,7 @@ def build_wheelhouse(app, dest_dir, target=DEBIAN_12, cache_dir=None, uv_version
         for path in wheels.values():
             shutil.copy2(path, house / path.name)
         shutil.copy2(uv_wheel, house / "uv" / uv_wheel.name)
+        _copy_static(app, app_wheel, house / "static")
         lock = "".join(f"{n}=={_wheel_identity(p)[1]}\n" for n, p in sorted(wheels.items()))
         (house / LOCK).write_text(lock, encoding="utf-8")
         manifest = _manifest(house, target, project, app_version, app_wheel.name, uv_wheel.name, pins, app)
@@ -218,7 +223,9 @@ def read_manifest(wheelhouse_dir):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise PyfleetError(f"{path}: not a readable wheelhouse manifest ({exc}); rebuild the wheelhouse") from None
+        raise PyfleetError(
+            f"{path}: not a readable wheelhouse manifest ({exc}); rebuild the wheelhouse"
+        ) from None
 
 
 def check_entry_importable(wheelhouse_dir, app, tool=None):
@@ -359,6 +366,35 @@ def _build_wheel(name, path, out_dir):
     return built[0]
 
 
+def _copy_static(app, app_wheel, dest):
+    """Copy the app's static_dir into ``dest``, if it has one.
+
+    For a path source static_dir is relative to the project directory; for a
+    wheel, sdist or requirement source it is a directory inside the installed
+    package tree (``myapp/static``), taken from the app's wheel.
+    """
+    static = app.get("static_dir")
+    if not static:
+        return
+    name, source = app["name"], app["source"]
+    fix = "fix static_dir (relative to the project, or to site-packages for a wheel) or set it to null"
+    if source["type"] == "path":
+        src = Path(source["path"]) / static
+        if not src.is_dir():
+            raise PyfleetError(f"app {name}: static_dir {src} is not a directory; {fix}")
+        shutil.copytree(src, dest)
+        return
+    prefix = static.strip("/") + "/"
+    with zipfile.ZipFile(app_wheel) as zf:
+        members = [m for m in zf.namelist() if m.startswith(prefix) and not m.endswith("/")]
+        if not members:
+            raise PyfleetError(f"app {name}: static_dir {static} is not in {app_wheel.name}; {fix}")
+        for member in members:
+            target = dest / member[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(member))
+
+
 # --- resolving the set ------------------------------------------------------------
 
 
@@ -373,7 +409,9 @@ def _resolve(app, app_wheel, project, target, work):
     req_file = app.get("requirements")
     if req_file:
         if not Path(req_file).is_file():
-            raise PyfleetError(f"app {name}: requirements file {req_file} does not exist; fix pyfleet_apps requirements")
+            raise PyfleetError(
+                f"app {name}: requirements file {req_file} does not exist; fix pyfleet_apps requirements"
+            )
         for _, line in requirement_lines(Path(req_file).read_text(encoding="utf-8")):
             line = line.split(" --hash")[0].strip()
             if _requirement_name(line) != project:
@@ -418,7 +456,18 @@ def _resolve_pip(name, lines, target, work):
     infile = work / "resolve.in"
     infile.write_text("\n".join(kept) + "\n", encoding="utf-8")
     dl = work / "resolve"
-    args = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", dl, *_pip_target_args(target), "-r", infile]
+    args = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--dest",
+        dl,
+        *_pip_target_args(target),
+        "-r",
+        infile,
+    ]
     _run(
         args,
         f"app {name}: resolving its requirements for Python {target.python} on {target.arch}",
@@ -590,6 +639,7 @@ def _manifest(house, target, project, version, app_wheel, uv_wheel, pins, app):
         "uv_wheel": f"uv/{uv_wheel}",
         "target": asdict(target),
         "lock": LOCK,
+        "static": "static" if (house / "static").is_dir() else None,
         # Dependencies the requirements file did not pin (resolved here): the
         # deploy works, but a later resolution may pick other versions.
         "unpinned": sorted(p for p in pins if pinned is not None and p not in pinned),
@@ -641,14 +691,18 @@ def _wheel_identity(path, app_name=None):
         project, version, _, _ = parse_wheel_filename(Path(path).name)
     except InvalidWheelFilename as exc:
         who = f"app {app_name}: " if app_name else ""
-        raise PyfleetError(f"{who}{Path(path).name} is not a valid wheel file name ({exc}); rebuild the wheel") from None
+        raise PyfleetError(
+            f"{who}{Path(path).name} is not a valid wheel file name ({exc}); rebuild the wheel"
+        ) from None
     return str(project), str(version)
 
 
 def _requires(wheel):
     """The Requires-Dist requirements of a wheel (from its METADATA)."""
     with zipfile.ZipFile(wheel) as zf:
-        name = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
+        name = next(
+            (n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None
+        )
         if name is None:
             raise PyfleetError(f"{Path(wheel).name} has no METADATA; it is not a valid wheel, rebuild it")
         headers = HeaderParser().parsestr(zf.read(name).decode("utf-8"))
@@ -673,7 +727,10 @@ def _pinned_names(req_file):
     """Canonical names a requirements file pins, or None without one."""
     if not req_file or not Path(req_file).is_file():
         return None
-    names = (_requirement_name(line.split(" --hash")[0]) for _, line in requirement_lines(Path(req_file).read_text()))
+    names = (
+        _requirement_name(line.split(" --hash")[0])
+        for _, line in requirement_lines(Path(req_file).read_text())
+    )
     return {n for n in names if n}
 
 
@@ -684,7 +741,9 @@ def _run(args, what, fix, env=None):
     """Run a tool; on failure raise "<what> failed: <its last line>; <fix>". Returns stdout."""
     full_env = dict(os.environ, **(env or {}))
     try:
-        proc = subprocess.run([str(a) for a in args], env=full_env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [str(a) for a in args], env=full_env, capture_output=True, text=True, check=False
+        )
     except OSError as exc:
         raise PyfleetError(f"{what} failed: {exc}; {fix}") from None
     if proc.returncode != 0:

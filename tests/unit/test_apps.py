@@ -160,8 +160,16 @@ def test_other_sources_are_normalised():
         spec(source={"wheel": "dist/proj-0.1.0-py3-none-any.whl"}),
         spec(name="web", source={"requirement": "proj[extra] == 0.1.0"}, domains=["web.example.com"]),
     )
-    assert wheel["source"] == {"type": "wheel", "wheel": str((FIXTURES / "dist/proj-0.1.0-py3-none-any.whl").resolve())}
-    assert req["source"] == {"type": "requirement", "requirement": "proj[extra]==0.1.0", "name": "proj", "version": "0.1.0"}
+    assert wheel["source"] == {
+        "type": "wheel",
+        "wheel": str((FIXTURES / "dist/proj-0.1.0-py3-none-any.whl").resolve()),
+    }
+    assert req["source"] == {
+        "type": "requirement",
+        "requirement": "proj[extra]==0.1.0",
+        "name": "proj",
+        "version": "0.1.0",
+    }
 
 
 def test_no_apps_is_an_empty_list():
@@ -280,7 +288,10 @@ def test_each_mistake_is_one_line_with_path_and_fix(overrides, expected):
 @pytest.mark.parametrize(
     "apps, expected",
     [
-        ("web", "pyfleet_apps: expected a list of app mappings, got a string; write pyfleet_apps: [{name: myapp, ...}]"),
+        (
+            "web",
+            "pyfleet_apps: expected a list of app mappings, got a string; write pyfleet_apps: [{name: myapp, ...}]",
+        ),
         (["api"], "pyfleet_apps[0]: expected a mapping, got a string; write it as {name: myapp, ...}"),
     ],
 )

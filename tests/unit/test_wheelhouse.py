@@ -33,6 +33,7 @@ def sample_app(tmp_path=None, **overrides):
         "kind": "wsgi",
         "entry": "sampleapp.wsgi:app",
         "domains": ["sampleapp.lab.test"],
+        "static_dir": "static",
     }
     spec.update(overrides)
     return normalize_apps([spec], project_dir=tmp_path or ROOT)[0]
@@ -100,6 +101,29 @@ def test_wheels_are_for_the_hosts_platform(built):
         assert set(parse_wheel_filename(path.name)[3]) & supported, path.name
 
 
+def test_static_files_travel_in_the_wheelhouse(built):
+    house, manifest, _, _ = built
+    assert manifest["static"] == "static"
+    assert (house / "static" / "hello.txt").read_text() == (SAMPLE / "static" / "hello.txt").read_text()
+    assert "static/hello.txt" in manifest["files"]
+
+
+def test_static_dir_of_a_wheel_source_comes_from_inside_the_wheel(built, cache, tmp_path):
+    house, _, _, _ = built
+    (app_wheel,) = house.glob("sampleapp-*.whl")
+    app = sample_app(source={"wheel": str(app_wheel)}, static_dir="sampleapp")
+    manifest = build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
+    assert (tmp_path / "house" / "static" / "wsgi.py").is_file()
+    assert "static/version.py" in manifest["files"]
+    with pytest.raises(PyfleetError, match=r"^app sampleapp: static_dir nothere is not in sampleapp-1.0.0-py3"):
+        build_wheelhouse(
+            sample_app(source={"wheel": str(app_wheel)}, static_dir="nothere"),
+            tmp_path / "other",
+            target=DEBIAN_12,
+            cache_dir=cache,
+        )
+
+
 def test_manifest_hashes_every_file_and_is_stable(built):
     house, manifest, house2, manifest2 = built
     on_disk = {str(p.relative_to(house)) for p in house.rglob("*") if p.is_file()} - {"MANIFEST.json"}
@@ -151,24 +175,32 @@ def test_bad_requirement_is_one_line_naming_app_and_fix(tmp_path, cache):
         build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("app sampleapp: resolving its requirements for Python 3.11.2 on x86_64 failed: ")
+    assert message.startswith(
+        "app sampleapp: resolving its requirements for Python 3.11.2 on x86_64 failed: "
+    )
     assert "doesnotexist-pyfleet-xyz" in message
-    assert message.endswith("; fix the requirement (name and version must exist with a wheel for the hosts) and re-pin")
+    assert message.endswith(
+        "; fix the requirement (name and version must exist with a wheel for the hosts) and re-pin"
+    )
     assert not (tmp_path / "house").exists()
 
 
 def test_missing_server_package_is_reported(tmp_path, cache):
     # sampleapp's own metadata does not ask for gunicorn: only its requirements file pins it.
     app = sample_app(requirements=None)
-    with pytest.raises(PyfleetError, match=r"^app sampleapp: the wheelhouse lacks gunicorn, which server gunicorn"):
+    with pytest.raises(
+        PyfleetError, match=r"^app sampleapp: the wheelhouse lacks gunicorn, which server gunicorn"
+    ):
         build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
 
 
 def test_build_failure_keeps_the_tool_last_line(tmp_path, cache):
     project = tmp_path / "broken"
     project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "broken"\nversion = "1"\ndependencies = ["flask"\n')
-    app = sample_app(source={"path": str(project)}, requirements=None)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "broken"\nversion = "1"\ndependencies = ["flask"\n'
+    )
+    app = sample_app(source={"path": str(project)}, requirements=None, static_dir=None)
     with pytest.raises(PyfleetError) as caught:
         build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
     message = str(caught.value)
@@ -200,7 +232,9 @@ def test_wrong_entry_is_one_line(built):
 
 
 def test_entry_check_skips_for_another_python(tmp_path):
-    (tmp_path / "MANIFEST.json").write_text(json.dumps({"target": {"python": "3.9.2", "arch": "x86_64", "glibc": "2.31"}}))
+    (tmp_path / "MANIFEST.json").write_text(
+        json.dumps({"target": {"python": "3.9.2", "arch": "x86_64", "glibc": "2.31"}})
+    )
     result = check_entry_importable(tmp_path, sample_app())
     assert not result.checked and result.detail.startswith("skipped: the controller runs Python")
 
@@ -234,8 +268,14 @@ def test_target_from_facts_and_its_errors():
     assert DEBIAN_13_ARM.abi == "cp313" and DEBIAN_13_ARM.key == "cp313-aarch64-glibc2.41"
     for args, message in [
         (("3.11", "x86_64", "2.36"), "target python '3.11' is not a full version; give it as 3.11.2"),
-        (("3.11.2", "ppc64le", "2.36"), "target arch 'ppc64le' is not supported; hosts must be x86_64 or aarch64"),
-        (("3.11.2", "x86_64", "musl"), "target glibc 'musl' is not a version like 2.36; give the hosts' glibc"),
+        (
+            ("3.11.2", "ppc64le", "2.36"),
+            "target arch 'ppc64le' is not supported; hosts must be x86_64 or aarch64",
+        ),
+        (
+            ("3.11.2", "x86_64", "musl"),
+            "target glibc 'musl' is not a version like 2.36; give the hosts' glibc",
+        ),
     ]:
         with pytest.raises(PyfleetError) as caught:
             Target.from_facts(*args)
