@@ -521,8 +521,8 @@ def _cached_wheel(cache, project, version, target):
     wanted = Version(version)
     prefix = project.replace("-", "_")
     for path in cache.glob("*.whl"):
-        if not path.name.lower().startswith(prefix):
-            continue  # cheap filter before parsing
+        if not re.sub(r"[-_.]+", "_", path.name.lower()).startswith(prefix):
+            continue  # cheap filter before parsing (zope.interface-... is zope-interface)
         try:
             got_name, got_version, _, tags = parse_wheel_filename(path.name)
         except InvalidWheelFilename:

@@ -280,3 +280,22 @@ def test_target_from_facts_and_its_errors():
         with pytest.raises(PyfleetError) as caught:
             Target.from_facts(*args)
         assert str(caught.value) == message
+
+
+def test_cache_picks_the_best_wheel_for_the_target(tmp_path):
+    names = [
+        "zope.interface-7.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "zope.interface-7.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "zope.interface-7.0-cp311-cp311-manylinux_2_28_aarch64.whl",
+        "zope.interface-7.0-cp313-cp313-manylinux_2_28_x86_64.whl",
+        "zope.interface-7.0-cp311-cp311-musllinux_1_2_x86_64.whl",
+        "zope.interface-6.0-cp311-cp311-manylinux_2_36_x86_64.whl",
+        "zope.interface-7.0-cp311-cp311-manylinux_2_39_x86_64.whl",  # too new for glibc 2.36
+    ]
+    for name in names:
+        (tmp_path / name).write_text("")
+    best = wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", DEBIAN_12)
+    assert best.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    arm = wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.11.2", "aarch64", "2.36"))
+    assert arm.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_aarch64.whl"
+    assert wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.12.3", "x86_64", "2.36")) is None
