@@ -39,8 +39,9 @@ want="$(sha256sum requirements.txt | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python dependencies into .venv (exact pins from requirements.txt)"
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv || die "cannot create .venv with $PYTHON; install python3-venv"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -r requirements.txt || die "pip install -r requirements.txt failed; see above"
+    # grep drops pip's noise about unreadable local indexes some machines configure.
+    .venv/bin/python -m pip install -q -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "pip install -r requirements.txt failed; see above"
     echo "$want" > "$stamp"
 else
     say ".venv up to date"

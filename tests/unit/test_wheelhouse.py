@@ -115,7 +115,9 @@ def test_static_dir_of_a_wheel_source_comes_from_inside_the_wheel(built, cache, 
     manifest = build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
     assert (tmp_path / "house" / "static" / "wsgi.py").is_file()
     assert "static/version.py" in manifest["files"]
-    with pytest.raises(PyfleetError, match=r"^app sampleapp: static_dir nothere is not in sampleapp-1.0.0-py3"):
+    with pytest.raises(
+        PyfleetError, match=r"^app sampleapp: static_dir nothere is not in sampleapp-1.0.0-py3"
+    ):
         build_wheelhouse(
             sample_app(source={"wheel": str(app_wheel)}, static_dir="nothere"),
             tmp_path / "other",
@@ -298,4 +300,7 @@ def test_cache_picks_the_best_wheel_for_the_target(tmp_path):
     assert best.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_x86_64.whl"
     arm = wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.11.2", "aarch64", "2.36"))
     assert arm.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_aarch64.whl"
-    assert wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.12.3", "x86_64", "2.36")) is None
+    assert (
+        wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.12.3", "x86_64", "2.36"))
+        is None
+    )
