@@ -3,17 +3,18 @@
 The deploy playbook calls this once per deploy (``python -m pyfleet.deploy
 build``) with the normalised apps and the hosts' platforms; it prints one JSON
 document. For each app and target it holds the artifact the hosts get: a tar of
-the app's wheelhouse (``pyfleet.wheelhouse``) plus its static files, and the
-artifact's content hash, which is what a host compares with its current release
+the app's wheelhouse (``pyfleet.wheelhouse``: wheels, lock, uv, static files),
+and its content hash, which is what a host compares with its current release
 to decide that a deploy changes nothing.
 
 Every failure is one line, ``{"error": "..."}``, naming the app and the fix.
 """
 
 import argparse
-import hashlib
+import getpass
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -30,25 +31,6 @@ DEFAULT_OUT = ROOT / ".cache" / "deploy"
 def release_id(now=None):
     """A release id: the UTC time as 20261124T051900Z."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-
-
-def static_files(app):
-    """(relative path, absolute path) of the app's static files, sorted; [] without any."""
-    source = app.get("source") or {}
-    if not app.get("static_dir") or source.get("type") != "path":
-        return []
-    root = Path(source["path"]) / app["static_dir"]
-    if not root.is_dir():
-        raise PyfleetError(f"app {app['name']}: static_dir {root} is not a directory; fix static_dir or set it to null")
-    return sorted((str(p.relative_to(root)), p) for p in root.rglob("*") if p.is_file())
-
-
-def artifact_hash(manifest, statics):
-    """sha256 over the wheelhouse's content hash and every static file."""
-    digest = hashlib.sha256(f"pyfleet-artifact 1 {manifest['content_hash']}\n".encode())
-    for rel, path in statics:
-        digest.update(f"static/{rel} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
-    return "sha256:" + digest.hexdigest()
 
 
 def source_revision(app):
@@ -70,7 +52,7 @@ def source_revision(app):
 
 
 def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True):
-    """Build the wheelhouse of ``app`` for ``target`` and pack it with the static files.
+    """Build the wheelhouse of ``app`` for ``target`` and pack it in one tar.
 
     Returns ``{"tar", "hash", "hash_dir", "version", "project", "source_revision",
     "entry_check", "seconds"}``. The tar is reused when one with the same hash exists.
@@ -81,8 +63,8 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True):
     entry = "skipped: turned off"
     if check_entry:
         entry = wheelhouse.check_entry_importable(house, app).detail
-    statics = static_files(app)
-    digest = artifact_hash(manifest, statics)
+    # The wheelhouse holds static/ too, and its content hash covers every file.
+    digest = manifest["content_hash"]
     hash_dir = digest.split(":")[1][:16]
     tar_path = Path(out_dir) / "artifacts" / f"{app['name']}-{target.key}-{hash_dir}.tar"
     if not tar_path.is_file():
@@ -92,8 +74,6 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True):
             for path in sorted(house.rglob("*")):
                 if path.is_file():
                     tar.add(path, arcname=str(path.relative_to(house)), recursive=False)
-            for rel, path in statics:
-                tar.add(path, arcname=f"static/{rel}", recursive=False)
         os.replace(tmp, tar_path)
         _prune_artifacts(tar_path.parent, app["name"], keep=10)
     return {
@@ -135,29 +115,77 @@ def target_of(python, arch, glibc):
     return wheelhouse.Target.from_facts(python, arch, glibc)
 
 
+def with_sources(apps, sources, base="."):
+    """The apps with the source of some replaced by another project directory.
+
+    ``sources``: ``{app name: path}``; relative paths are taken from ``base``.
+    For deploying a branch or a changed copy without editing the inventory.
+    """
+    names = {app["name"] for app in apps}
+    for name, path in (sources or {}).items():
+        if name not in names:
+            raise PyfleetError(f"deploy_sources.{name}: no app {name} in pyfleet_apps; use one of {', '.join(sorted(names))}")
+        full = (Path(base) / path).resolve()
+        if not (full / "pyproject.toml").is_file():
+            raise PyfleetError(f"deploy_sources.{name}: {full} has no pyproject.toml; point it at the project directory")
+    return [dict(app, source={"type": "path", "path": str((Path(base) / sources[app["name"]]).resolve())})
+            if app["name"] in (sources or {}) else app for app in apps]
+
+
+def plan(request, out_dir=DEFAULT_OUT):
+    """Build what a deploy request asks for; return the answer for the playbook.
+
+    ``request``: ``{"apps": [normalised apps], "hosts": {host: pyfleet_release
+    info}, "host_apps": {host: [app names]}, "only": [names] or None,
+    "sources": {name: path}, "release": id or "", "check_entry": bool}``.
+    Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...}}``.
+    """
+    apps = with_sources(request.get("apps") or [], request.get("sources"))
+    only = request.get("only")
+    if only:
+        unknown = sorted(set(only) - {app["name"] for app in apps})
+        if unknown:
+            raise PyfleetError(f"deploy_apps: no app {unknown[0]} in pyfleet_apps; use one of "
+                               f"{', '.join(app['name'] for app in apps)}")
+    host_apps = request.get("host_apps") or {}
+    wanted = {name for names in host_apps.values() for name in names if not only or name in only}
+    targets, host_keys = {}, {}
+    for host, info in sorted((request.get("hosts") or {}).items()):
+        if not host_apps.get(host):
+            continue
+        target = target_of(info["python"], info["arch"], info["glibc"])
+        targets[target.key] = target
+        host_keys[host] = target.key
+    if not wanted:
+        raise PyfleetError("no app runs on the hosts of this deploy; check pyfleet_apps hosts, deploy_apps and --limit")
+    artifacts = build_all(apps, targets, out_dir, check_entry=request.get("check_entry", True), only=wanted)
+    hosts = {
+        host: {name: artifacts[name][key] for name in host_apps.get(host, []) if name in artifacts}
+        for host, key in host_keys.items()
+    }
+    summary = {name: next(iter(by_target.values())) for name, by_target in artifacts.items()}
+    return {
+        "release": request.get("release") or release_id(),
+        "deployer": f"{getpass.getuser()}@{socket.gethostname()}",
+        "hosts": hosts,
+        "summary": summary,
+    }
+
+
 def main(argv=None):
-    """``python -m pyfleet.deploy build``: JSON in (stdin), JSON out (stdout)."""
+    """``python -m pyfleet.deploy build``: a JSON request on stdin, a JSON answer on stdout."""
     parser = argparse.ArgumentParser(prog="python -m pyfleet.deploy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build the artifacts of a deploy; stdin: {apps, hosts, only, check_entry}")
-    build.add_argument("--out", default=str(DEFAULT_OUT))
-    args = parser.parse_args(argv)
+    sub.add_parser("build", help="build the artifacts of a deploy (request on stdin, see plan())")
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.parse_args(argv)
     try:
-        request = json.load(sys.stdin)
-        targets, host_keys = {}, {}
-        for host, facts in sorted((request.get("hosts") or {}).items()):
-            target = target_of(facts["python"], facts["arch"], facts["glibc"])
-            targets[target.key] = target
-            host_keys[host] = target.key
-        if not targets:
-            raise PyfleetError("no web host to deploy to; check the hosts of pyfleet_apps and --limit")
-        artifacts = build_all(request.get("apps") or [], targets, args.out,
-                              check_entry=request.get("check_entry", True), only=request.get("only"))
-        json.dump({"artifacts": artifacts, "targets": host_keys}, sys.stdout)
+        answer = plan(json.load(sys.stdin))
     except PyfleetError as exc:
-        json.dump({"error": str(exc)}, sys.stdout)
+        answer = {"error": str(exc)}
     except Exception as exc:  # one line for Ansible, never a traceback in the play output
-        json.dump({"error": f"{type(exc).__name__}: {exc}"}, sys.stdout)
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    json.dump(answer, sys.stdout)
     sys.stdout.write("\n")
     return 0
 
