@@ -134,6 +134,10 @@ options:
     description: For C(activate) - seconds to wait for old nginx workers to finish before the old instance stops.
     type: int
     default: 30
+  stop_wait:
+    description: For C(activate) - seconds to wait for the old instance's main process to finish its requests and exit.
+    type: int
+    default: 60
   keep_releases:
     description: How many releases to keep (the current one always stays).
     type: int
@@ -612,6 +616,31 @@ def instances(unit):
     return found
 
 
+def stop_units(units, timeout):
+    """Stop units warmly and wait until their main processes are gone (at most ``timeout`` s).
+
+    Waiting for the main process rather than for the whole stop job: inside
+    containers on cgroup v1 systemd may wait out TimeoutStopSec for leftover
+    processes it cannot see go (uvicorn's multiprocessing resource tracker),
+    although the server finished its requests and exited long before.
+    """
+    if not units:
+        return
+    run(["systemctl", "stop", "--no-block", *units])
+    deadline = time.monotonic() + timeout
+    pending = list(units)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for name in pending:
+            _, out = run(["systemctl", "show", "-p", "ActiveState,MainPID", name])
+            state = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            if state.get("ActiveState") not in ("inactive", "failed") and state.get("MainPID", "0") != "0":
+                still.append(name)
+        pending = still
+        if pending:
+            time.sleep(0.2)
+
+
 def enabled_instances(unit):
     """Instance unit names enabled for boot."""
     wants = "/etc/systemd/system/multi-user.target.wants"
@@ -698,8 +727,7 @@ def action_activate(params):
             write_text(upstream_file, old_upstream)
             run(["systemctl", "reload", "nginx"])
         if not was_active:
-            run(["systemctl", "stop", new_unit], timeout=120)
-            run(["systemctl", "reset-failed", new_unit])
+            stop_units([new_unit], 30)
         removed = ""
         if params["remove_on_failure"] and release != current:
             rmtree(os.path.join(base, "releases", release))
@@ -714,10 +742,13 @@ def action_activate(params):
     if stale_enabled:
         run(["systemctl", "disable", "--quiet", *stale_enabled])
     wait_gone(old_workers, params["drain_wait"])
-    old_running = [n for n, s in instances(unit).items() if n != new_unit and s in ("active", "activating", "reloading")]
-    if old_running:
-        # SIGTERM: a warm stop; TimeoutStopSec in the unit is longer than the graceful timeout.
-        run(["systemctl", "stop", *old_running], timeout=600)
+    listed = instances(unit)
+    old_running = [n for n, s in listed.items() if n != new_unit and s in ("active", "activating", "reloading")]
+    # SIGTERM: a warm stop; TimeoutStopSec in the unit is longer than the graceful timeout.
+    stop_units(old_running, params["stop_wait"])
+    stale = [n for n, s in listed.items() if n != new_unit and s == "failed"]
+    if stale:
+        run(["systemctl", "reset-failed", *stale])
     result["stopped"] = old_running
     result["pruned"] = prune(base, params["keep_releases"], {release})
     result["seconds"]["total"] = round(time.monotonic() - started, 2)
@@ -754,7 +785,7 @@ def action_absent(params):
     if not os.path.exists(path):
         return {"changed": False, "release": release}
     if params["unit"]:
-        run(["systemctl", "stop", f"{params['unit']}@{release}.service"])
+        stop_units([f"{params['unit']}@{release}.service"], 30)
         run(["systemctl", "disable", "--quiet", f"{params['unit']}@{release}.service"])
     rmtree(path)
     return {"changed": True, "release": release}
@@ -795,6 +826,7 @@ def main():
             "upstream_file": {"type": "path"},
             "nginx_port": {"type": "int", "default": 80},
             "drain_wait": {"type": "int", "default": 30},
+            "stop_wait": {"type": "int", "default": 60},
             "keep_releases": {"type": "int", "default": 5},
             "remove_on_failure": {"type": "bool", "default": True},
             "host": {"type": "str", "default": ""},
