@@ -8,7 +8,7 @@ import time
 from fabric import task
 from invoke import Collection, Exit
 
-from pyfleet import ansible, inventory, lab, suite
+from pyfleet import ansible, inventory, lab, remote, status as statusmod, suite
 from pyfleet.errors import PyfleetError
 from pyfleet.tables import table
 
@@ -100,6 +100,18 @@ def up(c, inventory=None):
     print(f"lab {lab.Lab(inv).name} is up; `fab lab.ssh HOST` opens a shell, `fab lab.down` removes it")
 
 
+@task(help={"inventory": "inventory directory (default: inventory/lab)",
+            "limit": "only these hosts or groups"})
+@friendly
+def status(c, inventory=None, limit=None):
+    """Show every pyfleet service on every host: state, release serving, since when."""
+    inv = _inventory(c, inventory)
+    hosts = inv.select(limit)
+    outputs = remote.run_on(inv, hosts, statusmod.PROBE)
+    rows = [row for h in hosts for row in statusmod.rows(h, outputs[h][1])]
+    print(table(["host", "service", "state", "release", "since"], rows))
+
+
 @task(help={"phase": "run only this phase: unit, lint, molecule, e2e (default: all)",
             "scenario": "only this molecule scenario"})
 @friendly
@@ -118,7 +130,7 @@ lab_ns.add_task(lab_up, "up")
 lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_ssh, "ssh")
 
-ns = Collection(up, site, test, lab_ns)
+ns = Collection(up, site, status, test, lab_ns)
 ns.configure({"pyfleet": {"inventory": "inventory/lab", "mitogen": True}})
 
 if __name__ == "__main__":

@@ -70,11 +70,19 @@ def _parse_failure(stderr):
     return next((line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory")
 
 
-def load(path):
-    """Parse the inventory at ``path`` with Ansible and return an :class:`Inventory`."""
+def load(path, with_connection=True):
+    """Parse the inventory at ``path`` with Ansible and return an :class:`Inventory`.
+
+    With ``with_connection``, the lab's connection file (written by ``fab lab.up``)
+    is read too, so hosts carry the address and key that Ansible uses.
+    """
     p = resolve_path(path)
+    sources = ["-i", p]
+    conn = ROOT / ".lab" / p.name / "connection.yml"
+    if with_connection and conn.exists():
+        sources += ["-i", conn]
     proc = run(
-        [tool("ansible-inventory"), "-i", p, "--list"],
+        [tool("ansible-inventory"), *sources, "--list"],
         what=f"reading inventory {p}", fix="fix the inventory file it names",
         env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
              "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error"},
@@ -101,6 +109,11 @@ def load(path):
         if name != "_meta":
             collect(name)
     hosts = {h: hostvars.get(h, {}) for h in groups["all"]}
+    if with_connection and conn.exists():
+        # The connection file may still name hosts that were removed from the inventory.
+        declared = load(p, with_connection=False).hosts
+        hosts = {h: v for h, v in hosts.items() if h in declared}
+        groups = {g: [h for h in members if h in declared] for g, members in groups.items()}
     if not hosts:
         raise PyfleetError(f"inventory {p} has no hosts; add hosts under all.children.<group>.hosts in {p}/hosts.yml")
     return Inventory(path=p, hosts=hosts, groups=groups)

@@ -23,7 +23,8 @@ def inv():
 @pytest.fixture(scope="session")
 def lab(inv):
     """The lab with every host up and playbooks/site.yml converged; yields {host: address}."""
-    was_up = bool(labmod.load_connection(inv))
+    lab_ = labmod.Lab(inv)
+    was_up = all(labmod.container_state(lab_, h)[0] == "running" for h in inv.hosts)
     addresses, _ = labmod.up(inv)
     first = ansible.playbook(inv.path, "site", quiet=True)
     yield {"addresses": addresses, "first_converge": first}
