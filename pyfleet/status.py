@@ -49,7 +49,7 @@ def rows(host, output):
     for u in sorted(units, key=lambda u: u["unit"]):
         if u["active"] == "inactive" and "@" in u["unit"] and release_of(u["unit"], currents):
             continue  # an old release's stopped instance: history, not status
-        state = u["active"] if u["sub"] in ("running", "exited", "") else f"{u['active']} ({u['sub']})"
+        state = u["active"] if u["sub"] in ("running", "exited", "", u["active"]) else f"{u['active']} ({u['sub']})"
         out.append([host, u["unit"].removesuffix(".service"), state, release_of(u["unit"], currents),
                     u["since"] or "-"])
     if not out:
