@@ -1,0 +1,264 @@
+"""What a user of the loadbalancer role notices, from the load balancer host itself.
+
+Two test backends run on the host (prepare.yml): backend1 on 127.0.0.1:8081 and
+backend2 on 127.0.0.1:8082, each answering its own name. App shop runs on both,
+app api on backend1 only (molecule.yml). The drain and maintenance tests run the
+role's entry points through toggle.yml, as deploy.yml and the operator tool do.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+testinfra_hosts = ["ansible://loadbalancers"]
+
+SCENARIO = Path(__file__).resolve().parents[1]
+ROOT = SCENARIO.parents[1]
+SHOP = "shop.example.test"
+WWW = "www.shop.example.test"
+API = "api.example.test"
+RESOLVE = " ".join(
+    f"--resolve {name}:{port}:127.0.0.1"
+    for name in (SHOP, WWW, API, "unknown.example.test")
+    for port in (80, 443)
+)
+
+
+def curl(host, url, options=""):
+    """Run curl on the load balancer with every test name resolved to 127.0.0.1."""
+    return host.run(f"curl -sk --max-time 10 {RESOLVE} {options} '{url}'")
+
+
+def bodies(host, url, count):
+    """The bodies of ``count`` requests, one connection each."""
+    return [curl(host, url).stdout.strip() for _ in range(count)]
+
+
+def headers(host, url, options=""):
+    """Response headers of a GET, names lower-cased."""
+    out = curl(host, url, f"-o /dev/null -D - {options}").stdout
+    found = {}
+    for line in out.splitlines()[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            found[name.strip().lower()] = value.strip()
+    return found
+
+
+def status(host, url, options=""):
+    """The HTTP status code of a request."""
+    return curl(host, url, f"-o /dev/null -w '%{{http_code}}' {options}").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def playbook(pytestconfig):
+    """Run a playbook of this scenario against the molecule inventory; return {host: {"changed": n}}."""
+    inventory = pytestconfig.option.ansible_inventory or os.environ["MOLECULE_INVENTORY_FILE"]
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins" / "filter"),
+        ANSIBLE_STRATEGY="linear",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",  # molecule forces colour for its own runs
+    )
+
+    def run(name, **extra_vars):
+        args = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(SCENARIO / name)]
+        for key, value in extra_vars.items():
+            args += ["-e", f"{key}={value}"]
+        done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+        recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", plain, re.M)
+        return {name: {"changed": int(changed)} for name, changed in recap}
+
+    return run
+
+
+# ---- the configuration and the service ---------------------------------------------
+
+
+def test_nginx_configuration_is_valid(host):
+    assert host.run("nginx -t").rc == 0
+
+
+def test_nginx_runs_and_starts_at_boot(host):
+    nginx = host.service("nginx")
+    assert nginx.is_running
+    assert nginx.is_enabled
+
+
+def test_debian_default_site_is_gone(host):
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+
+
+# ---- HTTPS to the apps -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("domain", [SHOP, WWW])
+def test_every_domain_answers_from_a_backend(host, domain):
+    assert curl(host, f"https://{domain}/").stdout.strip() in ("backend1", "backend2")
+
+
+def test_requests_spread_over_both_backends(host):
+    assert set(bodies(host, f"https://{SHOP}/", 12)) == {"backend1", "backend2"}
+
+
+def test_app_upstream_holds_only_its_hosts(host):
+    assert set(bodies(host, f"https://{API}/", 6)) == {"backend1"}
+
+
+def test_https_speaks_http2(host):
+    assert curl(host, f"https://{SHOP}/", "--http2 -o /dev/null -w '%{http_version}'").stdout == "2"
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("strict-transport-security", "max-age=31536000"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "strict-origin-when-cross-origin"),
+        ("server", "nginx"),
+    ],
+)
+def test_security_header(host, name, value):
+    assert headers(host, f"https://{SHOP}/").get(name) == value
+
+
+def test_certificate_names_every_domain(host):
+    sans = host.run("openssl x509 -noout -ext subjectAltName -in /etc/nginx/pyfleet/tls/pyfleet.crt").stdout
+    for domain in (SHOP, WWW, API):
+        assert f"DNS:{domain}" in sans
+
+
+def test_tls_1_2_is_accepted(host):
+    assert curl(host, f"https://{SHOP}/", "--tlsv1.2 --tls-max 1.2").rc == 0
+
+
+def test_tls_1_1_is_refused(host):
+    assert curl(host, f"https://{SHOP}/", "--tlsv1.1 --tls-max 1.1").rc != 0
+
+
+def test_private_key_is_private(host):
+    key = host.file("/etc/nginx/pyfleet/tls/pyfleet.key")
+    assert key.mode == 0o600
+    assert key.user == "root"
+
+
+# ---- HTTP and unknown names --------------------------------------------------------
+
+
+def test_http_redirects_to_https(host):
+    out = curl(host, f"http://{SHOP}/path?q=1", "-o /dev/null -w '%{http_code} %{redirect_url}'").stdout
+    assert out == f"301 https://{SHOP}/path?q=1"
+
+
+def test_unknown_host_gets_no_http_answer(host):
+    assert curl(host, "http://unknown.example.test/").rc == 52  # empty reply: nginx's 444
+
+
+def test_unknown_host_gets_no_tls_handshake(host):
+    assert curl(host, "https://unknown.example.test/").rc == 35  # TLS handshake refused
+
+
+def test_unknown_host_header_after_known_server_name_is_refused(host):
+    result = curl(host, f"https://{SHOP}/", "--http1.1 -H 'Host: unknown.example.test'")
+    assert result.rc == 52
+    assert "backend" not in result.stdout
+
+
+# ---- maintenance -------------------------------------------------------------------
+
+
+class TestMaintenance:
+    """loadbalancer_maintenance: true through tasks_from: maintenance, then false again."""
+
+    @pytest.fixture(scope="class")
+    def switched_on(self, playbook):
+        stats = playbook("toggle.yml", maintenance="true")
+        yield stats
+        playbook("toggle.yml", maintenance="false")
+
+    def test_switching_on_changes_the_host(self, switched_on):
+        assert switched_on["pyfleet-molecule-loadbalancer"]["changed"] == 2  # switch file, reload
+
+    @pytest.mark.parametrize("domain", [SHOP, API])
+    def test_every_app_answers_503(self, host, switched_on, domain):
+        assert status(host, f"https://{domain}/") == "503"
+
+    def test_page_is_the_maintenance_page(self, host, switched_on):
+        assert "Down for maintenance" in curl(host, f"https://{SHOP}/any/path").stdout
+
+    def test_post_gets_the_maintenance_page_too(self, host, switched_on):
+        result = curl(host, f"https://{SHOP}/form", "-X POST -d a=1 -w '\n%{http_code}'")
+        assert "Down for maintenance" in result.stdout
+        assert result.stdout.strip().endswith("503")
+
+    def test_retry_after_and_security_headers(self, host, switched_on):
+        found = headers(host, f"https://{SHOP}/")
+        assert found.get("retry-after") == "300"
+        assert found.get("strict-transport-security") == "max-age=31536000"
+        assert found.get("x-content-type-options") == "nosniff"
+
+    def test_switching_on_again_changes_nothing(self, playbook, switched_on):
+        assert playbook("toggle.yml", maintenance="true")["pyfleet-molecule-loadbalancer"]["changed"] == 0
+
+
+def test_after_maintenance_the_apps_answer_again(host):
+    assert status(host, f"https://{SHOP}/") == "200"
+
+
+# ---- drain -------------------------------------------------------------------------
+
+
+class TestDrain:
+    """tasks_from: drain with backend2, delegated to the load balancer as deploy.yml does."""
+
+    @pytest.fixture(scope="class")
+    def drained(self, playbook):
+        state = {"stats": playbook("toggle.yml", drain_host="backend2", drain_state="drained"), "restored": False}
+        yield state
+        if not state["restored"]:
+            playbook("toggle.yml", drain_host="backend2", drain_state="active")
+
+    def test_draining_changes_the_host(self, drained):
+        assert drained["stats"]["backend2"]["changed"] == 3  # marker, upstream lines, reload
+
+    def test_all_requests_go_to_the_other_backend(self, host, drained):
+        assert set(bodies(host, f"https://{SHOP}/", 12)) == {"backend1"}
+
+    def test_drain_marker_is_recorded(self, host, drained):
+        assert host.file("/etc/nginx/pyfleet/drained/backend2").exists
+
+    def test_draining_again_changes_nothing(self, playbook, drained):
+        assert playbook("toggle.yml", drain_host="backend2", drain_state="drained")["backend2"]["changed"] == 0
+
+    def test_reconverge_keeps_the_host_drained_without_changes(self, host, playbook, drained):
+        assert playbook("converge.yml")["pyfleet-molecule-loadbalancer"]["changed"] == 0
+        assert set(bodies(host, f"https://{SHOP}/", 8)) == {"backend1"}
+
+    def test_restoring_serves_from_both_again(self, host, playbook, drained):
+        stats = playbook("toggle.yml", drain_host="backend2", drain_state="active")
+        drained["restored"] = True
+        assert stats["backend2"]["changed"] == 3
+        assert not host.file("/etc/nginx/pyfleet/drained/backend2").exists
+        assert set(bodies(host, f"https://{SHOP}/", 12)) == {"backend1", "backend2"}
+
+
+# ---- rate limit (last: it uses up the client's burst) --------------------------------
+
+
+def test_rate_limit_answers_429_beyond_the_burst(host):
+    out = curl(host, f"https://{SHOP}/health.txt?n=[1-400]", "-w '\\n%{http_code}\\n'").stdout
+    codes = [word for word in out.split() if word.isdigit()]
+    time.sleep(3)  # let the burst refill for whoever runs next
+    assert len(codes) == 400
+    assert "429" in codes
+    assert codes.count("200") >= 100  # the burst (100) was served
