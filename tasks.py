@@ -8,7 +8,7 @@ import time
 from fabric import task
 from invoke import Collection, Exit
 
-from pyfleet import ansible, inventory, lab, remote, status as statusmod, suite
+from pyfleet import ansible, commands, inventory, lab, remote, status as statusmod, suite, topology as topo
 from pyfleet.errors import PyfleetError
 from pyfleet.tables import table
 
@@ -112,6 +112,90 @@ def status(c, inventory=None, limit=None):
     print(table(["host", "service", "state", "release", "since"], rows))
 
 
+INV_HELP = "inventory directory (default: inventory/lab)"
+
+
+@task(help={"inventory": INV_HELP, "app": "only this app (default: every app)",
+            "batch": "web hosts switched at a time (default 1)"})
+@friendly
+def deploy(c, inventory=None, app=None, batch=1):
+    """Deploy the apps: build once, then switch web hosts in batches, health-gated and drained."""
+    inv = _inventory(c, inventory)
+    _, apps = commands._apps(inv, app)
+    extra = ["-e", f"deploy_batch_size={int(batch)}"] + (["-e", f"deploy_apps={app}"] if app else [])
+    commands.run_release_playbook(inv, "deploy", "deploy", extra, apps, mitogen=_mitogen(c))
+
+
+@task(help={"inventory": INV_HELP, "app": "only this app (default: every app)",
+            "release": "release id to return to (default: the previous one)",
+            "batch": "web hosts switched at a time (default 1)"})
+@friendly
+def rollback(c, inventory=None, app=None, release=None, batch=1):
+    """Roll back to the previous (or a named) release, with the same gate and rolling order."""
+    inv = _inventory(c, inventory)
+    _, apps = commands._apps(inv, app)
+    extra = ["-e", f"deploy_batch_size={int(batch)}"] + (["-e", f"rollback_apps={app}"] if app else []) \
+        + (["-e", f"rollback_release={release}"] if release else [])
+    commands.run_release_playbook(inv, "rollback", "rollback", extra, apps, mitogen=_mitogen(c))
+
+
+@task(help={"inventory": INV_HELP, "limit": "only these hosts or groups (default: all)"})
+@friendly
+def releases(c, inventory=None, limit=None):
+    """List the releases on each host, which one is current, and whether all hosts agree."""
+    commands.releases(_inventory(c, inventory), limit)
+
+
+@task(help={"service": "nginx, redis, beat, an app name or a worker type",
+            "inventory": INV_HELP, "limit": "host or group (default: every host running it)",
+            "lines": "lines of history to show (default 50)", "follow": "keep following new lines"})
+@friendly
+def logs(c, service, inventory=None, limit=None, lines=50, follow=False):
+    """Show the journal of a service on one host or a group, optionally following it."""
+    commands.logs(_inventory(c, inventory), service, limit, lines=lines, follow=follow)
+
+
+@task(help={"inventory": INV_HELP, "picture": "SVG file to write (default: topology.svg)"})
+@friendly
+def topology(c, inventory=None, picture="topology.svg"):
+    """Show which host runs what (from the inventory alone) and draw it to an SVG file."""
+    inv = _inventory(c, inventory)
+    the_plan = topo.plan(inv)
+    print(table(["host", "address", "groups", "runs"], topo.rows(inv, the_plan)))
+    with open(picture, "w", encoding="utf-8") as fh:
+        fh.write(topo.svg(inv, the_plan))
+    print(f"picture: {picture}")
+
+
+@task(help={"inventory": INV_HELP, "limit": "only these hosts or groups"})
+@friendly
+def check(c, inventory=None, limit=None):
+    """Validate the inventory and variables, then show what a converge would change (--check --diff)."""
+    inv = _inventory(c, inventory)
+    the_plan = topo.plan(inv)
+    print(f"inventory {inv.path}: {len(inv.hosts)} hosts, {len(the_plan['apps'])} apps, "
+          f"{len(the_plan['workers'].get('types') or {})} worker types: valid")
+    args = ["--check", "--diff"] + (["--limit", limit] if limit else [])
+    stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
+    print(f"check: {ansible.total_changed(stats)} change(s) would be made")
+
+
+@task(help={"inventory": INV_HELP, "last": "how many records (default 20)"})
+@friendly
+def history(c, inventory=None, last=20):
+    """Show the audit log of deploys and rollbacks: who, when, what release, result."""
+    commands.show_history(_inventory(c, inventory), last)
+
+
+@task(help={"inventory": INV_HELP, "clear": "remove the lock (of --app) on purpose", "app": "the app whose lock to clear"})
+@friendly
+def lock(c, inventory=None, clear=False, app=None):
+    """Show deploy locks (owner, age); --clear --app NAME removes a lock left by a crashed deploy."""
+    if clear and not app:
+        raise PyfleetError("--clear needs --app NAME (the app whose lock to remove)")
+    commands.show_locks(_inventory(c, inventory), app if clear else None)
+
+
 @task(help={"phase": "run only this phase: unit, lint, molecule, e2e (default: all)",
             "scenario": "only this molecule scenario"})
 @friendly
@@ -130,7 +214,7 @@ lab_ns.add_task(lab_up, "up")
 lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_ssh, "ssh")
 
-ns = Collection(up, site, status, test, lab_ns)
+ns = Collection(up, site, deploy, rollback, status, releases, logs, topology, check, history, lock, test, lab_ns)
 ns.configure({"pyfleet": {"inventory": "inventory/lab", "mitogen": True}})
 
 if __name__ == "__main__":
