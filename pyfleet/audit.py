@@ -12,6 +12,7 @@ import os
 import shlex
 import socket
 import time
+import uuid
 from datetime import datetime, timezone
 
 from pyfleet.errors import PyfleetError
@@ -54,14 +55,16 @@ def _run(inv, command):
 
 def acquire(inv, apps, action):
     """Take the lock of each app, or fail naming who holds it and since when (nothing is taken then)."""
-    record = {"owner": operator(), "action": action, "since": now(), "epoch": int(time.time())}
+    # The token tells our own lock file from an identical-looking one of another operator.
+    record = {"owner": operator(), "action": action, "since": now(), "epoch": int(time.time()),
+              "token": uuid.uuid4().hex}
     data = shlex.quote(json.dumps(record))
     taken = []
     for app in sorted(apps):
         path = shlex.quote(f"{LOCK_DIR}/{app}.json")
         # noclobber makes creating the lock file atomic: exactly one operator wins.
         result = _run(inv, f"mkdir -p {LOCK_DIR} && (set -C; echo {data} > {path}) 2>/dev/null || cat {path}")
-        if result.stdout.strip() and result.stdout.strip() != json.dumps(record):
+        if result.stdout.strip():
             release(inv, taken)
             raise PyfleetError(describe_holder(app, result.stdout))
         taken.append(app)
