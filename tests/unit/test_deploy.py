@@ -1,0 +1,51 @@
+"""Tests for pyfleet.deploy: the controller's plan of a deploy (no build needed here)."""
+
+import json
+import re
+
+import pytest
+
+from pyfleet import deploy
+from pyfleet.errors import PyfleetError
+
+APPS = [{"name": "hello", "source": {"type": "path", "path": "/x"}}, {"name": "other", "source": {"type": "path", "path": "/y"}}]
+
+
+def test_release_id_is_a_utc_stamp():
+    assert deploy.release_id(0) == "19700101T000000Z"
+    assert re.fullmatch(r"\d{8}T\d{6}Z", deploy.release_id())
+
+
+def test_with_sources_replaces_only_the_named_app(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
+    apps = deploy.with_sources(APPS, {"hello": str(tmp_path)})
+    assert apps[0]["source"] == {"type": "path", "path": str(tmp_path)}
+    assert apps[1] is APPS[1]
+
+
+def test_with_sources_names_an_unknown_app(tmp_path):
+    with pytest.raises(PyfleetError, match=r"deploy_sources.nope: no app nope in pyfleet_apps; use one of hello, other"):
+        deploy.with_sources(APPS, {"nope": str(tmp_path)})
+
+
+def test_with_sources_needs_a_project(tmp_path):
+    with pytest.raises(PyfleetError, match="has no pyproject.toml"):
+        deploy.with_sources(APPS, {"hello": str(tmp_path)})
+
+
+def test_plan_refuses_an_unknown_app_before_building():
+    with pytest.raises(PyfleetError, match="deploy_apps: no app nope"):
+        deploy.plan({"apps": APPS, "only": ["nope"], "hosts": {}, "host_apps": {}})
+
+
+def test_plan_with_no_app_on_the_hosts_says_so():
+    with pytest.raises(PyfleetError, match="no app runs on the hosts of this deploy"):
+        deploy.plan({"apps": APPS, "hosts": {"web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"}},
+                     "host_apps": {"web1": []}})
+
+
+def test_main_answers_errors_as_one_json_line(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(json.dumps({"apps": APPS, "only": ["nope"]})))
+    assert deploy.main(["build"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer == {"error": "deploy_apps: no app nope in pyfleet_apps; use one of hello, other"}

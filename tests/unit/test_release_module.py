@@ -1,0 +1,330 @@
+"""Tests for the pyfleet_release module's host-side logic (no systemd, no nginx needed)."""
+
+import http.server
+import importlib.util
+import io
+import json
+import os
+import socketserver
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("pyfleet_release", ROOT / "plugins" / "modules" / "pyfleet_release.py")
+rel = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rel)
+
+IDS = ["20261124T050000Z", "20261124T050100Z", "20261124T050200Z", "20261124T050300Z",
+       "20261124T050400Z", "20261124T050500Z", "20261124T050600Z"]
+
+
+def make_release(base, release, house="aaaa", **meta):
+    """A complete release directory with its metadata."""
+    path = base / "releases" / release
+    path.mkdir(parents=True)
+    (path / rel.META).write_text(json.dumps(dict({"release": release, "wheelhouse": str(base / "wheelhouse" / house)}, **meta)))
+    return path
+
+
+def build_params(base, **overrides):
+    params = {
+        "app": "hello", "base_dir": str(base), "release": IDS[-1], "artifact": str(base / "wheelhouse" / "x.tar"),
+        "artifact_hash": "sha256:" + "ab" * 32, "config_files": [], "installer": "uv", "python": "/usr/bin/python3",
+        "uv_dir": str(base / "uv"), "cache_dir": str(base / "cache"), "compile_bytecode": False,
+        "group": None, "revision": {}, "force": False,
+    }
+    params.update(overrides)
+    return params
+
+
+# --- release bookkeeping ----------------------------------------------------------
+
+
+def test_current_release_follows_the_symlink(tmp_path):
+    make_release(tmp_path, IDS[0])
+    assert rel.current_release(str(tmp_path)) is None
+    rel.switch_current(str(tmp_path), IDS[0])
+    assert rel.current_release(str(tmp_path)) == IDS[0]
+    assert os.readlink(tmp_path / "current") == f"releases/{IDS[0]}"
+
+
+def test_switch_current_replaces_the_link_atomically(tmp_path):
+    for release in IDS[:2]:
+        make_release(tmp_path, release)
+    rel.switch_current(str(tmp_path), IDS[0])
+    rel.switch_current(str(tmp_path), IDS[1])
+    assert rel.current_release(str(tmp_path)) == IDS[1]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".current")] == []
+
+
+def test_releases_lists_only_complete_ones_oldest_first(tmp_path):
+    make_release(tmp_path, IDS[2])
+    make_release(tmp_path, IDS[0])
+    (tmp_path / "releases" / IDS[1]).mkdir()  # half-built: no metadata
+    (tmp_path / "releases" / "not-a-release").mkdir()
+    assert rel.releases(str(tmp_path)) == [IDS[0], IDS[2]]
+
+
+def test_prune_keeps_the_newest_and_the_protected(tmp_path):
+    for release in IDS:
+        make_release(tmp_path, release)
+    removed = rel.prune(str(tmp_path), 5, {IDS[0]})
+    assert removed == [IDS[1]]
+    assert rel.releases(str(tmp_path)) == [IDS[0]] + IDS[2:]
+
+
+def test_prune_after_six_deploys_leaves_five(tmp_path):
+    for release in IDS[:6]:
+        make_release(tmp_path, release)
+    rel.prune(str(tmp_path), 5, {IDS[5]})
+    assert rel.releases(str(tmp_path)) == IDS[1:6]
+
+
+def test_prune_removes_half_built_releases_and_unused_wheelhouses(tmp_path):
+    make_release(tmp_path, IDS[1], house="used")
+    (tmp_path / "releases" / IDS[0]).mkdir()
+    for house in ("used", "unused"):
+        (tmp_path / "wheelhouse" / house).mkdir(parents=True)
+    (tmp_path / "wheelhouse" / "next.tar").write_text("shipped, not unpacked yet")
+    rel.prune(str(tmp_path), 5, {IDS[1]})
+    assert not (tmp_path / "releases" / IDS[0]).exists()
+    assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == ["next.tar", "used"]
+
+
+def test_upstream_points_at_the_release_socket():
+    text = rel.upstream_text("hello", "/run/hello", IDS[0])
+    assert f"server unix:/run/hello/{IDS[0]}/app.sock" in text
+    assert text.count("server ") == 1
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Starting\nTraceback (most recent call last):\n  File x\nModuleNotFoundError: No module named 'nope'\nexiting\n",
+     "ModuleNotFoundError: No module named 'nope'"),
+    ("one\ntwo\n", "two"),
+    ("", "no output"),
+])
+def test_last_line_picks_the_telling_line(text, expected):
+    assert rel.last_line(text) == expected
+
+
+def test_config_hash_changes_with_file_content(tmp_path):
+    env = tmp_path / "hello.env"
+    env.write_text("A=1\n")
+    first = rel.sha256_files([str(env)])
+    env.write_text("A=2\n")
+    assert rel.sha256_files([str(env)]) != first
+    assert rel.sha256_files([str(tmp_path / "missing")]) != first
+
+
+# --- build -------------------------------------------------------------------------
+
+
+def test_build_is_a_no_op_when_the_current_release_has_the_same_artifact_and_config(tmp_path):
+    env = tmp_path / "hello.env"
+    env.write_text("A=1\n")
+    params = build_params(tmp_path, config_files=[str(env)])
+    make_release(tmp_path, IDS[0], artifact_hash=params["artifact_hash"], config_hash=rel.sha256_files([str(env)]))
+    rel.switch_current(str(tmp_path), IDS[0])
+    result = rel.action_build(params)
+    assert result == {"changed": False, "release": IDS[0], "previous": IDS[0], "new": False, "seconds": {}}
+
+
+def test_build_makes_a_new_release_when_the_config_changed(tmp_path):
+    env = tmp_path / "hello.env"
+    env.write_text("A=1\n")
+    params = build_params(tmp_path, config_files=[str(env)])
+    make_release(tmp_path, IDS[0], artifact_hash=params["artifact_hash"], config_hash=rel.sha256_files([str(env)]))
+    rel.switch_current(str(tmp_path), IDS[0])
+    env.write_text("A=2\n")
+    # The artifact was never shipped: the build starts, fails and cleans up.
+    with pytest.raises(rel.Failed, match="is not on the host"):
+        rel.action_build(params)
+    assert not (tmp_path / "releases" / IDS[-1]).exists()
+
+
+def test_build_rejects_a_bad_release_id(tmp_path):
+    with pytest.raises(rel.Failed, match="not a UTC stamp"):
+        rel.action_build(build_params(tmp_path, release="../../etc"))
+
+
+def test_build_with_pip_from_a_wheelhouse(tmp_path):
+    """A real (small) release: a venv with pip from a wheelhouse holding one pure wheel."""
+    house = tmp_path / "src"
+    house.mkdir()
+    wheel = house / "tiny-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("tiny.py", "VALUE = 42\n")
+        zf.writestr("tiny-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tiny\nVersion: 1.0\n")
+        zf.writestr("tiny-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr("tiny-1.0.dist-info/RECORD", "")
+    (house / "requirements.lock").write_text("tiny==1.0\n")
+    (house / "MANIFEST.json").write_text(json.dumps({"project": "tiny", "version": "1.0", "content_hash": "sha256:00"}))
+    (house / "static").mkdir()
+    (house / "static" / "hello.txt").write_text("hi\n")
+    tar_path = tmp_path / "wheelhouse" / "art.tar"
+    tar_path.parent.mkdir()
+    with tarfile.open(tar_path, "w") as tar:
+        for path in sorted(house.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(house)), recursive=False)
+    params = build_params(tmp_path, artifact=str(tar_path), installer="pip", python=os.environ.get("PYTHON", "python3"))
+    params["python"] = __import__("sys").executable
+    result = rel.action_build(params)
+    release = tmp_path / "releases" / IDS[-1]
+    assert result["changed"] and result["new"]
+    assert (release / "static" / "hello.txt").read_text() == "hi\n"
+    assert "version=1.0" in (release / "REVISION").read_text()
+    assert os.readlink(release / "shared") == "../../shared"
+    assert list((release / "venv" / "lib").glob("python3*/site-packages/tiny.py"))
+    assert not tar_path.exists()  # unpacked, then removed
+    # The same build again is recognised as done.
+    assert rel.action_build(params)["changed"] is False
+
+
+def test_unpack_refuses_members_outside_the_wheelhouse(tmp_path):
+    tar_path = tmp_path / "evil.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        data = b"x"
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(rel.Failed, match="unsafe member"):
+        rel.unpack(str(tar_path), str(tmp_path / "house"))
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_ensure_uv_unpacks_the_binary_once(tmp_path):
+    house = tmp_path / "house"
+    (house / "uv").mkdir(parents=True)
+    with zipfile.ZipFile(house / "uv" / "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl", "w") as zf:
+        zf.writestr("uv-0.13.9.data/scripts/uv", "#!/bin/sh\necho uv 0.13.9\n")
+    binary = rel.ensure_uv(str(house), str(tmp_path / "uvdir"))
+    assert binary == str(tmp_path / "uvdir" / "0.13.9" / "uv")
+    assert os.access(binary, os.X_OK)
+    assert rel.ensure_uv(str(house), str(tmp_path / "uvdir")) == binary
+
+
+# --- health over a unix socket ----------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        request, _ = super().get_request()
+        return request, ("local", 0)
+
+
+@pytest.fixture
+def unix_app(tmp_path, monkeypatch):
+    """An HTTP server on a unix socket; the unit it pretends to be is always active."""
+    monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "active", "NRestarts": "0"})
+    path = str(tmp_path / "app.sock")
+    handler = type("Handler", (_Handler,), {})
+    server = _UnixServer(path, handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield path, handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_wait_healthy_accepts_a_2xx(unix_app):
+    path, _ = unix_app
+    rel.wait_healthy("x@1.service", path, "/healthz", "hello.lab.test", 5)
+
+
+def test_wait_healthy_refuses_a_500_at_once(unix_app):
+    path, handler = unix_app
+    handler.status = 500
+    with pytest.raises(rel.Failed, match="answered HTTP 500"):
+        rel.wait_healthy("x@1.service", path, "/healthz", "hello.lab.test", 5)
+
+
+def test_wait_healthy_gives_up_when_the_unit_exited(tmp_path, monkeypatch):
+    monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "failed", "Result": "exit-code", "NRestarts": "0"})
+    monkeypatch.setattr(rel, "journal_reason", lambda unit: "ModuleNotFoundError: No module named 'nope'")
+    with pytest.raises(rel.Failed, match="exited .*No module named 'nope'"):
+        rel.wait_healthy("x@1.service", str(tmp_path / "none.sock"), "/healthz", "h", 5)
+
+
+def test_wait_healthy_times_out_without_a_socket(tmp_path, monkeypatch):
+    monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "activating", "NRestarts": "0"})
+    monkeypatch.setattr(rel, "journal_reason", lambda unit: "still importing")
+    with pytest.raises(rel.Failed, match="no answer within 1 s"):
+        rel.wait_healthy("x@1.service", str(tmp_path / "none.sock"), "/healthz", "h", 1)
+
+
+# --- activate: the parts that decide before touching systemd -------------------------------
+
+
+def activate_params(base, **overrides):
+    params = {
+        "app": "hello", "base_dir": str(base), "release": "previous", "unit": "pyfleet-hello",
+        "socket_dir": str(base / "run"), "health_path": "/healthz", "health_host": "h", "health_timeout": 1,
+        "upstream_file": None, "nginx_port": 80, "drain_wait": 0, "stop_wait": 0, "keep_releases": 5,
+        "remove_on_failure": False,
+    }
+    params.update(overrides)
+    return params
+
+
+def test_rollback_without_an_older_release_fails_clearly(tmp_path):
+    make_release(tmp_path, IDS[0])
+    rel.switch_current(str(tmp_path), IDS[0])
+    with pytest.raises(rel.Failed, match=f"no release older than {IDS[0]}"):
+        rel.action_activate(activate_params(tmp_path))
+
+
+def test_activate_of_a_missing_release_names_the_ones_there(tmp_path):
+    make_release(tmp_path, IDS[0])
+    with pytest.raises(rel.Failed, match=f"release {IDS[3]} does not exist; releases: {IDS[0]}"):
+        rel.action_activate(activate_params(tmp_path, release=IDS[3]))
+
+
+def test_activate_in_place_only_prunes(tmp_path, monkeypatch):
+    for release in IDS:
+        make_release(tmp_path, release)
+    rel.switch_current(str(tmp_path), IDS[-1])
+    unit = f"pyfleet-hello@{IDS[-1]}.service"
+    monkeypatch.setattr(rel, "instances", lambda name: {unit: "active"})
+    monkeypatch.setattr(rel, "enabled_instances", lambda name: [unit])
+    result = rel.action_activate(activate_params(tmp_path, release=IDS[-1]))
+    assert result["changed"] is True and result["pruned"] == IDS[:2]
+    assert rel.action_activate(activate_params(tmp_path, release=IDS[-1]))["changed"] is False
+
+
+def test_failed_start_removes_the_new_release_and_keeps_current(tmp_path, monkeypatch):
+    for release in IDS[:2]:
+        make_release(tmp_path, release)
+    rel.switch_current(str(tmp_path), IDS[0])
+    calls = []
+
+    def fake_run(args, env=None, timeout=600):
+        calls.append(args)
+        return (1, "") if args[:2] == ["systemctl", "start"] else (0, "")
+
+    monkeypatch.setattr(rel, "run", fake_run)
+    monkeypatch.setattr(rel, "instances", lambda name: {})
+    monkeypatch.setattr(rel, "journal_reason", lambda unit: "ImportError: boom")
+    with pytest.raises(rel.Failed, match=rf"release {IDS[1]} refused: .*did not start: ImportError: boom "
+                                         rf"\(still serving {IDS[0]}, release removed\)"):
+        rel.action_activate(activate_params(tmp_path, release=IDS[1], remove_on_failure=True))
+    assert rel.current_release(str(tmp_path)) == IDS[0]
+    assert rel.releases(str(tmp_path)) == [IDS[0]]
+    assert ["systemctl", "stop", "--no-block", f"pyfleet-hello@{IDS[1]}.service"] in calls
