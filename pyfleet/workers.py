@@ -96,6 +96,7 @@ def plan_workers(
     default_type="default",
     worker_group="workers",
     broker_group="brokers",
+    hostvars=None,
 ):
     """Validate the Celery inventory and return the plan the roles render.
 
@@ -107,6 +108,9 @@ def plan_workers(
     ``routes``: ``celery_task_routes`` (task name or glob -> type name, or
     ``{queue: name}``). ``schedule``: ``celery_beat_schedule``.
     ``default_type``: the type whose first queue gets unrouted tasks.
+    ``hostvars``: host -> variables (Ansible's ``hostvars``); when given, the
+    broker's address and port are added and the address must be an IP (the
+    worker units' sandbox allows IP traffic to it only).
 
     Returns ``{"enabled": False}`` when the inventory uses no Celery (no
     catalogue, no host with types, no beat), else a dict with ``app``,
@@ -139,6 +143,10 @@ def plan_workers(
     beat_schedule = _beat_schedule(schedule)
     hosts = {host: _units(app, host, settings[host][TYPES], types) for host in workers}
     longest = max(t["time_limit"] for t in types.values())
+    address, port, ip = None, None, None
+    if hostvars is not None:
+        address, port = broker_address(broker_host, hostvars)
+        ip = ip_allow(address, broker_host)
     return {
         "enabled": True,
         "app": app,
@@ -147,6 +155,9 @@ def plan_workers(
         "beat_host": beat_host,
         "flower_host": flower_host,
         "broker_host": broker_host,
+        "broker_address": address,
+        "broker_port": port,
+        "broker_ip": ip,
         "default_queue": default_queue,
         "task_routes": task_routes,
         "beat_schedule": beat_schedule,

@@ -109,6 +109,9 @@ _value:
     broker_host:
       description: The broker host.
       type: str
+    broker_ip:
+      description: The broker host's private IP address (the worker units may reach it only).
+      type: str
     default_queue:
       description: Where unrouted tasks go.
       type: str
@@ -157,6 +160,7 @@ def pyfleet_workers(
             default_type=default_type,
             worker_group=worker_group,
             broker_group=broker_group,
+            hostvars=hostvars,
         )
     except PyfleetError as exc:
         raise AnsibleFilterError(str(exc)) from None

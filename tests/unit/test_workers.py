@@ -560,10 +560,18 @@ RAW_APPS = [
 
 def test_filter_plans_from_hostvars():
     hostvars = {host: HOSTS.get(host, {}) for host in GROUPS["all"]}
+    hostvars["broker1"] = {"pyfleet_private_address": "10.0.0.5"}
     result = _filters()["pyfleet_workers"](
         CATALOGUE, hostvars, GROUPS, RAW_APPS, routes=ROUTES, schedule=SCHEDULE
     )
     assert result["beat_host"] == "worker2"
+    assert (result["broker_ip"], result["broker_port"]) == ("10.0.0.5", 6379)
+
+
+def test_broker_must_have_an_ip_when_hostvars_are_given():
+    hostvars = {"broker1": {"ansible_host": "broker1.lan"}}
+    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+        plan(hostvars=hostvars)
 
 
 def test_filter_turns_errors_into_ansible_filter_errors():
