@@ -14,12 +14,17 @@ from pyfleet.workers import plan_workers
 TIERS = [("loadbalancers", "load balancer"), ("web", "web"), ("brokers", "broker"), ("workers", "workers")]
 
 
-def plan(inv):
-    """Validate the inventory's apps and Celery tier; return {"apps": [...], "workers": plan}."""
+def plan(inv, check_paths=True):
+    """Validate the inventory's apps and Celery tier; return {"apps": [...], "workers": plan}.
+
+    ``check_paths=False`` skips checks of local source paths (the topology of an
+    inventory is readable on a machine without the apps' source trees).
+    """
     if not inv.hosts:
         raise PyfleetError(f"inventory {inv.path} has no hosts")
     any_vars = next(iter(inv.hosts.values()))
-    apps = normalize_apps(any_vars.get("pyfleet_apps") or [], project_dir=str(ROOT))
+    apps = normalize_apps(any_vars.get("pyfleet_apps") or [], project_dir=str(ROOT),
+                          check_paths=check_paths)
     settings = {h: {k: v.get(k) for k in ("celery_worker_types", "celery_beat", "celery_flower") if k in v}
                 for h, v in inv.hosts.items()}
     workers = plan_workers(
