@@ -83,25 +83,34 @@ def site(c, inventory=None, limit=None, check=False):
 @task(help={"inventory": "inventory directory (default: inventory/lab)"})
 @friendly
 def up(c, inventory=None):
-    """The main job: lab hosts up, whole stack converged, a summary of what runs where."""
+    """The main job: lab hosts up, whole stack converged and the apps deployed, their URLs printed."""
     inv = _inventory(c, inventory)
+    the_plan = topo.plan(inv)  # a bad inventory stops here, before any host is touched
     timings = {}
     t = time.monotonic()
-    addresses, _ = lab.up(inv)
+    lab.up(inv)
     timings["lab up"] = time.monotonic() - t
     t = time.monotonic()
+    inv = _inventory(c, inventory)  # now with the lab's addresses
     stats = ansible.playbook(inv.path, "site", mitogen=_mitogen(c))
     timings["site.yml"] = time.monotonic() - t
     print()
-    print(table(["host", "address", "groups", "changed"],
-                [[h, addresses.get(h), ",".join(inv.groups_of(h)), stats.get(h, {}).get("changed")]
-                 for h in inv.hosts]))
-    print("\n" + "  ".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
-    print(f"lab {lab.Lab(inv).name} is up; `fab lab.ssh HOST` opens a shell, `fab lab.down` removes it")
+    print(table(["host", "address", "groups", "runs"], topo.rows(inv, the_plan)))
+    print("\n" + "  ".join(f"{k}: {v:.1f} s" for k, v in timings.items())
+          + f"  changes: {ansible.total_changed(stats)}")
+    lbs = inv.groups.get("loadbalancers") or []
+    if lbs:
+        lb_ip = inv.hosts[lbs[0]].get("ansible_host", lbs[0])
+        for app in the_plan["apps"]:
+            domain = app["domains"][0]
+            print(f"{app['name']}: https://{domain}/  (lab: curl -k --resolve {domain}:443:{lb_ip} https://{domain}/)")
+    print(f"lab {lab.Lab(inv).name} is up; `fab status` shows what runs where, `fab lab.down` removes it")
 
 
-@task(help={"inventory": "inventory directory (default: inventory/lab)",
-            "limit": "only these hosts or groups"})
+INV_HELP = "inventory directory (default: inventory/lab)"
+
+
+@task(help={"inventory": INV_HELP, "limit": "only these hosts or groups"})
 @friendly
 def status(c, inventory=None, limit=None):
     """Show every pyfleet service on every host: state, release serving, since when."""
@@ -110,9 +119,6 @@ def status(c, inventory=None, limit=None):
     outputs = remote.run_on(inv, hosts, statusmod.PROBE)
     rows = [row for h in hosts for row in statusmod.rows(h, outputs[h][1])]
     print(table(["host", "service", "state", "release", "since"], rows))
-
-
-INV_HELP = "inventory directory (default: inventory/lab)"
 
 
 @task(help={"inventory": INV_HELP, "app": "only this app (default: every app)",
