@@ -1,0 +1,175 @@
+"""The web tier end to end on the lab: through the load balancer over HTTPS.
+
+The tests run in file order and share the lab's state: a redeploy of changed
+code, a rollback, a release the health gate refuses, and keep-5 pruning. At the
+end the lab is put back on the inventory's own source (a deploy), so later
+tests and converges see the lab as site.yml left it.
+"""
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pyfleet.errors import PyfleetError
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sampleapp"
+WSGI, ASGI = "hello.lab.test", "hello-async.lab.test"
+
+
+@pytest.fixture(scope="module")
+def web_hosts(inv):
+    """The lab's web hosts (the apps' hosts group)."""
+    hosts = sorted(inv.groups.get("web", []))
+    assert len(hosts) >= 2, "the web tests need two web hosts"
+    return hosts
+
+
+@pytest.fixture(scope="module")
+def lb_address(inv, lab):
+    """The address of the lab's (first) load balancer."""
+    return lab["addresses"][sorted(inv.groups["loadbalancers"])[0]]
+
+
+class _LBConnection(http.client.HTTPSConnection):
+    """HTTPS to the load balancer's address, with the app's domain as SNI and Host."""
+
+    def __init__(self, address, domain):
+        self._address = address
+        super().__init__(domain, 443, timeout=15, context=ssl._create_unverified_context())  # lab: self-signed
+
+    def connect(self):
+        sock = socket.create_connection((self._address, 443), timeout=15)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def get(address, domain, path="/"):
+    """(status, body) of one HTTPS request through the load balancer, on a new connection."""
+    conn = _LBConnection(address, domain)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def answers(address, domain, count=8):
+    """The JSON bodies of ``count`` requests for / (fresh connections, so both hosts take turns)."""
+    bodies = []
+    for _ in range(count):
+        status, body = get(address, domain)
+        assert status == 200, f"{domain}: HTTP {status}: {body[:200]}"
+        bodies.append(json.loads(body))
+    return bodies
+
+
+def copy_sample(tmp_path, version, broken_health=False):
+    """A copy of the sample project with another VERSION (and optionally a failing /healthz)."""
+    dest = tmp_path / f"sampleapp-{version}"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
+    (dest / "sampleapp" / "version.py").write_text(f'VERSION = "{version}"\n')
+    if broken_health:
+        wsgi = dest / "sampleapp" / "wsgi.py"
+        text = wsgi.read_text()
+        assert 'return "ok", 200' in text
+        wsgi.write_text(text.replace('return "ok", 200', 'return "broken", 500'))
+    return dest
+
+
+def deploy(run_playbook, sources, *args):
+    """Run the deploy playbook with other source trees for some apps."""
+    extra = json.dumps({"deploy_sources": {name: str(path) for name, path in sources.items()}})
+    return run_playbook("deploy", "-e", extra, *args)
+
+
+def releases(host_run, host, app="hello"):
+    return host_run(host, f"ls /srv/{app}/releases").stdout.split()
+
+
+@pytest.fixture(scope="module")
+def state():
+    """What the tests of this file learn from each other."""
+    return {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_inventory_source(run_playbook):
+    """Leave the lab on the inventory's own source when the file is done."""
+    yield
+    run_playbook("deploy")
+
+
+@pytest.mark.parametrize("domain, kind", [(WSGI, "sampleapp-wsgi"), (ASGI, "sampleapp-asgi")])
+def test_apps_answer_from_both_web_hosts(lb_address, web_hosts, domain, kind):
+    bodies = answers(lb_address, domain)
+    assert {b["app"] for b in bodies} == {kind}
+    assert {b["host"] for b in bodies} == set(web_hosts)
+
+
+def test_static_file_served_by_nginx(lb_address):
+    status, body = get(lb_address, WSGI, "/static/hello.txt")
+    assert status == 200
+    assert body == (SAMPLE / "static" / "hello.txt").read_text()
+
+
+def test_redeploy_of_changed_code_serves_it(lb_address, web_hosts, run_playbook, tmp_path_factory, state):
+    before = answers(lb_address, WSGI, 2)[0]
+    version = f"2.0.0+e2e.{uuid.uuid4().hex[:6]}"
+    source = copy_sample(tmp_path_factory.mktemp("v2"), version)
+    deploy(run_playbook, {"hello": source, "hello-async": source})
+    for domain in (WSGI, ASGI):
+        bodies = answers(lb_address, domain)
+        assert {b["version"] for b in bodies} == {version}, domain
+        assert {b["host"] for b in bodies} == set(web_hosts)
+        # One release id for every host of the deploy, and a new one.
+        assert len({b["release"] for b in bodies}) == 1
+        assert bodies[0]["release"] != before["release"]
+    state.update(old=before, new_version=version)
+
+
+def test_rollback_serves_the_old_code(lb_address, run_playbook, state):
+    assert "old" in state, "needs test_redeploy_of_changed_code_serves_it"
+    run_playbook("rollback", "-e", "rollback_apps=hello")
+    bodies = answers(lb_address, WSGI)
+    assert {b["version"] for b in bodies} == {state["old"]["version"]}
+    assert {b["release"] for b in bodies} == {state["old"]["release"]}
+    # The other app was not rolled back.
+    assert {b["version"] for b in answers(lb_address, ASGI, 4)} == {state["new_version"]}
+
+
+def test_broken_release_is_refused_while_the_old_keeps_serving(lb_address, web_hosts, run_playbook, host_run, tmp_path_factory):
+    serving = answers(lb_address, WSGI, 4)
+    first = web_hosts[0]
+    before = releases(host_run, first)
+    source = copy_sample(tmp_path_factory.mktemp("broken"), "6.6.6", broken_health=True)
+    with pytest.raises(PyfleetError) as failure:
+        deploy(run_playbook, {"hello": source}, "-e", "deploy_apps=hello")
+    message = str(failure.value)
+    assert first in message and "hello" in message and "HTTP 500" in message, message
+    # The first host refused it and stayed; the others were never touched (max_fail_percentage 0).
+    assert releases(host_run, first) == before
+    after = answers(lb_address, WSGI)
+    assert {b["version"] for b in after} == {serving[0]["version"]}
+    assert {b["host"] for b in after} == set(web_hosts)
+
+
+def test_six_deploys_leave_five_releases(lb_address, web_hosts, run_playbook, host_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("six")
+    for number in range(6):
+        source = copy_sample(base, f"3.0.{number}")
+        deploy(run_playbook, {"hello": source}, "-e", "deploy_apps=hello")
+        time.sleep(1)  # release ids are UTC seconds
+    for host in web_hosts:
+        kept = releases(host_run, host)
+        assert len(kept) == 5, f"{host}: {kept}"
+        current = host_run(host, "readlink /srv/hello/current").stdout.strip()
+        assert current == f"releases/{max(kept)}"
+    assert {b["version"] for b in answers(lb_address, WSGI, 4)} == {"3.0.5"}
