@@ -47,6 +47,10 @@ options:
     description: Port of a host without C(nginx_http_port).
     type: int
     default: 80
+  fallback:
+    description: Fill each upstream's C(fallback) list.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -150,7 +154,10 @@ def _address(app, host, hostvars):
         ip = ipaddress.ip_address(address)
     except ValueError:
         if not HOSTNAME_RE.fullmatch(address):
-            _fail(app, f"host {host}: {address!r} is not an IP address or host name; set pyfleet_private_address")
+            _fail(
+                app,
+                f"host {host}: {address!r} is not an IP address or host name; set pyfleet_private_address",
+            )
         return address
     return f"[{ip}]" if ip.version == 6 else str(ip)
 
@@ -165,20 +172,31 @@ def _port(app, host, hostvars, default_port):
     except (TypeError, ValueError):
         port = 0
     if isinstance(value, bool) or not 1 <= port <= 65535:
-        _fail(app, f"host {host}: nginx_http_port {value!r} is not a port number; set it to 1..65535")
+        _fail(
+            app,
+            f"host {host}: nginx_http_port {value!r} is not a port number; set it to 1..65535",
+        )
     return port
 
 
-def pyfleet_upstreams(apps, groups, hostvars, drained=None, default_port=80):
+def pyfleet_upstreams(
+    apps, groups, hostvars, drained=None, default_port=80, fallback=True
+):
     """One upstream per app over the hosts that run it; see DOCUMENTATION."""
     if not isinstance(apps, list):
-        raise AnsibleFilterError(f"pyfleet_upstreams: expected the list of normalised apps, got {type(apps).__name__}")
+        raise AnsibleFilterError(
+            f"pyfleet_upstreams: expected the list of normalised apps, got {type(apps).__name__}"
+        )
     if not hasattr(groups, "get") or not hasattr(hostvars, "get"):
-        raise AnsibleFilterError("pyfleet_upstreams: pass the groups and hostvars magic variables")
+        raise AnsibleFilterError(
+            "pyfleet_upstreams: pass the groups and hostvars magic variables"
+        )
     if drained is None:
         drained = []
     if isinstance(drained, str) or not all(isinstance(h, str) for h in drained):
-        raise AnsibleFilterError(f"pyfleet_upstreams: drained must be a list of host names, got {drained!r}")
+        raise AnsibleFilterError(
+            f"pyfleet_upstreams: drained must be a list of host names, got {drained!r}"
+        )
     down = set(drained)
     result = []
     for index, app in enumerate(apps):
@@ -190,13 +208,22 @@ def pyfleet_upstreams(apps, groups, hostvars, drained=None, default_port=80):
         pattern = app.get("hosts") or "web"
         hosts = match_hosts(pattern, groups)
         if not hosts:
-            _fail(name, f"hosts {pattern!r} matches no inventory host; add hosts to that group or set hosts to a group that has some")
+            _fail(
+                name,
+                f"hosts {pattern!r} matches no inventory host; add hosts to that group or set hosts to a group that has some",
+            )
         servers = []
         for host in hosts:
             address = _address(name, host, hostvars)
             port = _port(name, host, hostvars, default_port)
             servers.append(
-                {"host": host, "address": address, "port": port, "endpoint": f"{address}:{port}", "down": host in down}
+                {
+                    "host": host,
+                    "address": address,
+                    "port": port,
+                    "endpoint": f"{address}:{port}",
+                    "down": host in down,
+                }
             )
         result.append(
             {
@@ -205,6 +232,11 @@ def pyfleet_upstreams(apps, groups, hostvars, drained=None, default_port=80):
                 "domains": list(app["domains"]),
                 "health_path": app.get("health_path") or "/healthz",
                 "servers": servers,
+                "fallback": (
+                    list(dict.fromkeys(s["endpoint"] for s in servers))
+                    if fallback
+                    else []
+                ),
             }
         )
     return result

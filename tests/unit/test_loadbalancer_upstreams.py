@@ -7,7 +7,9 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("pyfleet_upstreams", ROOT / "plugins" / "filter" / "pyfleet_upstreams.py")
+_spec = importlib.util.spec_from_file_location(
+    "pyfleet_upstreams", ROOT / "plugins" / "filter" / "pyfleet_upstreams.py"
+)
 plugin = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(plugin)
 upstreams = plugin.pyfleet_upstreams
@@ -32,7 +34,12 @@ HOSTVARS = {
 
 def app(name="shop", **overrides):
     """A normalised app as the pyfleet_apps filter returns it (only the keys used here)."""
-    base = {"name": name, "domains": [f"{name}.example.com"], "hosts": "web", "health_path": "/healthz"}
+    base = {
+        "name": name,
+        "domains": [f"{name}.example.com"],
+        "hosts": "web",
+        "health_path": "/healthz",
+    }
     base.update(overrides)
     return base
 
@@ -71,9 +78,26 @@ def test_default_port_is_used_without_nginx_http_port():
 
 
 def test_drained_hosts_are_down_in_every_upstream():
-    result = upstreams([app(), app("api", hosts="api")], GROUPS, HOSTVARS, drained=["web3"])
+    result = upstreams(
+        [app(), app("api", hosts="api")], GROUPS, HOSTVARS, drained=["web3"]
+    )
     assert [s["down"] for s in result[0]["servers"]] == [False, False, True]
-    assert [(s["host"], s["down"]) for s in result[1]["servers"]] == [("web3", True), ("api1", False)]
+    assert [(s["host"], s["down"]) for s in result[1]["servers"]] == [
+        ("web3", True),
+        ("api1", False),
+    ]
+
+
+def test_fallback_lists_each_endpoint_once_drained_or_not():
+    hostvars = dict(
+        HOSTVARS, web3={"pyfleet_private_address": "192.168.0.11"}
+    )  # same endpoint as web1
+    (shop,) = upstreams([app()], GROUPS, hostvars, drained=["web1"])
+    assert shop["fallback"] == ["192.168.0.11:80", "10.0.0.12:8080"]
+
+
+def test_fallback_can_be_turned_off():
+    assert upstreams([app()], GROUPS, HOSTVARS, fallback=False)[0]["fallback"] == []
 
 
 def test_dash_in_app_name_becomes_underscore_in_upstream_name():
@@ -87,7 +111,11 @@ def test_no_apps_no_upstreams():
 def test_hosts_defaults_to_web():
     spec = app()
     del spec["hosts"]
-    assert [s["host"] for s in upstreams([spec], GROUPS, HOSTVARS)[0]["servers"]] == ["web1", "web2", "web3"]
+    assert [s["host"] for s in upstreams([spec], GROUPS, HOSTVARS)[0]["servers"]] == [
+        "web1",
+        "web2",
+        "web3",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -112,20 +140,26 @@ def test_pattern_matching_nobody_fails_with_app_and_fix():
     with pytest.raises(AnsibleFilterError) as caught:
         upstreams([app(hosts="webz")], GROUPS, HOSTVARS)
     message = str(caught.value)
-    assert message.startswith("pyfleet_upstreams (app shop): hosts 'webz' matches no inventory host")
+    assert message.startswith(
+        "pyfleet_upstreams (app shop): hosts 'webz' matches no inventory host"
+    )
     assert "\n" not in message
 
 
 @pytest.mark.parametrize("port", [0, 70000, "http", True])
 def test_bad_port_fails(port):
     hostvars = dict(HOSTVARS, web3={"nginx_http_port": port})
-    with pytest.raises(AnsibleFilterError, match=r"host web3: nginx_http_port .* is not a port number"):
+    with pytest.raises(
+        AnsibleFilterError, match=r"host web3: nginx_http_port .* is not a port number"
+    ):
         upstreams([app(hosts="web3")], GROUPS, hostvars)
 
 
 def test_bad_address_fails():
     hostvars = dict(HOSTVARS, web3={"pyfleet_private_address": "10.0.0.1; evil"})
-    with pytest.raises(AnsibleFilterError, match=r"host web3: .* is not an IP address or host name"):
+    with pytest.raises(
+        AnsibleFilterError, match=r"host web3: .* is not an IP address or host name"
+    ):
         upstreams([app(hosts="web3")], GROUPS, hostvars)
 
 
@@ -152,9 +186,13 @@ def _render(drained):
     """roles/loadbalancer's upstreams.conf for two apps, rendered as Ansible does (trim_blocks)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True
+    )
     env.filters["comment"] = lambda text: f"#\n# {text}\n#"
-    result = upstreams([app(), app("api", hosts="api")], GROUPS, HOSTVARS, drained=drained)
+    result = upstreams(
+        [app(), app("api", hosts="api")], GROUPS, HOSTVARS, drained=drained
+    )
     return env.get_template("etc/nginx/pyfleet/upstreams.conf.j2").render(
         ansible_managed="Ansible managed",
         __loadbalancer_upstreams=result,
@@ -174,8 +212,16 @@ def _drain_edit(text, host, state):
     role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
     env = jinja2.Environment()
     env.filters["regex_escape"] = re.escape
-    regexp = env.from_string(role_vars["__loadbalancer_server_line_regexp"]).render(loadbalancer_drain_host=host)
-    replacement = role_vars["__loadbalancer_server_line_down" if state == "drained" else "__loadbalancer_server_line_up"]
+    regexp = env.from_string(role_vars["__loadbalancer_server_line_regexp"]).render(
+        loadbalancer_drain_host=host
+    )
+    replacement = role_vars[
+        (
+            "__loadbalancer_server_line_down"
+            if state == "drained"
+            else "__loadbalancer_server_line_up"
+        )
+    ]
     return re.compile(regexp, re.MULTILINE).sub(replacement, text)
 
 
@@ -205,5 +251,12 @@ def test_drain_edit_leaves_hosts_with_a_longer_name_alone():
 def test_rendered_upstream_has_keepalive_and_down_marker():
     text = _render(["web2"])
     assert "upstream pyfleet_shop {" in text
-    assert "    server 10.0.0.12:8080 max_fails=1 fail_timeout=5s down; # host web2" in text
+    assert (
+        "    server 10.0.0.12:8080 max_fails=1 fail_timeout=5s down; # host web2"
+        in text
+    )
     assert text.count("keepalive 32;") == 2
+    assert (
+        "    server 10.0.0.12:8080 backup; # fallback when every server above is down or drained"
+        in text
+    )
