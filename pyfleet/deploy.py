@@ -51,21 +51,41 @@ def source_revision(app):
         return ""
 
 
-def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True):
+def _build_key(app, target):
+    """What a wheelhouse depends on: apps that share it (one project served twice) build it once."""
+    return json.dumps([app.get("source"), app.get("requirements"), app.get("static_dir"), target.key], sort_keys=True)
+
+
+def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True, built=None):
     """Build the wheelhouse of ``app`` for ``target`` and pack it in one tar.
 
+    ``built``: a dict shared by the calls of one deploy, so that apps with the
+    same source, requirements and static files share one wheelhouse build.
     Returns ``{"tar", "hash", "hash_dir", "version", "project", "source_revision",
     "entry_check", "seconds"}``. The tar is reused when one with the same hash exists.
     """
     started = time.monotonic()
-    house = Path(out_dir) / "wheelhouses" / app["name"] / target.key
-    manifest = wheelhouse.build_wheelhouse(app, house, target=target)
-    entry = "skipped: turned off"
-    if check_entry:
-        entry = wheelhouse.check_entry_importable(house, app).detail
+    built = {} if built is None else built
+    key = _build_key(app, target)
+    if key in built:
+        house, manifest = built[key]
+    else:
+        house = Path(out_dir) / "wheelhouses" / app["name"] / target.key
+        manifest = wheelhouse.build_wheelhouse(app, house, target=target)
+        built[key] = (house, manifest)
     # The wheelhouse holds static/ too, and its content hash covers every file.
     digest = manifest["content_hash"]
     hash_dir = digest.split(":")[1][:16]
+    entry = "skipped: turned off"
+    if check_entry:
+        # Checked once per (wheelhouse, entry): a redeploy of the same code skips the venv build.
+        marker = Path(out_dir) / "entry-ok" / f"{app['name']}-{target.key}-{hash_dir}-{app['entry'].replace(':', '.')}"
+        if marker.is_file():
+            entry = marker.read_text(encoding="utf-8")
+        else:
+            entry = wheelhouse.check_entry_importable(house, app).detail
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(entry, encoding="utf-8")
     tar_path = Path(out_dir) / "artifacts" / f"{app['name']}-{target.key}-{hash_dir}.tar"
     if not tar_path.is_file():
         tar_path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,12 +120,12 @@ def build_all(apps, targets, out_dir=DEFAULT_OUT, check_entry=True, only=None):
 
     ``targets``: ``{key: Target}``, the distinct platforms of the hosts.
     """
-    result = {}
+    result, built = {}, {}
     for app in apps:
         if only and app["name"] not in only:
             continue
         result[app["name"]] = {
-            key: build_artifact(app, target, out_dir, check_entry) for key, target in sorted(targets.items())
+            key: build_artifact(app, target, out_dir, check_entry, built) for key, target in sorted(targets.items())
         }
     return result
 
