@@ -407,6 +407,8 @@ def action_build(params):
         return result  # built by an earlier run that stopped before the switch
     if release == current:
         raise Failed(f"release {release} is current; choose a new release id")
+    if params.get("_check_mode"):
+        return dict(result, changed=True)
     os.umask(0o022)
     wheelhouse_dir = os.path.join(base, "wheelhouse", hash_dir_name(artifact_hash))
     started = time.monotonic()
@@ -684,6 +686,8 @@ def action_activate(params):
     if not RELEASE_RE.fullmatch(release or ""):
         raise Failed(f"release id {release!r} is not a UTC stamp like 20261124T051900Z")
     if release not in releases(base):
+        if params.get("_check_mode"):
+            return {"changed": True, "release": release, "previous": current, "pruned": [], "seconds": {}}
         raise Failed(f"release {release} does not exist; releases: {', '.join(releases(base)) or 'none'}")
     new_unit = f"{unit}@{release}.service"
     sock = os.path.join(params["socket_dir"], release, SOCKET)
@@ -698,6 +702,8 @@ def action_activate(params):
         and [n for n, s in running.items() if s == "active"] == [new_unit]
         and enabled_instances(unit) == [new_unit]
     )
+    if params.get("_check_mode"):
+        return dict(result, changed=not in_place)
     if in_place:
         result["pruned"] = prune(base, params["keep_releases"], {current})
         result["changed"] = bool(result["pruned"])
@@ -784,6 +790,8 @@ def action_absent(params):
     path = os.path.join(base, "releases", release)
     if not os.path.exists(path):
         return {"changed": False, "release": release}
+    if params.get("_check_mode"):
+        return {"changed": True, "release": release}
     if params["unit"]:
         stop_units([f"{params['unit']}@{release}.service"], 30)
         run(["systemctl", "disable", "--quiet", f"{params['unit']}@{release}.service"])
@@ -831,9 +839,10 @@ def main():
             "remove_on_failure": {"type": "bool", "default": True},
             "host": {"type": "str", "default": ""},
         },
-        supports_check_mode=False,
+        # Check mode reports what would change and changes nothing.
+        supports_check_mode=True,
     )
-    params = module.params
+    params = dict(module.params, _check_mode=module.check_mode)
     action = params["action"]
     missing = [key for key in REQUIRED.get(action, ()) if not params.get(key)]
     who = f"{params['host'] or socket.gethostname()}: app {params['app'] or '?'}: "
