@@ -83,7 +83,7 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True, built=Non
         if marker.is_file():
             entry = marker.read_text(encoding="utf-8")
         else:
-            entry = wheelhouse.check_entry_importable(house, app).detail
+            entry = _check_entry_uncached(house, app)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(entry, encoding="utf-8")
     tar_path = Path(out_dir) / "artifacts" / f"{app['name']}-{target.key}-{hash_dir}.tar"
@@ -106,6 +106,25 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True, built=Non
         "entry_check": entry,
         "seconds": round(time.monotonic() - started, 2),
     }
+
+
+def _check_entry_uncached(house, app):
+    """wheelhouse.check_entry_importable without uv's cache.
+
+    The controller's wheelhouse of an app keeps one path across deploys, and
+    uv's cache may then hand out an earlier build of the app's wheel with the
+    same name and version (the check passed for code that did not import).
+    Without the cache the check installs exactly the wheelhouse's files.
+    """
+    old = os.environ.get("UV_NO_CACHE")
+    os.environ["UV_NO_CACHE"] = "1"
+    try:
+        return wheelhouse.check_entry_importable(house, app).detail
+    finally:
+        if old is None:
+            os.environ.pop("UV_NO_CACHE", None)
+        else:
+            os.environ["UV_NO_CACHE"] = old
 
 
 def _prune_artifacts(directory, name, keep):

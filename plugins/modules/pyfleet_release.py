@@ -365,8 +365,8 @@ def ensure_uv(wheelhouse_dir, uv_dir):
     return binary
 
 
-def build_venv(params, wheelhouse_dir, venv):
-    """Create the release venv from the wheelhouse alone; return the installer used."""
+def build_venv(params, wheelhouse_dir, venv, project=None):
+    """Create the release venv from the wheelhouse alone (``project``: the app's own package)."""
     lock = os.path.join(wheelhouse_dir, "requirements.lock")
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
     env.pop("PYTHONPATH", None)
@@ -376,6 +376,8 @@ def build_venv(params, wheelhouse_dir, venv):
         must([uv, "venv", "--quiet", "--python", params["python"], venv], "creating the venv with uv", env)
         cmd = [uv, "pip", "install", "--quiet", "--offline", "--no-index", "--find-links", wheelhouse_dir,
                "--python", os.path.join(venv, "bin", "python"), "-r", lock]
+        # No stale app wheel from uv's cache: the app's wheel keeps its name and
+        # version across code changes, but each artifact unpacks to a path of its own.
         if params["compile_bytecode"]:
             cmd.append("--compile-bytecode")
         must(cmd, "installing the wheelhouse with uv", env)
@@ -419,14 +421,14 @@ def action_build(params):
         os.makedirs(rel_dir)
         chown_group(rel_dir, group)
         step = time.monotonic()
-        build_venv(params, wheelhouse_dir, os.path.join(rel_dir, "venv"))
+        with open(os.path.join(wheelhouse_dir, "MANIFEST.json"), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        build_venv(params, wheelhouse_dir, os.path.join(rel_dir, "venv"), manifest.get("project"))
         result["seconds"]["venv"] = round(time.monotonic() - step, 2)
         static = os.path.join(wheelhouse_dir, "static")
         if os.path.isdir(static):
             shutil.copytree(static, os.path.join(rel_dir, "static"))
         os.symlink("../../shared", os.path.join(rel_dir, "shared"))
-        with open(os.path.join(wheelhouse_dir, "MANIFEST.json"), encoding="utf-8") as handle:
-            manifest = json.load(handle)
         revision = dict(params["revision"] or {})
         revision.update(
             release=release,
@@ -485,9 +487,20 @@ def unit_state(unit):
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+EXCEPTION_RE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)|SyntaxError)\b.*")
+
+
 def journal_reason(unit):
-    """The telling line of the unit's own output (a traceback's last line, usually)."""
-    _, out = run(["journalctl", "--no-pager", "-o", "cat", "-n", "40", f"_SYSTEMD_UNIT={unit}"])
+    """The telling line of the unit's own output: the app's exception, else an error line.
+
+    gunicorn ends a failed boot with its own HaltServer; the app's exception
+    (from the worker's traceback) comes before it and says more.
+    """
+    _, out = run(["journalctl", "--no-pager", "-o", "cat", "-n", "80", f"_SYSTEMD_UNIT={unit}"])
+    exceptions = [line.strip() for line in out.splitlines()
+                  if EXCEPTION_RE.match(line.strip()) and not line.strip().startswith("gunicorn.errors.")]
+    if exceptions:
+        return exceptions[-1][:300]
     line = last_line(out)
     if line == "no output":
         _, out = run(["journalctl", "--no-pager", "-o", "cat", "-n", "10", "-u", unit])
@@ -502,7 +515,7 @@ def wait_healthy(unit, sock, path, host, timeout):
     while time.monotonic() < deadline:
         state = unit_state(unit)
         if state.get("ActiveState") in ("failed", "inactive") or int(state.get("NRestarts") or 0) > 0:
-            raise Failed(f"{unit} exited ({state.get('Result', '?')}): {journal_reason(unit)}")
+            raise Failed(f"{unit} stopped: {journal_reason(unit)}")
         if os.path.exists(sock):
             try:
                 status = http_status(UnixHTTPConnection(sock, 5), path, host)

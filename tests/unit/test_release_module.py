@@ -259,7 +259,7 @@ def test_wait_healthy_refuses_a_500_at_once(unix_app):
 def test_wait_healthy_gives_up_when_the_unit_exited(tmp_path, monkeypatch):
     monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "failed", "Result": "exit-code", "NRestarts": "0"})
     monkeypatch.setattr(rel, "journal_reason", lambda unit: "ModuleNotFoundError: No module named 'nope'")
-    with pytest.raises(rel.Failed, match="exited .*No module named 'nope'"):
+    with pytest.raises(rel.Failed, match="stopped: .*No module named 'nope'"):
         rel.wait_healthy("x@1.service", str(tmp_path / "none.sock"), "/healthz", "h", 5)
 
 
@@ -328,3 +328,17 @@ def test_failed_start_removes_the_new_release_and_keeps_current(tmp_path, monkey
     assert rel.current_release(str(tmp_path)) == IDS[0]
     assert rel.releases(str(tmp_path)) == [IDS[0]]
     assert ["systemctl", "stop", "--no-block", f"pyfleet-hello@{IDS[1]}.service"] in calls
+
+
+def test_journal_reason_prefers_the_apps_exception_over_gunicorns(monkeypatch):
+    journal = (
+        "[INFO] Booting worker with pid: 12\n"
+        "Traceback (most recent call last):\n"
+        '  File "/srv/hello/releases/x/venv/lib/python3.11/site-packages/sampleapp/wsgi.py", line 1\n'
+        "ModuleNotFoundError: No module named 'does_not_exist'\n"
+        "[INFO] Worker exiting (pid: 12)\n"
+        "Traceback (most recent call last):\n"
+        "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>\n"
+    )
+    monkeypatch.setattr(rel, "run", lambda args, env=None, timeout=600: (0, journal))
+    assert rel.journal_reason("x@1.service") == "ModuleNotFoundError: No module named 'does_not_exist'"
