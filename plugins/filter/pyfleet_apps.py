@@ -26,7 +26,7 @@ description:
     unit_name, module, callable, worker_class).
   - The first mistake fails the task with one line naming the variable path, the
     app, what is wrong and the fix, e.g.
-    C(pyfleet_apps[1].kind (app api): 'wsgx' is not one of wsgi, asgi; set kind: wsgi or kind: asgi).
+    C(pyfleet_apps[1].kind (app api) - 'wsgx' is not one of wsgi, asgi; set kind=wsgi or kind=asgi).
   - The result holds the apps' C(secrets) in clear text; use C(no_log) on tasks that show it.
   - Companion filter C(pyfleet_app_workers(app, cpus)) gives the number of server
     processes for one normalised app on a host with C(cpus) CPUs.

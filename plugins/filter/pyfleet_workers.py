@@ -54,7 +54,7 @@ options:
     elements: dict
     required: true
   routes:
-    description: C(celery_task_routes), task name or glob -> worker type (or C({queue: name})).
+    description: C(celery_task_routes), task name or glob -> worker type (or a mapping with key C(queue)).
     type: dict
   schedule:
     description: C(celery_beat_schedule), name -> C({task, every | cron, args, kwargs}).

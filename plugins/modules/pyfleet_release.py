@@ -31,7 +31,7 @@ description:
   - C(action=build) unpacks a shipped artifact (wheelhouse + static files) and
     builds C(releases/<id>) with its own venv, offline, with uv or pip. When the
     current release was built from the same artifact and the same config files,
-    nothing is built (C(new=false)): a deploy of unchanged code is a no-op.
+    nothing is built (C(new=false)), so a deploy of unchanged code is a no-op.
   - C(action=activate) starts the systemd instance C(<unit>@<id>) beside the
     running one, waits for its health path over its unix socket, points the
     nginx upstream include at the new socket (C(nginx -t), reload), checks
