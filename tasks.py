@@ -186,6 +186,26 @@ def check(c, inventory=None, limit=None):
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")
 
 
+@task(help={"service": "nginx, redis, beat, an app name or a worker type", "inventory": INV_HELP,
+            "limit": "only these hosts (default: every host running it)"})
+@friendly
+def restart(c, service, inventory=None, limit=None):
+    """Restart a service or a worker type: one host at a time, apps drained and health-checked."""
+    inv = _inventory(c, inventory)
+    hosts = commands.restart_targets(inv, service)
+    extra = ["-e", f"restart_service={service}", "-e", f"restart_hosts={hosts}"] + (["--limit", limit] if limit else [])
+    ansible.playbook(inv.path, "restart", *extra, mitogen=_mitogen(c),
+                     extra_env={"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress"})
+    print(f"restarted {service} on {hosts}")
+
+
+@task(help={"inventory": INV_HELP, "type": "only this worker type", "host": "only this host"})
+@friendly
+def workers(c, inventory=None, type=None, host=None):
+    """Inspect live Celery workers by type and host: active, reserved, processed, queues."""
+    commands.workers(_inventory(c, inventory), type, host)
+
+
 @task(help={"inventory": INV_HELP, "last": "how many records (default 20)"})
 @friendly
 def history(c, inventory=None, last=20):
@@ -220,7 +240,8 @@ lab_ns.add_task(lab_up, "up")
 lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_ssh, "ssh")
 
-ns = Collection(up, site, deploy, rollback, status, releases, logs, topology, check, history, lock, test, lab_ns)
+ns = Collection(up, site, deploy, rollback, status, releases, logs, restart, workers, topology, check, history, lock,
+                test, lab_ns)
 ns.configure({"pyfleet": {"inventory": "inventory/lab", "mitogen": True}})
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True):
     start = time.monotonic()
     summary_file = tempfile.NamedTemporaryFile(prefix="pyfleet-summary-", suffix=".json", delete=False)
     summary_file.close()
-    env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress", "ANSIBLE_CALLBACKS_ENABLED": "",
+    env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress",
            "PYFLEET_SUMMARY": summary_file.name}
     error = None
     try:
@@ -212,3 +212,79 @@ def show_locks(inv, clear_app=None):
     print(table(["app", "owner", "action", "since", "age"],
                 [[a, h.get("owner"), h.get("action"), h.get("since"), f"{(now - int(h.get('epoch', now))) // 60} min"]
                  for a, h in sorted(held.items())]))
+
+
+INSPECT = (
+    "import importlib, json\n"
+    "mod, _, attr = '{celery_app}'.partition(':')\n"
+    "app = getattr(importlib.import_module(mod), attr or 'app')\n"
+    "i = app.control.inspect(timeout=3)\n"
+    "print(json.dumps({{'active': i.active() or {{}}, 'reserved': i.reserved() or {{}}, "
+    "'stats': i.stats() or {{}}, 'queues': i.active_queues() or {{}}}}, default=str))\n"
+)
+
+
+def worker_rows(data, type_filter=None, host_filter=None):
+    """Rows (node, host, type, queues, active, reserved, processed) from Celery's inspect replies."""
+    rows = []
+    for node in sorted(data.get("stats", {})):
+        wtype, _, host = node.partition("@")
+        if (type_filter and wtype != type_filter) or (host_filter and host != host_filter):
+            continue
+        queues = ",".join(q.get("name", "?") for q in data.get("queues", {}).get(node, []))
+        processed = sum((data["stats"][node].get("total") or {}).values())
+        rows.append([node, host, wtype, queues, len(data.get("active", {}).get(node, [])),
+                     len(data.get("reserved", {}).get(node, [])), processed])
+    return rows
+
+
+def workers(inv, type_filter=None, host_filter=None):
+    """Live worker inspection, from Celery itself: one row per worker node."""
+    the_plan = topology.plan(inv, check_paths=False)
+    plan = the_plan["workers"]
+    if not plan.get("enabled"):
+        raise PyfleetError(f"inventory {inv.path} runs no Celery workers (no celery_worker_catalogue)")
+    if type_filter and type_filter not in plan["types"]:
+        raise PyfleetError(f"unknown worker type '{type_filter}'; types: {', '.join(plan['types'])}")
+    if host_filter and host_filter not in plan["hosts"]:
+        raise PyfleetError(f"'{host_filter}' is not a worker host; worker hosts: {', '.join(plan['hosts'])}")
+    app = plan["app"]
+    via = next(iter(plan["hosts"]))
+    script = INSPECT.format(celery_app=app["celery"]["app"])
+    env_file = f"/etc/pyfleet/celery/{app['name']}.env"
+    cmd = (f"set -a; . {env_file}; set +a; cd {app['current_link']} && "
+           f"runuser -u {app['user']} -- {app['current_link']}/venv/bin/python -c {json.dumps(script)}")
+    code, out = remote.run_on(inv, [via], cmd)[via]
+    if code != 0 or not out.strip():
+        raise PyfleetError(f"celery inspect on {via} failed (exit {code}); is the app deployed there? see fab status")
+    data = json.loads(out.strip().splitlines()[-1])
+    rows = worker_rows(data, type_filter, host_filter)
+    if not rows:
+        print("no worker node answered" + (f" for type {type_filter}" if type_filter else ""))
+        return rows
+    print(table(["node", "host", "type", "queues", "active", "reserved", "processed"], rows))
+    expected = {u["node"] for units in plan["hosts"].values() for u in units
+                if (not type_filter or u["type"] == type_filter) and (not host_filter or u["node"].endswith("@" + host_filter))}
+    missing = sorted(expected - {r[0] for r in rows})
+    if missing:
+        print(f"not answering: {', '.join(missing)}")
+    return rows
+
+
+def restart_targets(inv, service):
+    """(hosts pattern) that run ``service``, for playbooks/restart.yml."""
+    the_plan = topology.plan(inv, check_paths=False)
+    apps = {a["name"]: a for a in the_plan["apps"]}
+    plan = the_plan["workers"]
+    if service == "nginx":
+        return ",".join(inv.groups.get("loadbalancers", []) + inv.groups.get("web", []))
+    if service in ("redis", "redis-server"):
+        return ",".join(inv.groups.get("brokers", []))
+    if service == "beat" and plan.get("beat_host"):
+        return plan["beat_host"]
+    if service in apps:
+        return ",".join(inv.select(apps[service]["hosts"]))
+    if plan.get("enabled") and service in plan["types"]:
+        return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
+    unit_pattern(inv, service)  # raises the one-line "unknown service" error
+    raise PyfleetError(f"no host runs {service}; see fab topology")
