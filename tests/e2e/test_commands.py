@@ -1,0 +1,109 @@
+"""The operator commands (`fab ...`) against the lab, as an operator types them."""
+
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pyfleet import audit
+
+ROOT = Path(__file__).resolve().parents[2]
+FAB = str(ROOT / ".venv" / "bin" / "fab")
+
+
+def fab(*args, timeout=900):
+    """Run `fab ARGS` from the project root; (exit code, stdout, stderr)."""
+    proc = subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line_error(code, err):
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+@pytest.fixture(scope="module")
+def converged(lab):
+    return lab
+
+
+def test_status_lists_every_host_and_the_app_units(inv, converged):
+    code, out, _ = fab("status")
+    assert code == 0
+    hosts_in_table = {line.split()[0] for line in out.splitlines()[2:] if line.strip()}
+    assert hosts_in_table == set(inv.hosts)
+    for web in inv.groups["web"]:
+        assert any(line.startswith(web) and "pyfleet-hello@" in line and " active " in line for line in out.splitlines())
+
+
+def test_releases_agree_across_hosts(converged):
+    code, out, _ = fab("releases")
+    assert code == 0
+    assert "hello: all hosts on " in out and "hello-async: all hosts on " in out
+
+
+def test_topology_table_and_picture_name_every_host(inv, tmp_path):
+    picture = tmp_path / "topology.svg"
+    code, out, _ = fab("topology", "--picture", str(picture))
+    assert code == 0
+    for host in inv.hosts:
+        assert host in out
+    texts = {t.text for t in ET.parse(picture).getroot().iter("{http://www.w3.org/2000/svg}text")}
+    assert set(inv.hosts) <= texts
+
+
+def test_logs_show_the_app_journal_of_one_host(converged):
+    code, out, _ = fab("logs", "hello", "--limit", "web1", "--lines", "5")
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines and all(line.startswith("web1 |") for line in lines)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("status", "--limit", "web9"), "'web9' is neither a host nor a group"),
+    (("logs", "postgres"), "unknown service 'postgres'"),
+    (("restart", "nope"), "unknown service 'nope'"),
+    (("rollback", "--release", "19990101T000000Z"), "19990101T000000Z"),
+    (("deploy", "--inventory", "inventory/nope"), "inventory inventory/nope does not exist"),
+])
+def test_bad_input_is_one_line_without_traceback(converged, args, expected):
+    code, _, err = fab(*args)
+    assert_one_line_error(code, err)
+    assert expected in err
+
+
+def test_deploy_and_rollback_are_recorded_in_order(inv, converged):
+    before = len(audit.history(inv, 1000))
+    code, out, err = fab("deploy", "--app", "hello")
+    assert code == 0, err
+    assert "deploy: release " in out
+    code, out, err = fab("rollback", "--app", "hello")
+    # A rollback needs an older release; the web tests and converges leave several.
+    assert code == 0, err
+    records = audit.history(inv, 1000)[before:]
+    assert [r["action"] for r in records] == ["deploy", "rollback"]
+    assert all(r["result"] == "ok" and r["apps"] == ["hello"] for r in records)
+    code, out, _ = fab("history", "--last", "2")
+    assert code == 0 and out.index(" deploy ") < out.index(" rollback ")
+
+
+def test_a_second_concurrent_deploy_is_refused_by_the_lock(inv, converged):
+    first = subprocess.Popen([FAB, "deploy", "--app", "hello"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "hello" not in audit.locks(inv) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "hello" in audit.locks(inv), "the first deploy never took the lock"
+        code, _, err = fab("deploy", "--app", "hello")
+        assert_one_line_error(code, err)
+        assert "app hello is locked by " in err and "fab lock --clear --app hello" in err
+    finally:
+        out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert "hello" not in audit.locks(inv)
+
