@@ -45,6 +45,7 @@ import re
 from pathlib import Path
 
 from pyfleet.errors import PyfleetError
+from pyfleet.values import is_int as _is_int, kind_of as _kind
 
 VAR = "pyfleet_apps"
 
@@ -716,25 +717,7 @@ def _resolve(base, value):
     return (path if path.is_absolute() else Path(base).resolve() / path).resolve()
 
 
-def _is_int(value):
-    """True for real integers (YAML's true/false are bools, not counts)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
-
-def _kind(value):
-    """A short description of a value's YAML type, for messages (never the value)."""
-    # isinstance, not type(): Ansible hands over subclasses of dict, str, int...
-    for types, name in (
-        (bool, "a boolean"),
-        ((int, float), "a number"),
-        (str, "a string"),
-        (dict, "a mapping"),
-        ((list, tuple), "a list"),
-        (type(None), "nothing"),
-    ):
-        if isinstance(value, types):
-            return name
-    return type(value).__name__
 
 
 _EXAMPLES = {

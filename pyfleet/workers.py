@@ -49,6 +49,7 @@ import re
 from urllib.parse import quote
 
 from pyfleet.errors import PyfleetError
+from pyfleet.values import is_int as _is_int, kind_of as _kind
 
 CATALOGUE = "celery_worker_catalogue"
 TYPES = "celery_worker_types"
@@ -780,26 +781,9 @@ def _bool(where, key, value):
     return value
 
 
-def _is_int(value):
-    """True for real integers (YAML's true/false are bools, not counts)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _names(types):
     """Comma-separated type names for messages."""
     return ", ".join(sorted(types))
 
 
-def _kind(value):
-    """A short description of a value's YAML type, for messages."""
-    for types, name in (
-        (bool, "a boolean"),
-        ((int, float), "a number"),
-        (str, "a string"),
-        (dict, "a mapping"),
-        ((list, tuple), "a list"),
-        (type(None), "nothing"),
-    ):
-        if isinstance(value, types):
-            return name
-    return type(value).__name__
