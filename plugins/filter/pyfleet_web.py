@@ -28,6 +28,14 @@ options:
     description: The inventory's C(groups) mapping.
     type: dict
     required: true
+  celery:
+    description:
+      - Also keep the apps whose C(celery.hosts) pattern matches the host (their
+        Celery workers run there). Each app then has C(web) - true when its web
+        units run on the host, false when the host only gets its release and
+        C(current) (no web unit, no nginx).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -76,11 +84,19 @@ def pattern_hosts(pattern, groups):
     return selected - excluded
 
 
-def pyfleet_host_apps(apps, host, groups):
+def pyfleet_host_apps(apps, host, groups, celery=False):
     """The apps whose ``hosts`` pattern selects ``host``; see DOCUMENTATION."""
     if not isinstance(apps, list):
         raise AnsibleFilterError(f"pyfleet_host_apps: expected the list of normalised apps, got {type(apps).__name__}")
-    return [app for app in apps if host in pattern_hosts(app.get("hosts", "web"), groups)]
+    if not celery:
+        return [app for app in apps if host in pattern_hosts(app.get("hosts", "web"), groups)]
+    found = []
+    for app in apps:
+        web = host in pattern_hosts(app.get("hosts", "web"), groups)
+        workers = (app.get("celery") or {}).get("hosts")
+        if web or (workers and host in pattern_hosts(workers, groups)):
+            found.append(dict(app, web=web))
+    return found
 
 
 class FilterModule:

@@ -44,3 +44,16 @@ def test_host_apps_keeps_the_apps_of_the_host():
 def test_host_apps_refuses_a_non_list():
     with pytest.raises(Exception, match="expected the list"):
         web.pyfleet_host_apps({"name": "x"}, "web1", GROUPS)
+
+
+def test_host_apps_with_celery_adds_the_worker_hosts_without_web():
+    apps = [
+        {"name": "site", "hosts": "web", "celery": {"app": "site.tasks:app", "hosts": "worker1"}},
+        {"name": "api", "hosts": "api", "celery": None},
+    ]
+    assert web.pyfleet_host_apps(apps, "worker1", {**GROUPS, "workers": ["worker1"]}) == []
+    on_worker = web.pyfleet_host_apps(apps, "worker1", GROUPS, celery=True)
+    assert [(a["name"], a["web"]) for a in on_worker] == [("site", False)]
+    on_web = web.pyfleet_host_apps(apps, "web1", GROUPS, celery=True)
+    assert [(a["name"], a["web"]) for a in on_web] == [("site", True)]
+    assert [(a["name"], a["web"]) for a in web.pyfleet_host_apps(apps, "api1", GROUPS, celery=True)] == [("api", True)]
