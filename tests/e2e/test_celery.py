@@ -1,0 +1,181 @@
+"""The Celery tier end to end on the lab, through the whole stack.
+
+Tasks go in through the web app (POST /tasks/<name> via the load balancer over
+HTTPS) or, when a test must outlive the app's 20 s wait, from a worker host
+with the release venv and the generated Celery environment. Each test checks
+one behaviour the inventory promises: placement of worker types, one beat,
+warm restarts on a deploy, re-delivery of a task whose pool child dies.
+"""
+
+import http.client
+import json
+import socket
+import ssl
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_VARS = ROOT / "inventory" / "lab" / "host_vars"
+WORKERS_YML = ROOT / "inventory" / "lab" / "group_vars" / "all" / "workers.yml"
+DOMAIN = "hello.lab.test"
+APP = "hello"
+TICK_LOG = "/srv/hello/shared/ticks.log"
+
+
+@pytest.fixture(scope="module")
+def assignment(inv):
+    """{worker type: set of hosts the inventory assigns it to}."""
+    types = {}
+    for host in inv.groups.get("workers", []):
+        path = HOST_VARS / f"{host}.yml"
+        data = yaml.safe_load(path.read_text()) if path.exists() else {}
+        for kind in (data or {}).get("celery_worker_types", []):
+            types.setdefault(kind, set()).add(host)
+    assert {"default", "io", "cpu"} <= set(types), types
+    return types
+
+
+@pytest.fixture(scope="module")
+def beat_every():
+    """The tick's period in seconds (celery_beat_schedule in the lab inventory)."""
+    return float(yaml.safe_load(WORKERS_YML.read_text())["celery_beat_schedule"]["tick"]["every"])
+
+
+@pytest.fixture(scope="module")
+def lb_address(inv, lab):
+    return lab["addresses"][sorted(inv.groups["loadbalancers"])[0]]
+
+
+def post_task(lb_address, name, body=None, timeout=40):
+    """POST /tasks/<name> through the load balancer; returns (status, JSON body)."""
+
+    class Conn(http.client.HTTPSConnection):
+        def connect(self):
+            self.sock = socket.create_connection((lb_address, 443), timeout=self.timeout)
+            self.sock = self._context.wrap_socket(self.sock, server_hostname=DOMAIN)
+
+    conn = Conn(DOMAIN, 443, timeout=timeout, context=ssl._create_unverified_context())
+    try:
+        conn.request("POST", f"/tasks/{name}", body=json.dumps(body or {}),
+                     headers={"Content-Type": "application/json", "Host": DOMAIN})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+def celery_python(host_run, host, code):
+    """Run Python ``code`` on ``host`` in the app's current release, with the Celery environment."""
+    command = (
+        f"set -a; . /etc/pyfleet/celery/{APP}.env; set +a; cd /srv/{APP}/current && "
+        f"venv/bin/python - <<'PYFLEET_EOF'\nfrom sampleapp.tasks import app\n{code}\nPYFLEET_EOF\n"
+    )
+    result = host_run(host, command)
+    assert result.rc == 0, f"on {host}: {result.stderr or result.stdout}"
+    return result.stdout.strip()
+
+
+def unit_start(host_run, host, unit):
+    """When ``unit``'s current main process started (epoch seconds)."""
+    out = host_run(host, f"date -d \"$(systemctl show -p ExecMainStartTimestamp --value {unit})\" +%s").stdout
+    return int(out.strip())
+
+
+def test_tasks_of_each_type_run_only_on_their_hosts(lb_address, assignment):
+    # whoami has no route (the default type); sleep is routed to io, tick to cpu.
+    cases = {"whoami": ("default", {}), "sleep": ("io", {"args": [0.05]}), "tick": ("cpu", {})}
+    for task, (kind, body) in cases.items():
+        seen = set()
+        for _ in range(6):
+            status, answer = post_task(lb_address, task, body)
+            assert status == 200, answer
+            where = answer["result"]
+            assert where["host"] in assignment[kind], f"{task} ({kind}) ran on {where}; expected {assignment[kind]}"
+            assert where["node"] == f"{kind}@{where['host']}", where
+            assert where["queue"] == kind, where
+            seen.add(where["host"])
+        assert seen, task
+
+
+def test_beat_ticks_once_per_period_across_the_cluster(inv, host_run, beat_every):
+    window = 25
+    start = time.time()
+    time.sleep(window)
+    end = time.time()
+    stamps = []
+    for host in inv.groups["workers"]:
+        out = host_run(host, f"cat {TICK_LOG} 2>/dev/null || true").stdout
+        for line in out.splitlines():
+            stamp = datetime.fromisoformat(line.split()[0]).timestamp()
+            if start <= stamp <= end:
+                stamps.append(stamp)
+    stamps.sort()
+    low, high = int(window // beat_every), int(window // beat_every) + 1
+    assert low <= len(stamps) <= high, f"{len(stamps)} ticks in {window} s with every={beat_every}: {stamps}"
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert all(g >= beat_every / 2 for g in gaps), f"ticks too close (two beats?): {gaps}"
+
+
+def test_a_running_task_finishes_through_a_redeploy(inv, host_run, run_playbook):
+    host = sorted(inv.groups["workers"])[0]
+    seconds = 45
+    before = host_run(host, f"readlink /srv/{APP}/current").stdout.strip()
+    sent = time.time()
+    task_id = celery_python(host_run, host, f"print(app.send_task('sampleapp.tasks.sleep', args=[{seconds}]).id)")
+    # Wait until a worker has it, then redeploy the worker hosts with a new release.
+    celery_python(host_run, host, f"""
+import time
+from celery.result import AsyncResult
+deadline = time.time() + 20
+while AsyncResult('{task_id}', app=app).state == 'PENDING' and time.time() < deadline:
+    active = app.control.inspect(timeout=1).active() or {{}}
+    if any(t['id'] == '{task_id}' for tasks in active.values() for t in tasks):
+        break
+    time.sleep(0.5)
+""")
+    run_playbook("deploy", "-e", "deploy_hosts=workers", "-e", "app_force_release=true")
+    after = host_run(host, f"readlink /srv/{APP}/current").stdout.strip()
+    assert after != before, "the deploy made no new release on the worker host"
+    answer = json.loads(celery_python(host_run, host, f"""
+import json
+from celery.result import AsyncResult
+print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout=150)))
+"""))
+    assert answer["node"] == f"io@{answer['host']}", answer
+    # Warm: the restarted io worker started only once the running task had finished.
+    assert unit_start(host_run, answer["host"], f"pyfleet-{APP}-worker@io.service") >= sent + seconds - 2
+
+
+def test_a_task_whose_pool_child_is_killed_runs_again(inv, host_run, assignment):
+    host = sorted(assignment["default"])[0]
+    seconds = 12
+    sent = time.time()
+    task_id = celery_python(
+        host_run, host, f"print(app.send_task('sampleapp.tasks.sleep', args=[{seconds}], queue='default').id)")
+    pid = celery_python(host_run, host, f"""
+import time
+deadline = time.time() + 20
+pid = None
+while pid is None and time.time() < deadline:
+    active = app.control.inspect(destination=['default@{host}'], timeout=1).active() or {{}}
+    pid = next((t['worker_pid'] for tasks in active.values() for t in tasks if t['id'] == '{task_id}'), None)
+    time.sleep(0.3)
+print(pid)
+""")
+    assert pid.isdigit(), f"the task never became active on default@{host}"
+    time.sleep(2)
+    killed = time.time()
+    assert host_run(host, f"kill -KILL {pid}").rc == 0
+    answer = json.loads(celery_python(host_run, host, f"""
+import json
+from celery.result import AsyncResult
+print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout=90)))
+"""))
+    done = time.time()
+    assert answer["node"] == f"default@{host}", answer
+    # Run again from the start after the kill, not finished by the killed child.
+    assert done - killed >= seconds - 1, (sent, killed, done)
