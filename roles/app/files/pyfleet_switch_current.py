@@ -2,7 +2,9 @@
 """Point <base>/current at releases/<release> atomically and prune old releases.
 
 Used on hosts that run only an app's Celery workers (no web unit, no nginx).
-Usage: pyfleet_switch_current.py BASE_DIR RELEASE KEEP. Prints "changed" or "ok".
+Usage: pyfleet_switch_current.py BASE_DIR RELEASE KEEP. RELEASE "previous" is
+the newest release older than the current one (a rollback). Prints
+"changed <release>" or "ok <release>".
 """
 
 import os
@@ -13,9 +15,15 @@ import sys
 def main():
     base, release, keep = sys.argv[1], sys.argv[2], int(sys.argv[3])
     releases_dir = os.path.join(base, "releases")
+    link = os.path.join(base, "current")
+    if release == "previous":
+        current = os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+        older = sorted(n for n in os.listdir(releases_dir) if current is None or n < current)
+        if not older:
+            sys.exit(f"no release older than {current} to roll back to in {releases_dir}")
+        release = older[-1]
     if not os.path.isdir(os.path.join(releases_dir, release)):
         sys.exit(f"release {release} does not exist in {releases_dir}")
-    link = os.path.join(base, "current")
     target = f"releases/{release}"
     changed = False
     if not (os.path.islink(link) and os.readlink(link) == target):
@@ -31,7 +39,7 @@ def main():
         if name != release:
             shutil.rmtree(os.path.join(releases_dir, name))
             changed = True
-    print("changed" if changed else "ok")
+    print(("changed " if changed else "ok ") + release)
 
 
 if __name__ == "__main__":
