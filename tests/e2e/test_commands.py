@@ -40,10 +40,19 @@ def test_status_lists_every_host_and_the_app_units(inv, converged):
         assert any(line.startswith(web) and "pyfleet-hello@" in line and " active " in line for line in out.splitlines())
 
 
-def test_releases_agree_across_hosts(converged):
+def test_releases_table_and_agreement_verdict_match(inv, converged):
     code, out, _ = fab("releases")
     assert code == 0
-    assert "hello: all hosts on " in out and "hello-async: all hosts on " in out
+    current = {}
+    for line in out.splitlines()[2:]:
+        cols = line.split()
+        if len(cols) >= 4 and cols[3] == "*":
+            current.setdefault(cols[1], {})[cols[0]] = cols[2]
+    assert set(current["hello"]) >= set(inv.groups["web"])
+    for app, per_host in current.items():
+        ids = set(per_host.values())
+        verdict = f"{app}: all hosts on {ids.pop()}" if len(ids) == 1 else f"{app}: hosts DISAGREE: "
+        assert verdict in out
 
 
 def test_topology_table_and_picture_name_every_host(inv, tmp_path):
