@@ -140,6 +140,8 @@ def rollback(c, inventory=None, app=None, release=None, batch=1):
     """Roll back to the previous (or a named) release, with the same gate and rolling order."""
     inv = _inventory(c, inventory)
     _, apps = commands._apps(inv, app)
+    if release:
+        commands.check_release_exists(inv, apps, release)
     extra = ["-e", f"deploy_batch_size={int(batch)}"] + (["-e", f"rollback_apps={app}"] if app else []) \
         + (["-e", f"rollback_release={release}"] if release else [])
     commands.run_release_playbook(inv, "rollback", "rollback", extra, apps, mitogen=_mitogen(c))

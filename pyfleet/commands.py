@@ -288,3 +288,16 @@ def restart_targets(inv, service):
         return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
     unit_pattern(inv, service)  # raises the one-line "unknown service" error
     raise PyfleetError(f"no host runs {service}; see fab topology")
+
+
+def check_release_exists(inv, apps, release):
+    """Fail with one line unless every host of each app still has ``release`` (before anything runs)."""
+    the_plan = topology.plan(inv, check_paths=False)
+    specs = {a["name"]: a for a in the_plan["apps"]}
+    for app in apps:
+        hosts = inv.select(specs[app]["hosts"])
+        found = remote.run_on(inv, hosts, f"test -d {specs[app]['base_dir']}/releases/{release}")
+        missing = sorted(h for h, (code, _) in found.items() if code != 0)
+        if missing:
+            raise PyfleetError(f"release {release} of app {app} does not exist on {', '.join(missing)}; "
+                               "fab releases lists the releases each host keeps")
