@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import sys
 import tempfile
 import threading
@@ -250,10 +251,10 @@ def workers(inv, type_filter=None, host_filter=None):
         raise PyfleetError(f"'{host_filter}' is not a worker host; worker hosts: {', '.join(plan['hosts'])}")
     app = plan["app"]
     via = next(iter(plan["hosts"]))
-    script = INSPECT.format(celery_app=app["celery"]["app"])
+    script = INSPECT.format(celery_app=app["celery_app"])
     env_file = f"/etc/pyfleet/celery/{app['name']}.env"
     cmd = (f"set -a; . {env_file}; set +a; cd {app['current_link']} && "
-           f"runuser -u {app['user']} -- {app['current_link']}/venv/bin/python -c {json.dumps(script)}")
+           f"runuser -u {app['user']} -- {app['current_link']}/venv/bin/python -c {shlex.quote(script)}")
     code, out = remote.run_on(inv, [via], cmd)[via]
     if code != 0 or not out.strip():
         raise PyfleetError(f"celery inspect on {via} failed (exit {code}); is the app deployed there? see fab status")

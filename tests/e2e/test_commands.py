@@ -116,3 +116,11 @@ def test_a_second_concurrent_deploy_is_refused_by_the_lock(inv, converged):
     assert first.returncode == 0, err
     assert "hello" not in audit.locks(inv)
 
+
+
+def test_workers_lists_each_type_on_its_assigned_host(inv, converged):
+    code, out, err = fab("workers")
+    assert code == 0, err
+    nodes = {line.split()[0] for line in out.splitlines()[2:] if line.strip()}
+    expected = {f"{t}@{h}" for h, v in inv.hosts.items() for t in v.get("celery_worker_types", [])}
+    assert expected and nodes == expected
