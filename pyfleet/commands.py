@@ -74,7 +74,7 @@ def _reason(summary, error):
         return ""
     failures = summary.get("failures") or []
     if failures:
-        f = failures[0]
+        f = failures[-1]  # the last one says why (earlier ones are often "One or more items failed")
         return f"{f['host']}: {f['msg']}"
     return str(error)
 
