@@ -118,7 +118,7 @@ def releases(inv, limit=None):
 
 def unit_pattern(inv, service):
     """systemd unit glob for a service name: nginx, redis, beat, an app, or a worker type."""
-    the_plan = topology.plan(inv)
+    the_plan = topology.plan(inv, check_paths=False)
     apps = [a["name"] for a in the_plan["apps"]]
     types = list((the_plan["workers"].get("types") or {}).keys())
     if service in ("nginx", "redis", "redis-server"):
@@ -284,7 +284,7 @@ def restart_targets(inv, service):
     if service == "beat" and plan.get("beat_host"):
         return plan["beat_host"]
     if service in apps:
-        return ",".join(inv.select(apps[service]["hosts"]))
+        return ",".join(topology.app_hosts(inv, apps[service]))
     if plan.get("enabled") and service in plan["types"]:
         return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
     unit_pattern(inv, service)  # raises the one-line "unknown service" error
@@ -296,7 +296,7 @@ def check_release_exists(inv, apps, release):
     the_plan = topology.plan(inv, check_paths=False)
     specs = {a["name"]: a for a in the_plan["apps"]}
     for app in apps:
-        hosts = inv.select(specs[app]["hosts"])
+        hosts = topology.app_hosts(inv, specs[app])
         found = remote.run_on(inv, hosts, f"test -d {specs[app]['base_dir']}/releases/{release}")
         missing = sorted(h for h, (code, _) in found.items() if code != 0)
         if missing:

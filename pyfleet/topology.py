@@ -9,7 +9,7 @@ from html import escape
 from pyfleet.apps import normalize_apps
 from pyfleet.errors import PyfleetError
 from pyfleet.shell import ROOT
-from pyfleet.workers import plan_workers
+from pyfleet.workers import match_hosts, plan_workers
 
 TIERS = [("loadbalancers", "load balancer"), ("web", "web"), ("brokers", "broker"), ("workers", "workers")]
 
@@ -35,13 +35,19 @@ def plan(inv, check_paths=True):
     return {"apps": apps, "workers": workers}
 
 
+def app_hosts(inv, app):
+    """Inventory hosts that run ``app``, in inventory order (full Ansible pattern syntax)."""
+    matched = match_hosts(app["hosts"], inv.groups)
+    return [h for h in inv.hosts if h in matched]
+
+
 def services(inv, the_plan):
     """{host: [service descriptions]} for every inventory host."""
     out = {h: [] for h in inv.hosts}
     for h in inv.groups.get("loadbalancers", []):
         out[h].append("nginx load balancer (TLS)")
     for app in the_plan["apps"]:
-        for h in inv.select(app["hosts"]):
+        for h in app_hosts(inv, app):
             out[h].append(f"{app['name']} ({app['kind']}, {app['server']})")
     for h in inv.groups.get("web", []):
         if out[h]:
