@@ -17,7 +17,7 @@ from pyfleet import image
 from pyfleet.errors import PyfleetError
 from pyfleet.inventory import Inventory
 from pyfleet.podman import podman
-from pyfleet.shell import ROOT, run
+from pyfleet.shell import ROOT, last_line, run
 
 LAB_DIR = ROOT / ".lab"
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -96,24 +96,59 @@ def address(lab, host):
     return ip
 
 
+def _create(lab, host, tag):
+    podman("run", "-d", "--name", lab.container(host), "--hostname", host,
+           "--network", lab.network, "--systemd=always",
+           "--label", f"pyfleet.lab={lab.name}", tag, "/sbin/init",
+           what=f"starting lab host {host}", fix="check `podman info`, then run fab lab.up again")
+
+
+def _why_stopped(lab, host):
+    """Exit code and last log line of a container that stopped: what to tell the user."""
+    proc = podman("container", "inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}",
+                  lab.container(host), check=False)
+    logs = podman("logs", "--tail", "5", lab.container(host), check=False)
+    return f"exit code {proc.stdout.strip() or '?'}, last log line: {last_line(logs.stdout + logs.stderr)}"
+
+
+def _install_key(lab, host, pubkey):
+    return podman("exec", "-i", lab.container(host), "sh", "-c",
+                  "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+                  " && chmod 600 /root/.ssh/authorized_keys",
+                  input_text=pubkey, check=False)
+
+
 def start_host(lab, host, tag, pubkey, log=print):
-    """Create (or start) the host's container and authorise the lab key for root."""
+    """Create (or start) the host's container and authorise the lab key for root.
+
+    A container whose init dies while it boots is diagnosed (exit code, last log
+    line), removed and created once more before giving up with one line.
+    """
     status, img = container_state(lab, host)
     started = status != "running"
     if status == "running" and img and img != tag:
         log(f"{host}: runs an older base image ({img}); fab lab.down && fab lab.up rebuilds it")
-    if status is None:
-        podman("run", "-d", "--name", lab.container(host), "--hostname", host,
-               "--network", lab.network, "--systemd=always",
-               "--label", f"pyfleet.lab={lab.name}", tag, "/sbin/init",
-               what=f"starting lab host {host}", fix="check `podman info`, then run fab lab.up again")
-    elif status != "running":
-        podman("start", lab.container(host), what=f"starting lab host {host}", fix="run fab lab.down, then fab lab.up")
-    # Every time, so that a lab whose key was regenerated still lets us in.
-    podman("exec", "-i", lab.container(host), "sh", "-c",
-           "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
-           input_text=pubkey, what=f"installing the lab key on {host}", fix="run fab lab.down, then fab lab.up")
-    return started
+    for attempt in (1, 2):
+        if status is None:
+            _create(lab, host, tag)
+        elif status != "running":
+            podman("start", lab.container(host), what=f"starting lab host {host}",
+                   fix="run fab lab.down, then fab lab.up")
+        # Every time, so that a lab whose key was regenerated still lets us in.
+        proc = _install_key(lab, host, pubkey)
+        if proc.returncode == 0:
+            return started
+        status, _ = container_state(lab, host)
+        if status == "running":
+            raise PyfleetError(f"installing the lab key on {host} failed: {last_line(proc.stderr)}; "
+                               "run fab lab.down, then fab lab.up")
+        why = _why_stopped(lab, host)
+        if attempt == 1:
+            log(f"{host}: the container stopped while it booted ({why}); creating it once more")
+            podman("rm", "-f", "-t", "0", lab.container(host), check=False)
+            status, started = None, True
+    raise PyfleetError(f"lab host {host} stops as soon as it boots ({why}); "
+                       f"check `podman info` and free memory/disk, then fab lab.down && fab lab.up")
 
 
 def wait_for_ssh(lab, host, ip, timeout=60):
