@@ -1,24 +1,29 @@
-"""No-op Celery task round trips per second through the lab.
+"""No-op Celery task round trips per second through the lab, with one and two worker hosts.
 
 Runs a small producer on one lab host (default web1) in the app's current
 release, with the generated Celery environment (broker, result backend,
 routes): it sends `sampleapp.tasks.noop` (the default type's queue) and waits
 for each result. Two figures: one task at a time (latency bound), and a window
-of tasks in flight (throughput). Bounded: COUNT tasks, each with a timeout.
-Needs the lab up and converged (`fab up`).
+of tasks in flight (throughput). Then the lab grows by one worker host of the
+default type (worker3, as an operator would add it: inventory + site.yml), the
+same is measured again, and worker3 is removed. Bounded: COUNT tasks per
+figure, each with a timeout. Needs the lab up and converged (`fab up`).
 
 Usage: .venv/bin/python bench/celery_roundtrip.py [count] [host] [in_flight]
 """
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
-CONNECTION = ROOT / ".lab" / "lab" / "connection.yml"
+sys.path.insert(0, str(ROOT))
+
+from pyfleet import ansible, inventory, lab  # noqa: E402
+
 APP = "hello"
+EXTRA_HOST = "worker3"
 
 PRODUCER = r"""
 import sys, time
@@ -42,28 +47,44 @@ print(f"{serial:.1f} {parallel:.1f}")
 """
 
 
-def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    host = sys.argv[2] if len(sys.argv) > 2 else "web1"
-    window = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-    conn = yaml.safe_load(CONNECTION.read_text())
-    address = conn["all"]["hosts"][host]["ansible_host"]
-    key = conn["all"]["vars"]["ansible_ssh_private_key_file"]
+def measure(inv, host, count, window):
+    """(one at a time, in flight) tasks/s from a producer on ``host``."""
+    conn = inv.hosts[host]
     remote = (
         f"set -a; . /etc/pyfleet/celery/{APP}.env; set +a; cd /srv/{APP}/current && "
         f"timeout 300 venv/bin/python - {count} {window}"
     )
     out = subprocess.run(
-        ["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", f"root@{address}", remote],
+        ["ssh", *lab.SSH_OPTIONS, "-i", conn["ansible_ssh_private_key_file"], f"root@{conn['ansible_host']}", remote],
         input=PRODUCER, capture_output=True, text=True, timeout=330, check=False,
     )
     if out.returncode != 0:
         sys.exit(f"producer on {host} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
     serial, parallel = out.stdout.split()
-    print(f"no-op task round trips from {host}, {count} tasks:")
-    print(f"  one at a time:     {serial} tasks/s")
-    print(f"  {window} in flight:      {parallel} tasks/s")
+    return float(serial), float(parallel)
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    host = sys.argv[2] if len(sys.argv) > 2 else "web1"
+    window = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    inv = inventory.load("inventory/lab")
+    default_hosts = [h for h in inv.groups["workers"] if "default" in (inv.hosts[h].get("celery_worker_types") or [])]
+    figures = {len(default_hosts): measure(inv, host, count, window)}
+    with tempfile.TemporaryDirectory() as tmp:
+        grown = lab.grown_inventory(inv, tmp, EXTRA_HOST, "workers", {"celery_worker_types": ["default"]})
+        try:
+            lab.up(inventory.load(grown), log=lambda *_: None)
+            ansible.playbook(grown, "site", quiet=True)
+            figures[len(default_hosts) + 1] = measure(inventory.load(grown), host, count, window)
+        finally:
+            lab.remove_host(inv, EXTRA_HOST)
+    print(f"no-op task round trips from {host}, {count} tasks per figure (tasks/s):")
+    print(f"  {'default-type worker hosts':28s} {'one at a time':>14s} {f'{window} in flight':>14s}")
+    for hosts, (serial, parallel) in figures.items():
+        print(f"  {hosts:<28d} {serial:14.1f} {parallel:14.1f}")
+    (s1, p1), (s2, p2) = figures.values()
+    print(f"  ratio two/one hosts: one at a time {s2 / s1:.2f}x, in flight {p2 / p1:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ host: ``.lab/<inventory>/connection.yml`` with real addresses on the lab network
 """
 
 import json
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -218,6 +219,32 @@ def down(inventory, log=print):
     if lab.connection_file.exists():
         lab.connection_file.unlink()
     return names
+
+
+def grown_inventory(inventory, dest, host, group, host_vars=None):
+    """A copy of ``inventory`` under ``dest`` with one more ``host`` in ``group``; returns its path.
+
+    The copy keeps the inventory's directory name, so ``up`` on it grows the same
+    lab (network, key, connection file): how tests and benchmarks scale out.
+    """
+    copy = Path(dest) / inventory.path.name
+    shutil.copytree(inventory.path, copy)
+    hosts_yml = copy / "hosts.yml"
+    data = yaml.safe_load(hosts_yml.read_text())
+    data["all"]["children"].setdefault(group, {}).setdefault("hosts", {})[host] = {}
+    hosts_yml.write_text(yaml.safe_dump(data, sort_keys=False))
+    if host_vars:
+        (copy / "host_vars").mkdir(exist_ok=True)
+        (copy / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(host_vars, sort_keys=False))
+    return copy
+
+
+def remove_host(inventory, host):
+    """Remove one lab host that ``inventory`` no longer has; the connection file keeps the others."""
+    lab = Lab(inventory)
+    podman("rm", "-f", "-t", "0", lab.container(host), check=False)
+    addresses = {h: ip for h, ip in load_connection(inventory).items() if h in inventory.hosts}
+    write_connection_file(lab, addresses)
 
 
 def ssh_command(inventory, host):

@@ -5,7 +5,11 @@ they take it down at the end; a lab that was already up is left as it was.
 Set PYFLEET_KEEP_LAB=1 to keep it either way.
 """
 
+import http.client
+import json
 import os
+import socket
+import ssl
 
 import pytest
 import testinfra
@@ -67,3 +71,31 @@ def host_run(lab_host):
         return lab_host(name).run(command)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def lb_address(inv, lab):
+    """The address of the lab's (first) load balancer."""
+    return lab["addresses"][sorted(inv.groups["loadbalancers"])[0]]
+
+
+@pytest.fixture(scope="session")
+def post_task(lb_address):
+    """POST /tasks/<name> to the sample app through the load balancer; returns (status, JSON body)."""
+
+    def post(name, body=None, domain="hello.lab.test", timeout=40):
+        class Conn(http.client.HTTPSConnection):
+            def connect(self):
+                self.sock = socket.create_connection((lb_address, 443), timeout=self.timeout)
+                self.sock = self._context.wrap_socket(self.sock, server_hostname=domain)
+
+        conn = Conn(domain, 443, timeout=timeout, context=ssl._create_unverified_context())  # lab: self-signed
+        try:
+            conn.request("POST", f"/tasks/{name}", body=json.dumps(body or {}),
+                         headers={"Content-Type": "application/json", "Host": domain})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read() or b"null")
+        finally:
+            conn.close()
+
+    return post

@@ -7,10 +7,7 @@ one behaviour the inventory promises: placement of worker types, one beat,
 warm restarts on a deploy, re-delivery of a task whose pool child dies.
 """
 
-import http.client
 import json
-import socket
-import ssl
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +18,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 HOST_VARS = ROOT / "inventory" / "lab" / "host_vars"
 WORKERS_YML = ROOT / "inventory" / "lab" / "group_vars" / "all" / "workers.yml"
-DOMAIN = "hello.lab.test"
 APP = "hello"
 TICK_LOG = "/srv/hello/shared/ticks.log"
 
@@ -45,29 +41,6 @@ def beat_every():
     return float(yaml.safe_load(WORKERS_YML.read_text())["celery_beat_schedule"]["tick"]["every"])
 
 
-@pytest.fixture(scope="module")
-def lb_address(inv, lab):
-    return lab["addresses"][sorted(inv.groups["loadbalancers"])[0]]
-
-
-def post_task(lb_address, name, body=None, timeout=40):
-    """POST /tasks/<name> through the load balancer; returns (status, JSON body)."""
-
-    class Conn(http.client.HTTPSConnection):
-        def connect(self):
-            self.sock = socket.create_connection((lb_address, 443), timeout=self.timeout)
-            self.sock = self._context.wrap_socket(self.sock, server_hostname=DOMAIN)
-
-    conn = Conn(DOMAIN, 443, timeout=timeout, context=ssl._create_unverified_context())
-    try:
-        conn.request("POST", f"/tasks/{name}", body=json.dumps(body or {}),
-                     headers={"Content-Type": "application/json", "Host": DOMAIN})
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
-    finally:
-        conn.close()
-
-
 def celery_python(host_run, host, code):
     """Run Python ``code`` on ``host`` in the app's current release, with the Celery environment."""
     command = (
@@ -85,13 +58,13 @@ def unit_start(host_run, host, unit):
     return int(out.strip())
 
 
-def test_tasks_of_each_type_run_only_on_their_hosts(lb_address, assignment):
+def test_tasks_of_each_type_run_only_on_their_hosts(post_task, assignment):
     # whoami has no route (the default type); sleep is routed to io, tick to cpu.
     cases = {"whoami": ("default", {}), "sleep": ("io", {"args": [0.05]}), "tick": ("cpu", {})}
     for task, (kind, body) in cases.items():
         seen = set()
         for _ in range(6):
-            status, answer = post_task(lb_address, task, body)
+            status, answer = post_task(task, body)
             assert status == 200, answer
             where = answer["result"]
             assert where["host"] in assignment[kind], f"{task} ({kind}) ran on {where}; expected {assignment[kind]}"

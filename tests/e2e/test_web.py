@@ -32,12 +32,6 @@ def web_hosts(inv):
     return hosts
 
 
-@pytest.fixture(scope="module")
-def lb_address(inv, lab):
-    """The address of the lab's (first) load balancer."""
-    return lab["addresses"][sorted(inv.groups["loadbalancers"])[0]]
-
-
 class _LBConnection(http.client.HTTPSConnection):
     """HTTPS to the load balancer's address, with the app's domain as SNI and Host."""
 

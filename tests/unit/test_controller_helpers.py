@@ -83,3 +83,15 @@ def test_connection_file_is_rewritten_only_on_change(tmp_path, monkeypatch):
     assert data["all"]["hosts"]["web1"]["ansible_host"] == "10.0.0.2"
     assert data["all"]["vars"]["ansible_ssh_private_key_file"] == str(lb.key)
     assert lab.load_connection(inv) == {"web1": "10.0.0.2"}
+
+
+def test_grown_inventory_adds_one_host_and_keeps_the_name(tmp_path):
+    from pyfleet import inventory
+
+    grown = lab.grown_inventory(inventory.load("inventory/lab", with_connection=False), tmp_path, "worker3",
+                                "workers", {"celery_worker_types": ["io"]})
+    assert grown.name == "lab"  # same lab: network, key and connection file are shared
+    inv = inventory.load(grown, with_connection=False)
+    assert inv.groups["workers"] == ["worker1", "worker2", "worker3"]
+    assert inv.hosts["worker3"]["celery_worker_types"] == ["io"]
+    assert inv.hosts["worker1"]["celery_worker_types"] == ["default", "io"]
