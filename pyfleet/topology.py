@@ -4,7 +4,7 @@ Nothing here contacts a host: the same Python validation the playbooks run
 (``pyfleet.apps``, ``pyfleet.workers``) reads the inventory's variables.
 """
 
-from html import escape
+import jinja2
 
 from pyfleet.apps import normalize_apps
 from pyfleet.errors import PyfleetError
@@ -72,46 +72,50 @@ def rows(inv, the_plan):
             for h in inv.hosts]
 
 
-def svg(inv, the_plan):
-    """An SVG picture: one column per tier, a box per host listing what it runs, arrows for traffic."""
+BOX_WIDTH, GAP, LINE_HEIGHT = 230, 70, 16
+# Traffic the picture draws as arrows: (from group, to group).
+FLOWS = [("loadbalancers", "web"), ("web", "brokers"), ("workers", "brokers")]
+
+
+def layout(inv, the_plan):
+    """Where the picture puts things: one column per tier, a box per host listing what it runs, arrows for traffic."""
     svc = services(inv, the_plan)
-    columns = [(label, inv.groups.get(group, [])) for group, label in TIERS]
-    placed = {h for _, hosts in columns for h in hosts}
+    tiers = [(label, inv.groups.get(group, [])) for group, label in TIERS]
+    placed = {h for _, hosts in tiers for h in hosts}
     others = [h for h in inv.hosts if h not in placed]
     if others:
-        columns.append(("other", others))
-    box_w, gap, line_h = 230, 70, 16
-    heights = {h: 34 + line_h * max(1, len(svc[h])) for h in inv.hosts}
-    col_h = [sum(heights[h] + 20 for h in hosts) for _, hosts in columns]
-    width = len(columns) * (box_w + gap) + gap
-    height = max(col_h + [60]) + 80
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             '<defs><marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto">'
-             '<path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
-             f'<text x="{gap}" y="24" font-size="16" font-weight="bold">pyfleet topology: {escape(inv.name)}</text>']
-    anchor = {}
-    for i, (label, hosts) in enumerate(columns):
-        x = gap + i * (box_w + gap)
-        parts.append(f'<text x="{x}" y="52" font-weight="bold" fill="#333">{escape(label)}</text>')
-        y = 64
+        tiers.append(("other", others))
+    columns, boxes = [], {}
+    for i, (label, hosts) in enumerate(tiers):
+        x, y = GAP + i * (BOX_WIDTH + GAP), 64
+        column = {"label": label, "x": x, "boxes": []}
         for h in hosts:
-            hh = heights[h]
-            parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{hh}" rx="6" fill="#eef4fb" stroke="#4a78a8"/>')
-            parts.append(f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{escape(h)}</text>')
-            for j, s in enumerate(svc[h] or ["-"]):
-                parts.append(f'<text x="{x + 8}" y="{y + 36 + j * line_h}">{escape(s)}</text>')
-            anchor[h] = (x, y + hh / 2)
-            y += hh + 20
-    def arrow(src_group, dst_group):
+            lines = svc[h] or ["-"]
+            box = {"host": h, "x": x, "y": y, "width": BOX_WIDTH, "height": 34 + LINE_HEIGHT * len(lines), "lines": lines}
+            column["boxes"].append(box)
+            boxes[h] = box
+            y += box["height"] + 20
+        column["bottom"] = y
+        columns.append(column)
+    arrows = []
+    for src_group, dst_group in FLOWS:
         for s in inv.groups.get(src_group, []):
             for d in inv.groups.get(dst_group, []):
-                (sx, sy), (dx, dy) = anchor[s], anchor[d]
-                if sx < dx:
-                    parts.append(f'<line x1="{sx + box_w}" y1="{sy}" x2="{dx}" y2="{dy}" stroke="#555" marker-end="url(#a)"/>')
+                src, dst = boxes[s], boxes[d]
+                sy, dy = src["y"] + src["height"] / 2, dst["y"] + dst["height"] / 2
+                if src["x"] < dst["x"]:
+                    arrows.append({"x1": src["x"] + BOX_WIDTH, "y1": sy, "x2": dst["x"], "y2": dy})
                 else:
-                    parts.append(f'<line x1="{sx}" y1="{sy}" x2="{dx + box_w}" y2="{dy}" stroke="#555" marker-end="url(#a)"/>')
-    arrow("loadbalancers", "web")
-    arrow("web", "brokers")
-    arrow("workers", "brokers")
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+                    arrows.append({"x1": src["x"], "y1": sy, "x2": dst["x"] + BOX_WIDTH, "y2": dy})
+    return {
+        "title": inv.name, "columns": columns, "arrows": arrows, "margin": GAP, "line_height": LINE_HEIGHT,
+        "width": len(columns) * (BOX_WIDTH + GAP) + GAP,
+        "height": max([c["bottom"] - 64 for c in columns] + [60]) + 80,
+    }
+
+
+def svg(inv, the_plan):
+    """The SVG picture of ``layout``, drawn by templates/topology.svg.j2."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("topology.svg.j2").render(layout(inv, the_plan))
