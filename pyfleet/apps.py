@@ -45,6 +45,7 @@ import re
 from pathlib import Path
 
 from pyfleet.errors import PyfleetError
+from pyfleet.sandbox import RELAXABLE
 from pyfleet.values import is_int as _is_int, kind_of as _kind
 
 VAR = "pyfleet_apps"
@@ -62,36 +63,8 @@ SERVER_PACKAGES = {
     ("asgi", "gunicorn"): ("gunicorn", "uvicorn-worker"),
 }
 
-# The hardening options pyfleet's units set; sandbox_relax may drop these only.
-SANDBOX_OPTIONS = (
-    "CapabilityBoundingSet",
-    "IPAddressAllow",
-    "IPAddressDeny",
-    "LockPersonality",
-    "MemoryDenyWriteExecute",
-    "NoNewPrivileges",
-    "PrivateDevices",
-    "PrivateTmp",
-    "PrivateUsers",
-    "ProcSubset",
-    "ProtectClock",
-    "ProtectControlGroups",
-    "ProtectHome",
-    "ProtectHostname",
-    "ProtectKernelLogs",
-    "ProtectKernelModules",
-    "ProtectKernelTunables",
-    "ProtectProc",
-    "ProtectSystem",
-    "RemoveIPC",
-    "RestrictAddressFamilies",
-    "RestrictNamespaces",
-    "RestrictRealtime",
-    "RestrictSUIDSGID",
-    "SystemCallArchitectures",
-    "SystemCallFilter",
-    "UMask",
-)
+# The hardening options pyfleet's units set (pyfleet/sandbox.py); sandbox_relax may drop these only.
+SANDBOX_OPTIONS = RELAXABLE
 
 # Users an app must never run as: root, system accounts and the other services'.
 RESERVED_USERS = frozenset(
