@@ -1,0 +1,54 @@
+"""How long deploys take on the lab: a code-only redeploy, an unchanged deploy, and back.
+
+1. code-only: a copy of the sample project with another VERSION, deployed to
+   every app host (new wheelhouse of the app's own wheel, release venvs built
+   offline, health-gated switch host by host);
+2. unchanged: the same again (nothing to build or switch: the no-op path);
+3. back: the inventory's own source, as the lab was.
+Bounded: three playbook runs. Needs the lab up and converged (`fab up`).
+
+Usage: .venv/bin/python bench/redeploy.py
+"""
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pyfleet import ansible, inventory  # noqa: E402
+
+SAMPLE = ROOT / "examples" / "sampleapp"
+
+
+def timed(inv, *args):
+    start = time.monotonic()
+    stats = ansible.playbook(inv.path, "deploy", *args, quiet=True)
+    return time.monotonic() - start, ansible.total_changed(stats)
+
+
+def main():
+    inv = inventory.load("inventory/lab")
+    apps = [a["name"] for a in next(iter(inv.hosts.values())).get("pyfleet_apps") or []]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "sampleapp"
+        shutil.copytree(SAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
+        (copy / "sampleapp" / "version.py").write_text(f'VERSION = "9.9.{int(time.time())}"\n')
+        sources = json.dumps({"deploy_sources": {name: str(copy) for name in apps}})
+        figures = {
+            "code-only redeploy": timed(inv, "-e", sources),
+            "unchanged deploy": timed(inv, "-e", sources),
+        }
+    figures["back to the inventory's source"] = timed(inv)
+    hosts = len(set(inv.groups.get("web", [])) | set(inv.groups.get("workers", [])))
+    print(f"deploys of {', '.join(apps)} to {hosts} app hosts (web and workers), one host per batch:")
+    for name, (seconds, changed) in figures.items():
+        print(f"  {name:32s} {seconds:6.1f} s   (changed={changed})")
+
+
+if __name__ == "__main__":
+    main()
