@@ -20,20 +20,22 @@ INVENTORY = "inventory/lab"
 
 
 @pytest.fixture(scope="session")
-def inv():
-    return inventory.load(INVENTORY)
+def lab():
+    """The lab with every host up and playbooks/site.yml converged; yields {host: address}."""
+    declared = inventory.load(INVENTORY)
+    lab_ = labmod.Lab(declared)
+    was_up = all(labmod.container_state(lab_, h)[0] == "running" for h in declared.hosts)
+    addresses, _ = labmod.up(declared)
+    first = ansible.playbook(declared.path, "site", quiet=True)
+    yield {"addresses": addresses, "first_converge": first}
+    if not was_up and os.environ.get("PYFLEET_KEEP_LAB") != "1":
+        labmod.down(declared)
 
 
 @pytest.fixture(scope="session")
-def lab(inv):
-    """The lab with every host up and playbooks/site.yml converged; yields {host: address}."""
-    lab_ = labmod.Lab(inv)
-    was_up = all(labmod.container_state(lab_, h)[0] == "running" for h in inv.hosts)
-    addresses, _ = labmod.up(inv)
-    first = ansible.playbook(inv.path, "site", quiet=True)
-    yield {"addresses": addresses, "first_converge": first}
-    if not was_up and os.environ.get("PYFLEET_KEEP_LAB") != "1":
-        labmod.down(inv)
+def inv(lab):
+    """The lab inventory as the commands see it once the lab is up (with each host's address)."""
+    return inventory.load(INVENTORY)
 
 
 @pytest.fixture(scope="session")
