@@ -9,6 +9,10 @@ default type (worker3, as an operator would add it: inventory + site.yml), the
 same is measured again, and worker3 is removed. Bounded: COUNT tasks per
 figure, each with a timeout. Needs the lab up and converged (`fab up`).
 
+In the lab every host shares the controller's CPUs: a second worker host adds
+consumers, not CPU, so the ratio shows the cost of more processes on the same
+cores. On real servers each host brings its own.
+
 Usage: .venv/bin/python bench/celery_roundtrip.py [count] [host] [in_flight]
 """
 
