@@ -9,7 +9,7 @@ import jinja2
 from pyfleet.apps import normalize_apps
 from pyfleet.errors import PyfleetError
 from pyfleet.shell import ROOT
-from pyfleet.workers import match_hosts, plan_workers
+from pyfleet.workers import FLOWER_KEYS, HOST_KEYS, match_hosts, plan_workers
 
 TIERS = [("loadbalancers", "load balancer"), ("web", "web"), ("brokers", "broker"), ("workers", "workers")]
 
@@ -25,8 +25,7 @@ def plan(inv, check_paths=True):
     any_vars = next(iter(inv.hosts.values()))
     apps = normalize_apps(any_vars.get("pyfleet_apps") or [], project_dir=str(ROOT),
                           check_paths=check_paths)
-    settings = {h: {k: v.get(k) for k in ("celery_worker_types", "celery_beat", "celery_flower") if k in v}
-                for h, v in inv.hosts.items()}
+    settings = {h: {k: v.get(k) for k in HOST_KEYS + FLOWER_KEYS if k in v} for h, v in inv.hosts.items()}
     workers = plan_workers(
         any_vars.get("celery_worker_catalogue"), settings, inv.groups, apps,
         routes=any_vars.get("celery_task_routes"), schedule=any_vars.get("celery_beat_schedule"),
@@ -53,7 +52,7 @@ def services(inv, the_plan):
         if out[h]:
             out[h].insert(0, "nginx")
     for h in inv.groups.get("brokers", []):
-        out[h].append("redis broker")
+        out[h].append(f"{inv.hosts[h].get('pyfleet_broker_kind') or 'redis'} broker")
     workers = the_plan["workers"]
     if workers.get("enabled"):
         for h, units in workers["hosts"].items():

@@ -34,7 +34,10 @@ The inventory form (group_vars/all/workers.yml and host_vars)::
     # host_vars/worker2.yml
     celery_worker_types: [cpu]
     celery_beat: true                 # exactly one host in the inventory
-    # celery_flower: true             # at most one host
+    # celery_flower: true             # at most one host: Flower, behind the load balancers
+    # celery_flower_domain: flower.example.com       # (host_vars or group_vars/all)
+    # celery_flower_users: [{name: ops, password: "{{ vault_flower_password }}"}]
+    # celery_flower_port: 5555        # on the host's private address
 
 The Celery app is the one app of ``pyfleet_apps`` with ``celery: {app: ...}``.
 Its code must be on every worker host: the app's ``hosts`` pattern or
@@ -59,6 +62,12 @@ ROUTES = "celery_task_routes"
 SCHEDULE = "celery_beat_schedule"
 DEFAULT_TYPE = "celery_task_default_type"
 HOST_KEYS = (TYPES, BEAT, FLOWER)
+FLOWER_DOMAIN = "celery_flower_domain"
+FLOWER_USERS = "celery_flower_users"
+FLOWER_PORT = "celery_flower_port"
+# Read from the flower host only (its host_vars or group_vars).
+FLOWER_KEYS = (FLOWER_DOMAIN, FLOWER_USERS, FLOWER_PORT)
+DEFAULT_FLOWER_PORT = 5555
 
 POOLS = ("prefork", "threads", "solo", "gevent", "eventlet")
 # Pools that enforce time limits (prefork by signals and a supervisor, green
@@ -81,10 +90,23 @@ STOP_MARGIN = 30
 # longer than any task, or a slow task runs twice.
 MIN_VISIBILITY_TIMEOUT = 3600
 
+# pyfleet_broker_kind: the broker role the brokers play applies (redis is the default).
+BROKER_KIND = "pyfleet_broker_kind"
+BROKER_KINDS = ("redis", "rabbitmq")
+# kind -> (the broker host's port variable, its default)
+BROKER_PORTS = {"redis": ("redis_port", 6379), "rabbitmq": ("rabbitmq_port", 5672)}
+RABBITMQ_PASSWORDS = "rabbitmq_passwords"
+# With RabbitMQ, results travel back to the caller as AMQP messages: nothing to
+# store, expire or secure besides the broker itself.
+RABBITMQ_RESULT_BACKEND = "rpc://"
+
 TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,30}")
 QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 TASK_RE = re.compile(r"[A-Za-z_*?\[][A-Za-z0-9_.*?\[\]!-]{0,199}")
 CRON_RE = re.compile(r"[0-9*/,-]+")
+DOMAIN_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+# htpasswd user names: no colon (the separator), nothing nginx or a shell would mangle.
+FLOWER_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def plan_workers(
@@ -98,6 +120,7 @@ def plan_workers(
     worker_group="workers",
     broker_group="brokers",
     hostvars=None,
+    loadbalancer_group="loadbalancers",
 ):
     """Validate the Celery inventory and return the plan the roles render.
 
@@ -112,13 +135,16 @@ def plan_workers(
     ``hostvars``: host -> variables (Ansible's ``hostvars``); when given, the
     broker's address and port are added and the address must be an IP (the
     worker units' sandbox allows IP traffic to it only).
+    The flower host's ``host_settings`` also carry ``celery_flower_domain``,
+    ``celery_flower_users`` and ``celery_flower_port`` (see ``plan_flower``);
+    ``loadbalancer_group`` holds the hosts that reach it.
 
     Returns ``{"enabled": False}`` when the inventory uses no Celery (no
     catalogue, no host with types, no beat), else a dict with ``app``,
     ``types`` (normalised catalogue), ``hosts`` (host -> list of unit specs,
     for every host of ``worker_group``), ``beat_host``, ``flower_host``,
-    ``broker_host``, ``default_queue``, ``task_routes``, ``beat_schedule`` and
-    ``visibility_timeout``. Raises PyfleetError (one line) at the first mistake.
+    ``flower`` (``plan_flower``: None without a flower host), ``broker_host``,
+    ``default_queue``, ``task_routes``, ``beat_schedule`` and ``visibility_timeout``. Raises PyfleetError (one line) at the first mistake.
     """
     groups = {name: list(members or []) for name, members in (groups or {}).items()}
     everyone = _all_hosts(groups)
@@ -144,10 +170,15 @@ def plan_workers(
     beat_schedule = _beat_schedule(schedule)
     hosts = {host: _units(app, host, settings[host][TYPES], types) for host in workers}
     longest = max(t["time_limit"] for t in types.values())
-    address, port, ip = None, None, None
+    address, port, ip, kind = None, None, None, "redis"
     if hostvars is not None:
-        address, port = broker_address(broker_host, hostvars)
+        kind = broker_kind(((hostvars or {}).get(broker_host) or {}).get(BROKER_KIND))
+        address, port = broker_address(broker_host, hostvars, kind=kind)
         ip = ip_allow(address, broker_host)
+    flower = None
+    if flower_host:
+        raw = (host_settings or {}).get(flower_host) or {}
+        flower = plan_flower(flower_host, raw, groups, apps, hostvars, loadbalancer_group, ip)
     return {
         "enabled": True,
         "app": app,
@@ -155,7 +186,9 @@ def plan_workers(
         "hosts": hosts,
         "beat_host": beat_host,
         "flower_host": flower_host,
+        "flower": flower,
         "broker_host": broker_host,
+        "broker_kind": kind,
         "broker_address": address,
         "broker_port": port,
         "broker_ip": ip,
@@ -230,38 +263,204 @@ def worker_args(node, spec, events=False):
     return args
 
 
-def broker_url(brokers, hostvars, password, db=0, kind="redis", group="brokers"):
+def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="loadbalancers", broker_ip=None):
+    """Where Flower runs and how the load balancers reach it, checked.
+
+    ``host``: the one host with ``celery_flower: true``. ``raw``: its variables
+    ``celery_flower_domain`` (the name the load balancers serve it at, over
+    HTTPS), ``celery_flower_users`` (``[{name, password}]``, HTTP basic auth on
+    the load balancers; passwords from ansible-vault) and ``celery_flower_port``
+    (default 5555). ``apps``: the normalised apps (a domain may serve one thing).
+
+    Returns ``{host, domain, port, users, address, endpoint, allow}``: ``users``
+    holds the names only (never a password); ``address`` is the host's private
+    address (Flower listens there), ``endpoint`` what nginx proxies to and
+    ``allow`` the IPs the Flower unit may talk to besides localhost (the broker
+    and every load balancer). The last three are None/[] without ``hostvars``.
+    """
+    domain = raw.get(FLOWER_DOMAIN)
+    if domain is None or domain == "":
+        raise PyfleetError(
+            f"{FLOWER_DOMAIN}: not set but {host} runs flower, so the load balancers cannot serve it; "
+            f"set {FLOWER_DOMAIN}: flower.example.com (a name that resolves to the load balancers) "
+            f"or remove {FLOWER} from {host}"
+        )
+    if not isinstance(domain, str) or not DOMAIN_RE.fullmatch(domain):
+        raise PyfleetError(
+            f"{FLOWER_DOMAIN}: {domain!r} is not a lowercase DNS name; set {FLOWER_DOMAIN}: flower.example.com"
+        )
+    for app in apps or []:
+        if domain in (app.get("domains") or []):
+            raise PyfleetError(
+                f"{FLOWER_DOMAIN}: {domain} is also a domain of app {app['name']}; give flower a name of its own"
+            )
+    users = raw.get(FLOWER_USERS)
+    if not users:
+        raise PyfleetError(
+            f"{FLOWER_USERS}: not set but {host} runs flower, so nobody could log in; set "
+            f"{FLOWER_USERS}: [{{name: ops, password: '{{{{ vault_flower_password }}}}'}}] (ansible-vault)"
+        )
+    if not isinstance(users, list):
+        raise PyfleetError(
+            f"{FLOWER_USERS}: expected a list of {{name, password}}, got {_kind(users)}; "
+            f"write {FLOWER_USERS}: [{{name: ops, password: ...}}]"
+        )
+    names = []
+    for index, user in enumerate(users):
+        where = f"{FLOWER_USERS}[{index}]"
+        if not isinstance(user, dict):
+            # Never the value: it may hold a password.
+            raise PyfleetError(f"{where}: expected a mapping {{name, password}}, got {_kind(user)}; fix it")
+        _unknown_keys(where, user, ("name", "password"))
+        name = user.get("name")
+        if not isinstance(name, str) or not FLOWER_USER_RE.fullmatch(name):
+            raise PyfleetError(
+                f"{where}.name: {name!r} is not a user name (letters, digits, . _ @ -, no colon); set name: ops"
+            )
+        if name in names:
+            raise PyfleetError(f"{where}.name: user {name} is listed twice; remove one")
+        password = user.get("password")
+        if not isinstance(password, str) or not password:
+            raise PyfleetError(
+                f"{where}.password (user {name}): not set or not a string; "
+                "set password: '{{ vault_flower_password }}' from ansible-vault"
+            )
+        if len(password.encode()) > 72:
+            # bcrypt (the load balancer's password file) reads 72 bytes at most.
+            raise PyfleetError(f"{where}.password (user {name}): longer than 72 bytes; use a shorter password")
+        names.append(name)
+    port = raw.get(FLOWER_PORT, DEFAULT_FLOWER_PORT)
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not _is_int(port) or not 1 <= port <= 65535:
+        raise PyfleetError(f"{FLOWER_PORT} on {host}: {port!r} is not a TCP port; set {FLOWER_PORT}: 5555")
+    balancers = list(groups.get(loadbalancer_group) or [])
+    if not balancers:
+        raise PyfleetError(
+            f"{FLOWER} on {host}: group {loadbalancer_group} has no host, and flower is only reached "
+            f"through the load balancers; add a host to group {loadbalancer_group} or remove {FLOWER}"
+        )
+    address, endpoint, allow = None, None, []
+    if hostvars is not None:
+        address = _private_address(host, hostvars)
+        endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        allow = [broker_ip] if broker_ip else []
+        for lb in balancers:
+            ip = _flower_peer_ip(lb, hostvars)
+            if ip not in allow:
+                allow.append(ip)
+    return {
+        "host": host,
+        "domain": domain,
+        "port": port,
+        "users": names,
+        "address": address,
+        "endpoint": endpoint,
+        "allow": allow,
+    }
+
+
+def _private_address(host, hostvars):
+    """A host's ``pyfleet_private_address``, else ``ansible_host``, else its name (no brackets)."""
+    hv = (hostvars or {}).get(host) or {}
+    return str(hv.get("pyfleet_private_address") or hv.get("ansible_host") or host).strip().strip("[]")
+
+
+def _flower_peer_ip(host, hostvars):
+    """A load balancer's private IP, which the Flower unit's IPAddressAllow admits."""
+    address = _private_address(host, hostvars)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        raise PyfleetError(
+            f"pyfleet_private_address on {host}: {address!r} is not an IP address, and the flower unit admits "
+            f"the load balancers by IP only; set pyfleet_private_address of {host} to its private IP"
+        ) from None
+
+
+def broker_kind(kind):
+    """``pyfleet_broker_kind`` checked: ``redis`` (the default, also when unset) or ``rabbitmq``."""
+    if kind is None or kind == "":
+        return "redis"
+    if kind not in BROKER_KINDS:
+        close = difflib.get_close_matches(str(kind), BROKER_KINDS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise PyfleetError(
+            f"{BROKER_KIND}: {kind!r} is not one of {', '.join(BROKER_KINDS)}; "
+            f"{hint}set {BROKER_KIND}: redis (the default) or rabbitmq"
+        )
+    return kind
+
+
+def broker_url(brokers, hostvars, password, db=0, kind="redis", group="brokers", app=None):
     """The Celery broker URL of the one host in ``brokers`` (the group's members).
 
     The address is the broker host's ``pyfleet_private_address``, else its
-    ``ansible_host``, else its name; the port its ``redis_port`` (6379). The
-    password is percent-encoded, so any character is safe in it.
+    ``ansible_host``, else its name. ``kind`` is ``pyfleet_broker_kind``:
+
+    - ``redis``: ``redis://:<password>@<address>:<redis_port>/<db>``, where
+      ``password`` is ``redis_password``.
+    - ``rabbitmq``: ``amqp://<app>:<password>@<address>:<rabbitmq_port>/<app>``:
+      each Celery ``app`` has a vhost and a user of its own name (roles/rabbitmq),
+      and ``password`` is its entry in ``rabbitmq_passwords``; ``db`` is unused.
+
+    The password is percent-encoded, so any character is safe in it. Example::
+
+        broker_url(["mq1"], {"mq1": {"pyfleet_private_address": "10.0.0.5"}}, "s3cret",
+                   kind="rabbitmq", app="hello")   # amqp://hello:s3cret@10.0.0.5:5672/hello
     """
-    if kind != "redis":
-        raise PyfleetError(
-            f"pyfleet_broker_kind: {kind} is not yet supported; set pyfleet_broker_kind: redis"
-        )
+    kind = broker_kind(kind)
     host = _broker_host({group: list(brokers or [])}, group)
-    address, port = broker_address(host, hostvars)
+    address, port = broker_address(host, hostvars, kind=kind)
+    host_part = f"[{address}]" if ":" in address else address
+    if kind == "rabbitmq":
+        if not isinstance(app, str) or not app:
+            raise PyfleetError(
+                f"{BROKER_KIND}: rabbitmq gives each Celery app a vhost and user of its name, but no app of "
+                "pyfleet_apps has celery: {app: ...}; add celery: {app: 'myapp.tasks:app'} to the app with the tasks"
+            )
+        if not isinstance(password, str) or not password:
+            raise PyfleetError(
+                f"{RABBITMQ_PASSWORDS}.{app}: not set for broker {host} (the password of RabbitMQ user {app}); "
+                f"set {RABBITMQ_PASSWORDS}: {{{app}: ...}} from ansible-vault"
+            )
+        user, vhost = quote(app, safe=""), quote(app, safe="")
+        return f"amqp://{user}:{quote(password, safe='')}@{host_part}:{port}/{vhost}"
     if not isinstance(password, str) or not password:
         raise PyfleetError(
             f"redis_password: not set for broker {host}; set it from ansible-vault (redis_password: ...)"
         )
     if not _is_int(db) or not 0 <= db <= 15:
         raise PyfleetError(f"broker database {db!r} is not 0..15; use db 0 for tasks and 1 for results")
-    host_part = f"[{address}]" if ":" in address else address
     return f"redis://:{quote(password, safe='')}@{host_part}:{port}/{db}"
 
 
-def broker_address(host, hostvars):
-    """(address, port) the workers use to reach broker ``host``."""
+def result_backend(brokers, hostvars, password, kind="redis", group="brokers", app=None):
+    """The default Celery result backend of ``pyfleet_broker_kind``.
+
+    ``redis``: database 1 of the broker (``broker_url`` with ``db=1``).
+    ``rabbitmq``: ``rpc://`` - results come back to the caller as AMQP
+    messages over its broker connection (Celery's choice for RabbitMQ; only the
+    caller can read a result). The broker settings are checked either way.
+    """
+    url = broker_url(brokers, hostvars, password, db=1, kind=kind, group=group, app=app)
+    return RABBITMQ_RESULT_BACKEND if broker_kind(kind) == "rabbitmq" else url
+
+
+def broker_address(host, hostvars, kind="redis"):
+    """(address, port) the workers use to reach broker ``host``.
+
+    The port is the host's ``redis_port`` (6379) or ``rabbitmq_port`` (5672),
+    after ``kind``.
+    """
     hv = (hostvars or {}).get(host) or {}
     address = str(hv.get("pyfleet_private_address") or hv.get("ansible_host") or host).strip("[]")
-    port = hv.get("redis_port", 6379)
+    variable, default = BROKER_PORTS[broker_kind(kind)]
+    port = hv.get(variable, default)
     if isinstance(port, str) and port.isdigit():
         port = int(port)
     if not _is_int(port) or not 1 <= port <= 65535:
-        raise PyfleetError(f"redis_port on {host}: {port!r} is not a TCP port; set redis_port: 6379")
+        raise PyfleetError(f"{variable} on {host}: {port!r} is not a TCP port; set {variable}: {default}")
     return address, port
 
 
@@ -307,10 +506,20 @@ def render_config_module(plan):
         "",
         f"task_default_queue = {plan['default_queue']!r}",
         f"task_routes = {plan['task_routes']!r}",
-        "# Redis re-delivers an unacknowledged task after this many seconds: twice the",
-        "# longest hard time limit, so a slow task never runs twice.",
-        f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
-        f"result_backend_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
+    ]
+    if plan.get("broker_kind", "redis") == "rabbitmq":
+        lines += [
+            "# RabbitMQ re-delivers an unacknowledged task when the worker's connection",
+            "# drops; its consumer_timeout (roles/rabbitmq) outlasts the longest task.",
+        ]
+    else:
+        lines += [
+            "# Redis re-delivers an unacknowledged task after this many seconds: twice the",
+            "# longest hard time limit, so a slow task never runs twice.",
+            f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
+            f"result_backend_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
+        ]
+    lines += [
         "broker_connection_retry_on_startup = True",
         "task_track_started = True",
         f"worker_send_task_events = {bool(plan['flower_host'])!r}",
@@ -600,6 +809,7 @@ def _celery_app(apps, groups, settings, worker_group):
         "beat_dir": f"{app['shared_dir']}/celery-beat",
         "worker_unit": f"pyfleet-{name}-worker@",
         "beat_unit": f"pyfleet-{name}-beat.service",
+        "flower_unit": f"pyfleet-{name}-flower.service",
     }
 
 

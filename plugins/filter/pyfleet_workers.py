@@ -1,4 +1,5 @@
-"""Ansible filters of the Celery tier: pyfleet_workers, pyfleet_broker_url, pyfleet_celery_config."""
+"""Ansible filters of the Celery tier: pyfleet_workers, pyfleet_broker_url, pyfleet_result_backend,
+pyfleet_celery_config."""
 
 import os
 import sys
@@ -8,13 +9,13 @@ from ansible.errors import AnsibleFilterError
 try:
     from pyfleet.apps import normalize_apps
     from pyfleet.errors import PyfleetError
-    from pyfleet.workers import HOST_KEYS, broker_url, plan_workers, render_config_module
+    from pyfleet.workers import FLOWER, FLOWER_KEYS, HOST_KEYS, broker_url, plan_workers, render_config_module, result_backend
 except ImportError:
     # Ansible loads this file by path: make the repo root (two directories up) importable.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from pyfleet.apps import normalize_apps
     from pyfleet.errors import PyfleetError
-    from pyfleet.workers import HOST_KEYS, broker_url, plan_workers, render_config_module
+    from pyfleet.workers import FLOWER, FLOWER_KEYS, HOST_KEYS, broker_url, plan_workers, render_config_module, result_backend
 
 DOCUMENTATION = r"""
 name: pyfleet_workers
@@ -31,9 +32,14 @@ description:
   - The first mistake fails with one line naming the variable or host and the fix -
     an unknown type, a type no host runs, a route to a type or queue nobody consumes,
     zero or two beats, two flowers, no broker, a Celery host the app is not deployed
-    on, a type listed twice on a host, numbers out of range, unknown keys.
-  - Companion filters - C(pyfleet_broker_url(brokers, hostvars, password, db=0)) gives
-    the redis URL of the one broker host (password percent-encoded; use no_log), and
+    on, a type listed twice on a host, numbers out of range, unknown keys, a flower
+    host without C(celery_flower_domain) or C(celery_flower_users).
+  - Companion filters - C(pyfleet_broker_url(brokers, hostvars, password, db=0, kind=redis, app=None))
+    gives the URL of the one broker host after C(pyfleet_broker_kind) - C(redis://:<password>@<ip>:6379/<db>)
+    with C(redis_password), or C(amqp://<app>:<password>@<ip>:5672/<app>) with the app's entry in
+    C(rabbitmq_passwords) (passwords percent-encoded; use no_log);
+    C(pyfleet_result_backend(brokers, hostvars, password, kind=redis, app=None)) the default
+    result backend (redis database 1, or C(rpc://) with rabbitmq); and
     C(pyfleet_celery_config(plan)) the source of the generated settings module.
 options:
   _input:
@@ -71,6 +77,10 @@ options:
     description: The inventory group of the broker host.
     type: str
     default: brokers
+  loadbalancer_group:
+    description: The inventory group of the load balancers, which reach Flower.
+    type: str
+    default: loadbalancers
 """
 
 EXAMPLES = r"""
@@ -106,8 +116,17 @@ _value:
     flower_host:
       description: The host that runs flower, or null.
       type: str
+    flower:
+      description:
+        - Null without a flower host, else host, domain, port, users (names only), address
+          (where Flower listens), endpoint (what the load balancers proxy to) and allow (the
+          IPs the Flower unit may talk to besides localhost - the broker and the load balancers).
+      type: dict
     broker_host:
       description: The broker host.
+      type: str
+    broker_kind:
+      description: C(pyfleet_broker_kind) of the broker host (redis or rabbitmq; redis without hostvars).
       type: str
     broker_ip:
       description: The broker host's private IP address (the worker units may reach it only).
@@ -132,7 +151,8 @@ def _host_settings(hostvars, groups):
     result = {}
     for host in (groups or {}).get("all") or []:
         hv = hostvars[host] if host in hostvars else {}
-        result[host] = {key: hv.get(key) for key in HOST_KEYS if hv.get(key) is not None}
+        keys = HOST_KEYS + FLOWER_KEYS if hv.get(FLOWER) else HOST_KEYS
+        result[host] = {key: hv.get(key) for key in keys if hv.get(key) is not None}
     return result
 
 
@@ -146,6 +166,7 @@ def pyfleet_workers(
     default_type="default",
     worker_group="workers",
     broker_group="brokers",
+    loadbalancer_group="loadbalancers",
 ):
     """Validate the Celery inventory and plan the units; see DOCUMENTATION."""
     try:
@@ -161,15 +182,24 @@ def pyfleet_workers(
             worker_group=worker_group,
             broker_group=broker_group,
             hostvars=hostvars,
+            loadbalancer_group=loadbalancer_group,
         )
     except PyfleetError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def pyfleet_broker_url(brokers, hostvars, password, db=0, kind="redis"):
+def pyfleet_broker_url(brokers, hostvars, password, db=0, kind="redis", app=None):
     """The broker URL of the one host in ``brokers``; see DOCUMENTATION."""
     try:
-        return broker_url(brokers, hostvars, password, db=int(db), kind=kind)
+        return broker_url(brokers, hostvars, password, db=int(db), kind=kind, app=app)
+    except PyfleetError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def pyfleet_result_backend(brokers, hostvars, password, kind="redis", app=None):
+    """The default result backend of the broker kind; see DOCUMENTATION."""
+    try:
+        return result_backend(brokers, hostvars, password, kind=kind, app=app)
     except PyfleetError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
@@ -192,5 +222,6 @@ class FilterModule:
         return {
             "pyfleet_workers": pyfleet_workers,
             "pyfleet_broker_url": pyfleet_broker_url,
+            "pyfleet_result_backend": pyfleet_result_backend,
             "pyfleet_celery_config": pyfleet_celery_config,
         }

@@ -32,6 +32,12 @@ def test_rows_name_every_host_and_what_it_runs():
     assert by_host["mq1"] == "redis broker"
 
 
+def test_broker_row_names_the_broker_kind():
+    inv = make_inventory({"pyfleet_broker_kind": "rabbitmq"})
+    by_host = {r[0]: r[3] for r in topology.rows(inv, topology.plan(inv))}
+    assert by_host["mq1"] == "rabbitmq broker"
+
+
 def test_svg_is_well_formed_and_names_every_host():
     inv = make_inventory()
     picture = topology.svg(inv, topology.plan(inv))

@@ -15,6 +15,7 @@ from pyfleet.workers import (
     normalize_catalogue,
     plan_workers,
     render_config_module,
+    result_backend,
     topology,
     visibility_timeout,
     worker_args,
@@ -303,6 +304,34 @@ def test_broker_url_result_db_and_port():
     assert broker_url(["broker1"], hostvars, "secret", db=1) == "redis://:secret@10.0.0.5:6380/1"
 
 
+def test_rabbitmq_url_is_the_apps_vhost_and_user_on_the_private_address():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "ansible_host": "203.0.113.9"}}
+    url = broker_url(["broker1"], hostvars, "p@ss/w:rd", kind="rabbitmq", app="hello")
+    assert url == "amqp://hello:p%40ss%2Fw%3Ard@10.0.0.5:5672/hello"
+
+
+def test_rabbitmq_url_port_ipv6_and_unused_db():
+    hostvars = {"broker1": {"pyfleet_private_address": "fd00::5", "rabbitmq_port": "5673", "redis_port": 1}}
+    url = broker_url(["broker1"], hostvars, "pw", db=1, kind="rabbitmq", app="hello")
+    assert url == "amqp://hello:pw@[fd00::5]:5673/hello"
+
+
+def test_unset_broker_kind_means_redis():
+    hostvars = {"broker1": {"ansible_host": "10.0.0.5"}}
+    assert broker_url(["broker1"], hostvars, "pw", kind=None) == "redis://:pw@10.0.0.5:6379/0"
+
+
+def test_result_backend_redis_database_1_or_rpc_with_rabbitmq():
+    hostvars = {"broker1": {"ansible_host": "10.0.0.5"}}
+    assert result_backend(["broker1"], hostvars, "pw") == "redis://:pw@10.0.0.5:6379/1"
+    assert result_backend(["broker1"], hostvars, "pw", kind="rabbitmq", app="hello") == "rpc://"
+
+
+def test_result_backend_checks_the_broker_settings_too():
+    with pytest.raises(PyfleetError, match="rabbitmq_passwords.hello: not set"):
+        result_backend(["broker1"], {}, "", kind="rabbitmq", app="hello")
+
+
 def test_broker_url_ipv6():
     hostvars = {"broker1": {"pyfleet_private_address": "fd00::5"}}
     assert broker_url(["broker1"], hostvars, "pw").startswith("redis://:pw@[fd00::5]:6379")
@@ -314,14 +343,22 @@ def test_broker_url_ipv6():
         (([], {}, "pw"), {}, "group brokers: no broker host"),
         ((["b1", "b2"], {}, "pw"), {}, "keep one host in group brokers"),
         ((["b1"], {}, ""), {}, "redis_password: not set for broker b1"),
-        ((["b1"], {}, "pw"), {"kind": "rabbitmq"}, "pyfleet_broker_kind: rabbitmq is not yet supported"),
+        ((["b1"], {}, "pw"), {"kind": "kafka"}, "pyfleet_broker_kind: 'kafka' is not one of redis, rabbitmq; set"),
+        ((["b1"], {}, "pw"), {"kind": "rabbit"}, "did you mean rabbitmq"),
+        ((["b1"], {}, ""), {"kind": "rabbitmq", "app": "hello"},
+         r"rabbitmq_passwords.hello: not set for broker b1 .*set rabbitmq_passwords: \{hello: ...\} from ansible-vault"),
+        ((["b1"], {}, None), {"kind": "rabbitmq", "app": "hello"}, "rabbitmq_passwords.hello: not set"),
+        ((["b1"], {}, "pw"), {"kind": "rabbitmq"}, "no app of pyfleet_apps has celery"),
+        ((["b1"], {"b1": {"rabbitmq_port": 70000}}, "pw"), {"kind": "rabbitmq", "app": "hello"},
+         "rabbitmq_port on b1: 70000 is not a TCP port; set rabbitmq_port: 5672"),
         ((["b1"], {}, "pw"), {"db": 16}, "broker database 16 is not 0..15"),
         ((["b1"], {"b1": {"redis_port": "x"}}, "pw"), {}, "redis_port on b1"),
     ],
 )
 def test_broker_url_errors(args, kwargs, fragment):
-    with pytest.raises(PyfleetError, match=fragment):
+    with pytest.raises(PyfleetError, match=fragment) as caught:
         broker_url(*args, **kwargs)
+    assert "\n" not in str(caught.value)
 
 
 def test_ip_allow():
@@ -378,12 +415,117 @@ def test_error_two_flowers():
     assert error(hosts=hosts).startswith("celery_flower: worker1 and worker2 both run flower")
 
 
-def test_flower_on_one_host():
+FLOWER_VARS = {
+    "celery_flower": True,
+    "celery_flower_domain": "flower.lab.test",
+    "celery_flower_users": [{"name": "ops", "password": "s3cret-from-vault"}],
+}
+HOSTVARS = {
+    "lb1": {"pyfleet_private_address": "10.0.0.2"},
+    "broker1": {"pyfleet_private_address": "10.0.0.5"},
+    "worker1": {"ansible_host": "10.0.0.6"},
+    "worker2": {"pyfleet_private_address": "10.0.0.7"},
+}
+
+
+def with_flower(host="worker2", **overrides):
+    """HOSTS with flower on ``host``; a value of None removes that variable."""
     hosts = copy.deepcopy(HOSTS)
-    hosts["worker1"]["celery_flower"] = True
-    result = plan(hosts=hosts)
+    hosts[host].update(copy.deepcopy(FLOWER_VARS))
+    for key, value in overrides.items():
+        if value is None:
+            hosts[host].pop(key, None)
+        else:
+            hosts[host][key] = value
+    return hosts
+
+
+def test_flower_on_one_host():
+    result = plan(hosts=with_flower("worker1"))
     assert result["flower_host"] == "worker1"
+    assert result["flower"]["domain"] == "flower.lab.test"
     assert "worker_send_task_events = True" in render_config_module(result)
+
+
+def test_no_flower_no_events():
+    result = plan()
+    assert result["flower"] is None
+    assert "worker_send_task_events = False" in render_config_module(result)
+
+
+def test_flower_plan_addresses_and_allow_list():
+    flower = plan(hosts=with_flower(), hostvars=HOSTVARS)["flower"]
+    assert flower["host"] == "worker2"
+    assert flower["address"] == "10.0.0.7"
+    assert flower["port"] == 5555
+    assert flower["endpoint"] == "10.0.0.7:5555"
+    # The broker (Flower reads events and inspects workers through it) and the load balancer.
+    assert flower["allow"] == ["10.0.0.5", "10.0.0.2"]
+
+
+def test_flower_plan_has_user_names_but_never_passwords():
+    flower = plan(hosts=with_flower(), hostvars=HOSTVARS)["flower"]
+    assert flower["users"] == ["ops"]
+    assert "s3cret-from-vault" not in repr(flower)
+
+
+def test_flower_port_and_ipv6_endpoint():
+    hostvars = dict(HOSTVARS, worker2={"pyfleet_private_address": "fd00::7"})
+    flower = plan(hosts=with_flower(celery_flower_port=5566), hostvars=hostvars)["flower"]
+    assert flower["endpoint"] == "[fd00::7]:5566"
+
+
+def test_flower_app_unit_name():
+    assert plan()["app"]["flower_unit"] == "pyfleet-hello-flower.service"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        ({"celery_flower_domain": None}, "celery_flower_domain: not set but worker2 runs flower"),
+        ({"celery_flower_domain": "Flower"}, "celery_flower_domain: 'Flower' is not a lowercase DNS name"),
+        ({"celery_flower_domain": "hello.lab.test"}, "celery_flower_domain: hello.lab.test is also a domain of app hello"),
+        ({"celery_flower_users": None}, "celery_flower_users: not set but worker2 runs flower"),
+        ({"celery_flower_users": []}, "celery_flower_users: not set but worker2 runs flower"),
+        ({"celery_flower_users": "ops"}, "celery_flower_users: expected a list of {name, password}, got a string"),
+        ({"celery_flower_users": [{"name": "a:b", "password": "x"}]}, "celery_flower_users[0].name: 'a:b' is not a user name"),
+        ({"celery_flower_users": [{"name": "ops"}]}, "celery_flower_users[0].password (user ops): not set"),
+        ({"celery_flower_users": [{"name": "ops", "password": "x" * 73}]}, "celery_flower_users[0].password (user ops): longer than 72 bytes"),
+        ({"celery_flower_users": [{"name": "ops", "pasword": "x"}]}, "celery_flower_users[0].pasword: unknown key; did you mean password?"),
+        ({"celery_flower_users": [{"name": "ops", "password": "x"}] * 2}, "celery_flower_users[1].name: user ops is listed twice"),
+        ({"celery_flower_port": 70000}, "celery_flower_port on worker2: 70000 is not a TCP port"),
+    ],
+)
+def test_flower_errors(overrides, start):
+    message = error(hosts=with_flower(**overrides))
+    assert message.startswith(start), message
+    assert "; " in message  # names the fix
+    assert "s3cret" not in message
+
+
+def test_flower_error_never_prints_a_password():
+    message = error(hosts=with_flower(celery_flower_users=["ops:s3cret"]))
+    assert message.startswith("celery_flower_users[0]: expected a mapping {name, password}, got a string")
+    assert "s3cret" not in message
+
+
+def test_flower_error_without_load_balancers():
+    groups = dict(GROUPS, loadbalancers=[])
+    assert error(hosts=with_flower(), groups=groups).startswith(
+        "celery_flower on worker2: group loadbalancers has no host, and flower is only reached through the load balancers"
+    )
+
+
+def test_flower_error_load_balancer_without_ip():
+    hostvars = dict(HOSTVARS, lb1={"ansible_host": "lb1.internal"})
+    assert error(hosts=with_flower(), hostvars=hostvars).startswith(
+        "pyfleet_private_address on lb1: 'lb1.internal' is not an IP address, and the flower unit admits"
+    )
+
+
+def test_flower_error_outside_worker_group():
+    hosts = dict(HOSTS, web1=dict(FLOWER_VARS))
+    assert error(hosts=hosts).startswith("celery_flower on web1: web1 is not in group workers")
 
 
 def test_error_beat_outside_worker_group():
@@ -588,3 +730,47 @@ def test_filter_broker_url():
         ["broker1"], {"broker1": {"ansible_host": "10.1.0.4"}}, "pw", db="1"
     )
     assert url == "redis://:pw@10.1.0.4:6379/1"
+
+
+def test_filter_rabbitmq_url_and_result_backend():
+    hostvars = {"broker1": {"ansible_host": "10.1.0.4"}}
+    filters = _filters()
+    url = filters["pyfleet_broker_url"](["broker1"], hostvars, "pw", kind="rabbitmq", app="hello")
+    assert url == "amqp://hello:pw@10.1.0.4:5672/hello"
+    assert filters["pyfleet_result_backend"](["broker1"], hostvars, "pw", kind="rabbitmq", app="hello") == "rpc://"
+
+
+def test_filter_result_backend_error_is_an_ansible_filter_error():
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="rabbitmq_passwords.hello: not set for broker broker1"):
+        _filters()["pyfleet_result_backend"](["broker1"], {}, "", kind="rabbitmq", app="hello")
+
+
+# --- the broker kind in the plan ---------------------------------------------------------
+
+
+def test_plan_with_rabbitmq_uses_the_amqp_port_and_the_same_ip():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "rabbitmq"}}
+    result = plan(hostvars=hostvars)
+    assert (result["broker_kind"], result["broker_ip"], result["broker_port"]) == ("rabbitmq", "10.0.0.5", 5672)
+
+
+def test_plan_defaults_to_redis():
+    result = plan(hostvars={"broker1": {"pyfleet_private_address": "10.0.0.5"}})
+    assert (result["broker_kind"], result["broker_port"]) == ("redis", 6379)
+
+
+def test_plan_rejects_an_unknown_broker_kind():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "sqs"}}
+    assert error(hostvars=hostvars) == (
+        "pyfleet_broker_kind: 'sqs' is not one of redis, rabbitmq; set pyfleet_broker_kind: redis (the default) or rabbitmq"
+    )
+
+
+def test_config_module_has_no_redis_visibility_timeout_with_rabbitmq():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "rabbitmq"}}
+    namespace = {}
+    exec(compile(render_config_module(plan(hostvars=hostvars)), "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
+    assert "broker_transport_options" not in namespace
+    assert namespace["task_acks_late"] is True
