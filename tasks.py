@@ -154,7 +154,7 @@ def releases(c, inventory=None, limit=None):
     commands.releases(_inventory(c, inventory), limit)
 
 
-@task(help={"service": "nginx, redis, beat, an app name or a worker type",
+@task(help={"service": "nginx, redis, rabbitmq, beat, flower, an app name or a worker type",
             "inventory": INV_HELP, "limit": "host or group (default: every host running it)",
             "lines": "lines of history to show (default 50)", "follow": "keep following new lines"})
 @friendly
@@ -188,7 +188,7 @@ def check(c, inventory=None, limit=None):
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")
 
 
-@task(help={"service": "nginx, redis, beat, an app name or a worker type", "inventory": INV_HELP,
+@task(help={"service": "nginx, redis, rabbitmq, beat, flower, an app name or a worker type", "inventory": INV_HELP,
             "limit": "only these hosts (default: every host running it)"})
 @friendly
 def restart(c, service, inventory=None, limit=None):

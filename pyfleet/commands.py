@@ -116,20 +116,28 @@ def releases(inv, limit=None):
     return current
 
 
+# Services named after their package: fab name -> systemd unit.
+SYSTEM_UNITS = {
+    "nginx": "nginx.service",
+    "redis": "redis-server.service", "redis-server": "redis-server.service",
+    "rabbitmq": "rabbitmq-server.service", "rabbitmq-server": "rabbitmq-server.service",
+}
+
+
 def unit_pattern(inv, service):
-    """systemd unit glob for a service name: nginx, redis, beat, an app, or a worker type."""
+    """systemd unit glob for a service name: nginx, redis, rabbitmq, beat, flower, an app, or a worker type."""
     the_plan = topology.plan(inv, check_paths=False)
     apps = [a["name"] for a in the_plan["apps"]]
     types = list((the_plan["workers"].get("types") or {}).keys())
-    if service in ("nginx", "redis", "redis-server"):
-        return "nginx.service" if service == "nginx" else "redis-server.service"
-    if service == "beat":
-        return "pyfleet-*-beat.service"
+    if service in SYSTEM_UNITS:
+        return SYSTEM_UNITS[service]
+    if service in ("beat", "flower"):
+        return f"pyfleet-*-{service}.service"
     if service in apps:
         return f"pyfleet-{service}@*.service"
     if service in types:
         return f"pyfleet-*-worker@{service}.service"
-    raise PyfleetError(f"unknown service '{service}'; choose nginx, redis, beat, an app ({', '.join(apps)}) "
+    raise PyfleetError(f"unknown service '{service}'; choose nginx, redis, rabbitmq, beat, flower, an app ({', '.join(apps)}) "
                        f"or a worker type ({', '.join(types)})")
 
 
@@ -279,10 +287,12 @@ def restart_targets(inv, service):
     plan = the_plan["workers"]
     if service == "nginx":
         return ",".join(inv.groups.get("loadbalancers", []) + inv.groups.get("web", []))
-    if service in ("redis", "redis-server"):
+    if service in ("redis", "redis-server", "rabbitmq", "rabbitmq-server"):
         return ",".join(inv.groups.get("brokers", []))
     if service == "beat" and plan.get("beat_host"):
         return plan["beat_host"]
+    if service == "flower" and plan.get("flower_host"):
+        return plan["flower_host"]
     if service in apps:
         return ",".join(topology.app_hosts(inv, apps[service]))
     if plan.get("enabled") and service in plan["types"]:
