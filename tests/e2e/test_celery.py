@@ -7,7 +7,11 @@ one behaviour the inventory promises: placement of worker types, one beat,
 warm restarts on a deploy, re-delivery of a task whose pool child dies.
 """
 
+import base64
+import http.client
 import json
+import socket
+import ssl
 import time
 from datetime import datetime
 from pathlib import Path
@@ -152,3 +156,26 @@ print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout=90)))
     assert answer["node"] == f"default@{host}", answer
     # Run again from the start after the kill, not finished by the killed child.
     assert done - killed >= seconds - 1, (sent, killed, done)
+
+
+def test_flower_through_the_load_balancer_needs_the_password_and_sees_every_node(inv, lb_address):
+    settings = yaml.safe_load(WORKERS_YML.read_text())
+    domain, user = settings["celery_flower_domain"], settings["celery_flower_users"][0]
+
+    def get(auth=None):
+        conn = http.client.HTTPSConnection(lb_address, 443, timeout=20, context=ssl._create_unverified_context())
+        conn.sock = ssl._create_unverified_context().wrap_socket(
+            socket.create_connection((lb_address, 443), timeout=20), server_hostname=domain)
+        headers = {"Host": domain}
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+        conn.request("GET", "/api/workers?refresh=1", headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    assert get()[0] == 401
+    assert get(f"{user['name']}:wrong")[0] == 401
+    status, body = get(f"{user['name']}:{user['password']}")
+    assert status == 200, body[:200]
+    expected = {f"{t}@{h}" for h, v in inv.hosts.items() for t in v.get("celery_worker_types", [])}
+    assert expected <= set(json.loads(body)), body[:300]
