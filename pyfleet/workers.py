@@ -329,11 +329,7 @@ def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="load
             # bcrypt (the load balancer's password file) reads 72 bytes at most.
             raise PyfleetError(f"{where}.password (user {name}): longer than 72 bytes; use a shorter password")
         names.append(name)
-    port = raw.get(FLOWER_PORT, DEFAULT_FLOWER_PORT)
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if not _is_int(port) or not 1 <= port <= 65535:
-        raise PyfleetError(f"{FLOWER_PORT} on {host}: {port!r} is not a TCP port; set {FLOWER_PORT}: 5555")
+    port = _port(raw.get(FLOWER_PORT, DEFAULT_FLOWER_PORT), FLOWER_PORT, host, DEFAULT_FLOWER_PORT)
     balancers = list(groups.get(loadbalancer_group) or [])
     if not balancers:
         raise PyfleetError(
@@ -346,7 +342,7 @@ def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="load
         endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         allow = [broker_ip] if broker_ip else []
         for lb in balancers:
-            ip = _flower_peer_ip(lb, hostvars)
+            ip = ip_allow(_private_address(lb, hostvars), lb, "the flower unit admits the load balancers by IP only")
             if ip not in allow:
                 allow.append(ip)
     return {
@@ -364,18 +360,6 @@ def _private_address(host, hostvars):
     """A host's ``pyfleet_private_address``, else ``ansible_host``, else its name (no brackets)."""
     hv = (hostvars or {}).get(host) or {}
     return str(hv.get("pyfleet_private_address") or hv.get("ansible_host") or host).strip().strip("[]")
-
-
-def _flower_peer_ip(host, hostvars):
-    """A load balancer's private IP, which the Flower unit's IPAddressAllow admits."""
-    address = _private_address(host, hostvars)
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        raise PyfleetError(
-            f"pyfleet_private_address on {host}: {address!r} is not an IP address, and the flower unit admits "
-            f"the load balancers by IP only; set pyfleet_private_address of {host} to its private IP"
-        ) from None
 
 
 def broker_kind(kind):
@@ -453,25 +437,28 @@ def broker_address(host, hostvars, kind="redis"):
     The port is the host's ``redis_port`` (6379) or ``rabbitmq_port`` (5672),
     after ``kind``.
     """
-    hv = (hostvars or {}).get(host) or {}
-    address = str(hv.get("pyfleet_private_address") or hv.get("ansible_host") or host).strip("[]")
     variable, default = BROKER_PORTS[broker_kind(kind)]
-    port = hv.get(variable, default)
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if not _is_int(port) or not 1 <= port <= 65535:
-        raise PyfleetError(f"{variable} on {host}: {port!r} is not a TCP port; set {variable}: {default}")
-    return address, port
+    port = ((hostvars or {}).get(host) or {}).get(variable, default)
+    return _private_address(host, hostvars), _port(port, variable, host, default)
 
 
-def ip_allow(address, host):
-    """``address`` as an IP for systemd's IPAddressAllow, or a one-line error."""
+def _port(value, variable, host, default):
+    """``value`` as a TCP port (digits in a string too), or a one-line error naming ``variable``."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not _is_int(value) or not 1 <= value <= 65535:
+        raise PyfleetError(f"{variable} on {host}: {value!r} is not a TCP port; set {variable}: {default}")
+    return value
+
+
+def ip_allow(address, host, why="worker units may only reach the broker by IP"):
+    """``address`` as an IP for systemd's IPAddressAllow, or a one-line error saying ``why`` it must be one."""
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
         raise PyfleetError(
-            f"pyfleet_private_address on {host}: {address!r} is not an IP address, and worker units may "
-            f"only reach the broker by IP; set pyfleet_private_address of {host} to its private IP"
+            f"pyfleet_private_address on {host}: {address!r} is not an IP address, and {why}; "
+            f"set pyfleet_private_address of {host} to its private IP"
         ) from None
 
 
