@@ -56,4 +56,4 @@ if [ "$(cat "$cstamp" 2>/dev/null)" != "$cwant" ]; then
         || die "ansible-galaxy collection install -r requirements.yml failed; check requirements.yml"
     echo "$cwant" > "$cstamp"
 fi
-say "ready: .venv/bin/fab --list shows the commands"
+say "ready in ${SECONDS} s: .venv/bin/fab --list shows the commands"

@@ -70,6 +70,14 @@ def _parse_failure(stderr):
     return next((line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory")
 
 
+def load_failure(path, stderr):
+    """The one line for an inventory that ansible-inventory refused."""
+    if "no vault secrets" in stderr or "Decryption failed" in stderr:
+        return (f"inventory {path}: ansible-vault encrypted variables and no (right) vault password; "
+                "set ANSIBLE_VAULT_PASSWORD_FILE=<file with the password> and run the command again")
+    return f"inventory {path}: {_parse_failure(stderr)}; fix it (a host must appear once per group)"
+
+
 def load(path, with_connection=True):
     """Parse the inventory at ``path`` with Ansible and return an :class:`Inventory`.
 
@@ -89,7 +97,7 @@ def load(path, with_connection=True):
         check=False,
     )
     if proc.returncode != 0:
-        raise PyfleetError(f"inventory {p}: {_parse_failure(proc.stderr)}; fix it (a host must appear once per group)")
+        raise PyfleetError(load_failure(p, proc.stderr))
     data = json.loads(proc.stdout)
     hostvars = data.get("_meta", {}).get("hostvars", {})
     groups = {}

@@ -2,7 +2,9 @@
 
 import os
 import subprocess
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyfleet.errors import PyfleetError
@@ -38,6 +40,30 @@ def _step(name, *commands):
     return Result(name, "passed" if ok else "FAILED", time.monotonic() - start)
 
 
+def molecule_jobs():
+    """How many molecule scenarios run at once: $PYFLEET_MOLECULE_JOBS, default 2.
+
+    A scenario spends most of its time waiting (apt, service starts, podman), so
+    two at a time roughly halve the phase on a 2-core machine; 1 runs them in turn.
+    """
+    value = os.environ.get("PYFLEET_MOLECULE_JOBS", "2")
+    if not value.isdigit() or int(value) < 1:
+        raise PyfleetError(f"PYFLEET_MOLECULE_JOBS={value!r} is not a positive number; set it to 1, 2, ...")
+    return int(value)
+
+
+def _molecule(name):
+    """One scenario with its output captured, printed whole when it ends (lanes never interleave)."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.monotonic()
+        code = subprocess.run([str(VENV_BIN / "molecule"), "test", "-s", name], cwd=ROOT, env=_env(),
+                              stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        seconds = time.monotonic() - start
+        out.seek(0)
+        print(f"\n=== molecule {name} ===\n{out.read()}", end="", flush=True)
+    return Result(f"molecule {name}", "passed" if code == 0 else "FAILED", seconds)
+
+
 def _ensure_image():
     from pyfleet import image  # molecule's platforms use the lab base image
 
@@ -60,9 +86,13 @@ def run(phase=None, scenario=None):
         names = [scenario] if scenario else scenarios()
         if scenario and scenario not in scenarios():
             raise PyfleetError(f"no molecule scenario '{scenario}'; choose one of {', '.join(scenarios())}")
-        os.environ["PYFLEET_IMAGE"] = _ensure_image()
-        for name in names:
-            results.append(_step(f"molecule {name}", [str(VENV_BIN / "molecule"), "test", "-s", name]))
+        jobs = molecule_jobs()
+        start = time.monotonic()
+        os.environ["PYFLEET_IMAGE"] = _ensure_image()  # built once, when its recipe changed
+        results.append(Result("base image", "passed", time.monotonic() - start))
+        # Each scenario has its own container and molecule state, so they can run side by side.
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results.extend(pool.map(_molecule, names))
     if "e2e" in wanted:
         results.append(_step("e2e", [py, "-m", "pytest", "-q", "-x", "tests/e2e"]))
     return results

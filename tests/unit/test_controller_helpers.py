@@ -95,3 +95,21 @@ def test_grown_inventory_adds_one_host_and_keeps_the_name(tmp_path):
     assert inv.groups["workers"] == ["worker1", "worker2", "worker3"]
     assert inv.hosts["worker3"]["celery_worker_types"] == ["io"]
     assert inv.hosts["worker1"]["celery_worker_types"] == ["default", "io"]
+
+
+def test_molecule_jobs_default_and_override(monkeypatch):
+    from pyfleet import suite
+
+    monkeypatch.delenv("PYFLEET_MOLECULE_JOBS", raising=False)
+    assert suite.molecule_jobs() == 2
+    monkeypatch.setenv("PYFLEET_MOLECULE_JOBS", "1")
+    assert suite.molecule_jobs() == 1
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_molecule_jobs_refuses_what_is_not_a_positive_number(monkeypatch, value):
+    from pyfleet import suite
+
+    monkeypatch.setenv("PYFLEET_MOLECULE_JOBS", value)
+    with pytest.raises(PyfleetError, match="PYFLEET_MOLECULE_JOBS"):
+        suite.molecule_jobs()

@@ -45,3 +45,42 @@ def test_select_by_group_host_and_list():
     assert inv.select("lb1,workers,worker1") == ["lb1", "worker1", "worker2"]
     with pytest.raises(PyfleetError, match="'webx' is neither a host nor a group"):
         inv.select("webx")
+
+
+@pytest.fixture
+def vaulted_inventory(tmp_path):
+    """An inventory whose group_vars/all/vault.yml is encrypted with the password 'right'."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    inv = tmp_path / "inv"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    write(inv, "all:\n  children:\n    web:\n      hosts:\n        web1: {}\n")
+    vault = inv / "group_vars" / "all" / "vault.yml"
+    vault.write_text("vault_secret_key: s3cr3t\n")
+    (tmp_path / "right").write_text("right\n")
+    (tmp_path / "wrong").write_text("wrong\n")
+    ansible_vault = Path(sys.executable).parent / "ansible-vault"
+    subprocess.run([ansible_vault, "encrypt", "--vault-password-file", tmp_path / "right", vault],
+                   check=True, capture_output=True)
+    return inv
+
+
+@pytest.mark.parametrize("password", [None, "wrong"])
+def test_vaulted_inventory_without_the_password_says_how_to_give_it(vaulted_inventory, monkeypatch, password):
+    if password:
+        monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(vaulted_inventory.parent / password))
+    else:
+        monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    with pytest.raises(PyfleetError) as err:
+        inventory.load(vaulted_inventory)
+    msg = str(err.value)
+    assert "set ANSIBLE_VAULT_PASSWORD_FILE" in msg and str(vaulted_inventory) in msg
+    assert "\n" not in msg
+
+
+def test_vaulted_inventory_with_the_password_is_read(vaulted_inventory, monkeypatch):
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(vaulted_inventory.parent / "right"))
+    inv = inventory.load(vaulted_inventory)
+    assert inv.hosts["web1"]["vault_secret_key"] == "s3cr3t"
