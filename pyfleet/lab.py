@@ -23,6 +23,7 @@ from pyfleet.shell import ROOT, last_line, run
 LAB_DIR = ROOT / ".lab"
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
 
 
 @dataclass
@@ -123,13 +124,15 @@ def start_host(lab, host, tag, pubkey, log=print):
     """Create (or start) the host's container and authorise the lab key for root.
 
     A container whose init dies while it boots is diagnosed (exit code, last log
-    line), removed and created once more before giving up with one line.
+    line), removed and created again (BOOT_ATTEMPTS in all, a pause between)
+    before giving up with one line. Seen once in CI, right after the molecule
+    phase: the first lab host stopped at once and a fresh one was fine.
     """
     status, img = container_state(lab, host)
     started = status != "running"
     if status == "running" and img and img != tag:
         log(f"{host}: runs an older base image ({img}); fab lab.down && fab lab.up rebuilds it")
-    for attempt in (1, 2):
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
         if status is None:
             _create(lab, host, tag)
         elif status != "running":
@@ -144,9 +147,10 @@ def start_host(lab, host, tag, pubkey, log=print):
             raise PyfleetError(f"installing the lab key on {host} failed: {last_line(proc.stderr)}; "
                                "run fab lab.down, then fab lab.up")
         why = _why_stopped(lab, host)
-        if attempt == 1:
+        if attempt < BOOT_ATTEMPTS:
             log(f"{host}: the container stopped while it booted ({why}); creating it once more")
             podman("rm", "-f", "-t", "0", lab.container(host), check=False)
+            time.sleep(BOOT_RETRY_PAUSE)
             status, started = None, True
     raise PyfleetError(f"lab host {host} stops as soon as it boots ({why}); "
                        f"check `podman info` and free memory/disk, then fab lab.down && fab lab.up")

@@ -113,3 +113,48 @@ def test_molecule_jobs_refuses_what_is_not_a_positive_number(monkeypatch, value)
     monkeypatch.setenv("PYFLEET_MOLECULE_JOBS", value)
     with pytest.raises(PyfleetError, match="PYFLEET_MOLECULE_JOBS"):
         suite.molecule_jobs()
+
+
+class FakeBoots:
+    """Stands in for podman in lab.start_host: the first ``failures`` containers die at boot."""
+
+    def __init__(self, failures):
+        self.failures, self.created, self.state = failures, 0, None
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(lab, "BOOT_RETRY_PAUSE", 0)
+        monkeypatch.setattr(lab, "container_state", lambda _lab, _host: (self.state, None))
+        monkeypatch.setattr(lab, "_create", self.create)
+        monkeypatch.setattr(lab, "_install_key", self.install_key)
+        monkeypatch.setattr(lab, "_why_stopped", lambda _lab, _host: "exit code 255, last log line: boom")
+        monkeypatch.setattr(lab, "podman", self.rm)
+
+    def create(self, _lab, _host, _tag):
+        self.created += 1
+        self.state = "exited" if self.created <= self.failures else "running"
+
+    def install_key(self, _lab, _host, _pubkey):
+        import subprocess
+        ok = self.state == "running"
+        return subprocess.CompletedProcess([], 0 if ok else 1, "", "" if ok else "cannot exec in a stopped container")
+
+    def rm(self, *args, **_kwargs):
+        assert args[0] == "rm", args
+        self.state = None
+
+
+def test_a_host_that_dies_at_boot_is_created_again(monkeypatch):
+    fake = FakeBoots(failures=2)
+    fake.install(monkeypatch)
+    said = []
+    the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
+    assert lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=said.append) is True
+    assert fake.created == 3
+    assert len(said) == 2 and "stopped while it booted (exit code 255" in said[0]
+
+
+def test_a_host_that_always_dies_at_boot_is_one_line(monkeypatch):
+    FakeBoots(failures=lab.BOOT_ATTEMPTS).install(monkeypatch)
+    the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
+    with pytest.raises(PyfleetError, match=r"lab host lb1 stops as soon as it boots \(exit code 255.*fab lab.down"):
+        lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=lambda _: None)
