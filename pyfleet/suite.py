@@ -33,10 +33,22 @@ def _env():
     return env
 
 
-def _step(name, *commands):
-    print(f"\n=== {name} ===", flush=True)
+def _step(name, *commands, capture=False):
+    """Run ``commands`` in turn as one phase; with ``capture``, print their output whole at the end.
+
+    Captured phases can run side by side (molecule lanes) without interleaving.
+    """
+    header = f"\n=== {name} ===\n"
+    if not capture:
+        print(header, end="", flush=True)
     start = time.monotonic()
-    ok = all(subprocess.run(cmd, cwd=ROOT, env=_env(), check=False).returncode == 0 for cmd in commands)
+    with tempfile.TemporaryFile("w+") as out:
+        streams = {"stdout": out, "stderr": subprocess.STDOUT} if capture else {}
+        ok = all(subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, **streams).returncode == 0
+                 for cmd in commands)
+        if capture:
+            out.seek(0)
+            print(header + out.read(), end="", flush=True)
     return Result(name, "passed" if ok else "FAILED", time.monotonic() - start)
 
 
@@ -50,18 +62,6 @@ def molecule_jobs():
     if not value.isdigit() or int(value) < 1:
         raise PyfleetError(f"PYFLEET_MOLECULE_JOBS={value!r} is not a positive number; set it to 1, 2, ...")
     return int(value)
-
-
-def _molecule(name):
-    """One scenario with its output captured, printed whole when it ends (lanes never interleave)."""
-    with tempfile.TemporaryFile("w+") as out:
-        start = time.monotonic()
-        code = subprocess.run([str(VENV_BIN / "molecule"), "test", "-s", name], cwd=ROOT, env=_env(),
-                              stdout=out, stderr=subprocess.STDOUT, check=False).returncode
-        seconds = time.monotonic() - start
-        out.seek(0)
-        print(f"\n=== molecule {name} ===\n{out.read()}", end="", flush=True)
-    return Result(f"molecule {name}", "passed" if code == 0 else "FAILED", seconds)
 
 
 def _ensure_image():
@@ -92,7 +92,9 @@ def run(phase=None, scenario=None):
         results.append(Result("base image", "passed", time.monotonic() - start))
         # Each scenario has its own container and molecule state, so they can run side by side.
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results.extend(pool.map(_molecule, names))
+            results.extend(pool.map(
+                lambda name: _step(f"molecule {name}", [str(VENV_BIN / "molecule"), "test", "-s", name],
+                                   capture=True), names))
     if "e2e" in wanted:
         results.append(_step("e2e", [py, "-m", "pytest", "-q", "-x", "tests/e2e"]))
     return results

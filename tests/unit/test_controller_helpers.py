@@ -1,8 +1,10 @@
 """Small controller helpers: mirrors, image recipe, recap parsing, tables, lab files."""
 
+import subprocess
+
 import yaml
 
-from pyfleet import ansible, image, lab
+from pyfleet import ansible, image, lab, suite
 from pyfleet.errors import PyfleetError
 from pyfleet.inventory import Inventory
 from pyfleet.tables import table
@@ -98,8 +100,6 @@ def test_grown_inventory_adds_one_host_and_keeps_the_name(tmp_path):
 
 
 def test_molecule_jobs_default_and_override(monkeypatch):
-    from pyfleet import suite
-
     monkeypatch.delenv("PYFLEET_MOLECULE_JOBS", raising=False)
     assert suite.molecule_jobs() == 2
     monkeypatch.setenv("PYFLEET_MOLECULE_JOBS", "1")
@@ -108,8 +108,6 @@ def test_molecule_jobs_default_and_override(monkeypatch):
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_molecule_jobs_refuses_what_is_not_a_positive_number(monkeypatch, value):
-    from pyfleet import suite
-
     monkeypatch.setenv("PYFLEET_MOLECULE_JOBS", value)
     with pytest.raises(PyfleetError, match="PYFLEET_MOLECULE_JOBS"):
         suite.molecule_jobs()
@@ -134,7 +132,6 @@ class FakeBoots:
         self.state = "exited" if self.created <= self.failures else "running"
 
     def install_key(self, _lab, _host, _pubkey):
-        import subprocess
         ok = self.state == "running"
         return subprocess.CompletedProcess([], 0 if ok else 1, "", "" if ok else "cannot exec in a stopped container")
 

@@ -1,5 +1,9 @@
 """Reading inventories: what Ansible parses, and one-line errors for broken ones."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from pyfleet import inventory
@@ -50,10 +54,6 @@ def test_select_by_group_host_and_list():
 @pytest.fixture
 def vaulted_inventory(tmp_path):
     """An inventory whose group_vars/all/vault.yml is encrypted with the password 'right'."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     inv = tmp_path / "inv"
     (inv / "group_vars" / "all").mkdir(parents=True)
     write(inv, "all:\n  children:\n    web:\n      hosts:\n        web1: {}\n")
