@@ -132,19 +132,21 @@ def deploy(c, inventory=None, app=None, batch=1):
     commands.run_release_playbook(inv, "deploy", "deploy", extra, apps, mitogen=_mitogen(c))
 
 
-@task(help={"inventory": INV_HELP, "app": "only this app (default: every app)",
-            "release": "release id to return to (default: the previous one)",
+@task(help={"inventory": INV_HELP, "app": "only this app (default: every app the last deploy changed)",
+            "release": "release id to return to (default: the one each app ran before the last deploy)",
             "batch": "web hosts switched at a time (default 1)"})
 @friendly
 def rollback(c, inventory=None, app=None, release=None, batch=1):
-    """Roll back to the previous (or a named) release, with the same gate and rolling order."""
+    """Undo the last deploy (every app it changed, back to the release it ran before), or go to a named release.
+
+    Every target is checked on every host before anything is switched; the
+    summary lists per app and host the release served afterwards.
+    """
     inv = _inventory(c, inventory)
     _, apps = commands._apps(inv, app)
-    if release:
-        commands.check_release_exists(inv, apps, release)
-    extra = ["-e", f"deploy_batch_size={int(batch)}"] + (["-e", f"rollback_apps={app}"] if app else []) \
-        + (["-e", f"rollback_release={release}"] if release else [])
-    commands.run_release_playbook(inv, "rollback", "rollback", extra, apps, mitogen=_mitogen(c))
+    extra = ["-e", f"deploy_batch_size={int(batch)}"]
+    prepare = commands.rollback_prepare(inv, apps, release=release, app_given=bool(app))
+    commands.run_release_playbook(inv, "rollback", "rollback", extra, apps, mitogen=_mitogen(c), prepare=prepare)
 
 
 @task(help={"inventory": INV_HELP, "limit": "only these hosts or groups (default: all)"})

@@ -37,6 +37,11 @@ def operator():
     return f"{os.environ.get('SUDO_USER') or getpass.getuser()}@{socket.gethostname()}"
 
 
+def new_id():
+    """A history record's id (a rollback names the deploy it undid by it)."""
+    return uuid.uuid4().hex[:12]
+
+
 def now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 
-from pyfleet import ansible, audit, remote, topology
+from pyfleet import ansible, audit, remote, rollback, topology
 from pyfleet.errors import PyfleetError
 from pyfleet.tables import table
 
@@ -29,10 +29,23 @@ def _apps(inv, app=None):
     return the_plan, ([app] if app else names)
 
 
-def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True):
+def _fleet(inv, apps):
+    """``fleet_state`` of ``apps``: each host's current release and the releases it keeps."""
+    the_plan = topology.plan(inv, check_paths=False)
+    specs = {a["name"]: a for a in the_plan["apps"]}
+    return rollback.fleet_state(inv, specs, apps, lambda spec: topology.app_hosts(inv, spec))
+
+
+def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepare=None):
     """Lock the apps, run a deploy-like playbook with progress, record the history, unlock.
 
-    Returns the summary dict; raises PyfleetError (after recording) when it failed.
+    Each host's release of each app is read before and after the playbook: the
+    history record keeps them (``changes``: {app: {host: {from, to}}}) and the
+    summary lists, per app and host, the release it serves now. ``prepare(before)``
+    (a rollback's plan) returns ``(extra args, record fields, notes)`` or raises
+    PyfleetError, one line, before anything is switched; no extra args and no
+    error: nothing to switch. Returns the summary dict; raises PyfleetError
+    (after recording) when it failed.
     """
     taken = audit.acquire(inv, apps, action)
     start = time.monotonic()
@@ -40,25 +53,60 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True):
     summary_file.close()
     env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress",
            "PYFLEET_SUMMARY": summary_file.name}
-    error = None
+    error, change_map, fields = None, None, {}
     try:
+        before = _fleet(inv, apps)
+        more, notes = list(extra), []
+        if prepare:
+            args, fields, notes = prepare(before)
+            for note in notes:
+                print(note)
+            if not args:
+                print(f"{action}: every host already serves its target release; nothing to switch")
+            more += args
+        summary = {}
+        if not prepare or more != list(extra):
+            try:
+                ansible.playbook(inv.path, playbook, *more, mitogen=mitogen, extra_env=env)
+            except PyfleetError as exc:
+                error = exc
+            summary = _read_summary(summary_file.name)
         try:
-            ansible.playbook(inv.path, playbook, *extra, mitogen=mitogen, extra_env=env)
-        except PyfleetError as exc:
-            error = exc
-        summary = _read_summary(summary_file.name)
-        release = summary.get("custom", {}).get("release", "")
+            change_map = rollback.changes(before, _fleet(inv, apps))
+        except PyfleetError as exc:  # a host went away: say so, keep the record
+            print(f"could not read the releases after the {action}: {exc}")
         result = "failed" if error else "ok"
-        audit.record(inv, {"when": audit.now(), "who": audit.operator(), "action": action, "apps": apps,
-                           "release": release, "result": result,
-                           "reason": _reason(summary, error), "seconds": round(time.monotonic() - start, 1)})
+        release = rollback.release_text(change_map) if change_map is not None else \
+            summary.get("custom", {}).get("release", "")
+        record = {"id": audit.new_id(), "when": audit.now(), "who": audit.operator(), "action": action,
+                  "apps": apps, "release": release, "result": result,
+                  "reason": _reason(summary, error), "seconds": round(time.monotonic() - start, 1)}
+        if change_map is not None:
+            record.update(changes=change_map, releases=rollback.releases_now(change_map))
+        record.update(fields)
+        audit.record(inv, record)
     finally:
         audit.release(inv, taken)
         os.unlink(summary_file.name)
-    print_summary(action, summary, time.monotonic() - start)
+    print_summary(action, summary, time.monotonic() - start, change_map)
     if error:
         raise PyfleetError(f"{action} failed: {_reason(summary, error)}")
     return summary
+
+
+def rollback_prepare(inv, apps, release=None, app_given=False):
+    """``prepare`` for ``fab rollback``: plan it from the history and the hosts, check every target first."""
+
+    def prepare(before):
+        the_plan = rollback.plan_rollback(audit.history(inv, 1000), before, apps, release=release, app_given=app_given)
+        notes = list(the_plan.notes) + [f"{app}: back to {rel}" for app, rel in sorted(the_plan.targets.items())]
+        fields = {"undoes": the_plan.undoes, "targets": the_plan.targets}
+        if not the_plan.switch:
+            return [], fields, notes
+        args = ["-e", json.dumps({"rollback_targets": the_plan.switch}), "-e", f"deploy_hosts={','.join(the_plan.hosts())}"]
+        return args, fields, notes
+
+    return prepare
 
 
 def _read_summary(path):
@@ -79,16 +127,24 @@ def _reason(summary, error):
     return str(error)
 
 
-def print_summary(action, summary, seconds):
-    """The end of a deploy: release, hosts switched, phases with times, failures."""
-    release = summary.get("custom", {}).get("release", "")
-    switched = summary.get("custom", {}).get("switched") or sorted(
-        h for h, tasks in (summary.get("changed") or {}).items() if h != "localhost")
+def print_summary(action, summary, seconds, change_map=None):
+    """The end of a deploy: release, hosts switched, per app and host the release served now, failures."""
+    if change_map is not None:
+        release = rollback.release_text(change_map)
+        switched = rollback.switched_hosts(change_map)
+    else:
+        release = summary.get("custom", {}).get("release", "")
+        switched = summary.get("custom", {}).get("switched") or sorted(
+            h for h, tasks in (summary.get("changed") or {}).items() if h != "localhost")
     print()
     print(f"{action}: release {release or '-'}; hosts switched: {', '.join(switched) or 'none'}; {seconds:.0f} s in all")
     plays = summary.get("plays") or []
     if plays:
         print(table(["phase", "hosts", "seconds"], [[p["name"], ", ".join(p["hosts"]), p["seconds"]] for p in plays]))
+    if change_map:
+        print(table(["app", "host", "serves", "before"], rollback.summary_rows(change_map)))
+        for line in rollback.verdicts(change_map):
+            print(line)
     for f in summary.get("failures") or []:
         print(f"FAILED {f['host']}: {f['task']}: {f['msg']}")
 
@@ -299,16 +355,3 @@ def restart_targets(inv, service):
         return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
     unit_pattern(inv, service)  # raises the one-line "unknown service" error
     raise PyfleetError(f"no host runs {service}; see fab topology")
-
-
-def check_release_exists(inv, apps, release):
-    """Fail with one line unless every host of each app still has ``release`` (before anything runs)."""
-    the_plan = topology.plan(inv, check_paths=False)
-    specs = {a["name"]: a for a in the_plan["apps"]}
-    for app in apps:
-        hosts = topology.app_hosts(inv, specs[app])
-        found = remote.run_on(inv, hosts, f"test -d {specs[app]['base_dir']}/releases/{release}")
-        missing = sorted(h for h, (code, _) in found.items() if code != 0)
-        if missing:
-            raise PyfleetError(f"release {release} of app {app} does not exist on {', '.join(missing)}; "
-                               "fab releases lists the releases each host keeps")

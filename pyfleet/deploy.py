@@ -171,13 +171,36 @@ def with_sources(apps, sources, base="."):
             if app["name"] in (sources or {}) else app for app in apps]
 
 
+def shared_release(app, artifact_of, infos, fresh):
+    """The release id every host of ``app`` runs for this deploy: one artifact, one release id.
+
+    ``artifact_of``: ``{host: artifact hash this deploy gives the host}``;
+    ``infos``: ``{host: pyfleet_release info}``. When some host already has a
+    release built from the same artifact, its id is reused (hosts that have it
+    switch to it, hosts without it build it under that id), so a host that was
+    left on another release (a failed rollback, a host that missed a deploy)
+    joins the others instead of getting an id of its own. Among several such
+    releases: the one current on most hosts, then present on most, then the
+    newest. Otherwise ``fresh``, the deploy's new id.
+    """
+    score = {}
+    for host, digest in artifact_of.items():
+        state = ((infos.get(host) or {}).get("apps") or {}).get(app) or {}
+        for release, built_from in (state.get("release_hashes") or {}).items():
+            if built_from and built_from == digest:
+                current, present, _ = score.get(release, (0, 0, release))
+                score[release] = (current + (state.get("current") == release), present + 1, release)
+    return max(score.values())[2] if score else fresh
+
+
 def plan(request, out_dir=DEFAULT_OUT):
     """Build what a deploy request asks for; return the answer for the playbook.
 
     ``request``: ``{"apps": [normalised apps], "hosts": {host: pyfleet_release
     info}, "host_apps": {host: [app names]}, "only": [names] or None,
     "sources": {name: path}, "release": id or "", "check_entry": bool}``.
-    Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...}}``.
+    Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...}}``;
+    each host's artifact names the ``release`` id of its app (``shared_release``).
     """
     apps = with_sources(request.get("apps") or [], request.get("sources"))
     only = request.get("only")
@@ -198,13 +221,21 @@ def plan(request, out_dir=DEFAULT_OUT):
     if not wanted:
         raise PyfleetError("no app runs on the hosts of this deploy; check pyfleet_apps hosts, deploy_apps and --limit")
     artifacts = build_all(apps, targets, out_dir, check_entry=request.get("check_entry", True), only=wanted)
+    fresh = request.get("release") or release_id()
+    infos = request.get("hosts") or {}
     hosts = {
         host: {name: artifacts[name][key] for name in host_apps.get(host, []) if name in artifacts}
         for host, key in host_keys.items()
     }
+    for name in artifacts:
+        artifact_of = {host: apps_[name]["hash"] for host, apps_ in hosts.items() if name in apps_}
+        release = shared_release(name, artifact_of, infos, fresh)
+        for host, apps_ in hosts.items():
+            if name in apps_:
+                apps_[name] = dict(apps_[name], release=release)
     summary = {name: next(iter(by_target.values())) for name, by_target in artifacts.items()}
     return {
-        "release": request.get("release") or release_id(),
+        "release": fresh,
         "deployer": f"{getpass.getuser()}@{socket.gethostname()}",
         "hosts": hosts,
         "summary": summary,

@@ -27,11 +27,14 @@ description:
   - One module call per step of a release, because each Ansible task costs about
     half a second here and the switch must undo itself as a whole on failure.
   - C(action=info) reports the host's Python, architecture, glibc and CPUs, and
-    for each app its current release, its releases and its unpacked wheelhouses.
+    for each app its current release, its releases (with the artifact hash each
+    was built from) and its unpacked wheelhouses.
   - C(action=build) unpacks a shipped artifact (wheelhouse + static files) and
     builds C(releases/<id>) with its own venv, offline, with uv or pip. When the
     current release was built from the same artifact and the same config files,
-    nothing is built (C(new=false)), so a deploy of unchanged code is a no-op.
+    nothing is built (C(new=false)), so a deploy of unchanged code is a no-op;
+    when another release here was (the id C(release) proposes), the host
+    switches to it instead of building (C(built=false)).
   - C(action=activate) starts the systemd instance C(<unit>@<id>) beside the
     running one, waits for its health path over its unix socket, points the
     nginx upstream include at the new socket (C(nginx -t), reload), checks
@@ -61,6 +64,14 @@ options:
     description:
       - The release id, a UTC stamp like C(20261124T051900Z). For C(activate),
         C(previous) means the newest release older than the current one.
+    type: str
+  new_release:
+    description:
+      - For C(build) - the deploy's new release id, when C(release) proposes the id
+        of an existing release built from the same artifact (so that all hosts run
+        one id per artifact). A host that has C(release) with this artifact and
+        config switches to it; a host without it builds it under that id; a host
+        whose C(release) has other config builds C(new_release).
     type: str
   artifact:
     description: For C(build) - the artifact tar on the host (removed once unpacked).
@@ -177,7 +188,11 @@ previous:
   type: str
   returned: build, activate
 new:
-  description: For build - whether a new release was built (false - the current one is up to date).
+  description: For build - whether the release differs from the current one (a switch follows; false - up to date).
+  type: bool
+  returned: build
+built:
+  description: For build - whether the release was built now (false - an existing release is reused).
   type: bool
   returned: build
 pruned:
@@ -306,6 +321,8 @@ def action_info(params):
             "releases": releases(base_dir),
             "wheelhouses": houses,
             "artifact_hash": read_meta(base_dir, current).get("artifact_hash") if current else None,
+            # Which artifact each release was built from (the controller reuses an id per artifact).
+            "release_hashes": {r: read_meta(base_dir, r).get("artifact_hash") for r in releases(base_dir)},
         }
     glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 0.0").split()[-1]
     return {
@@ -390,25 +407,57 @@ def build_venv(params, wheelhouse_dir, venv, project=None):
         must(cmd, "installing the wheelhouse with pip", env)
 
 
+def build_target(params, existing, current, matches):
+    """Which release a build goes to: ``(release, build)``.
+
+    ``release`` is the id the deploy proposes: a new id, or (one artifact, one
+    release id) the id of a release built from the same artifact that some host
+    of the app already has, chosen on the controller so that every host agrees.
+    ``new_release`` is the deploy's new id, used when the proposed one exists
+    here with other config. ``matches(id)``: that release here has this
+    artifact and config. ``build`` False: switch to (or stay on) an existing release.
+    """
+    wanted = params["release"]
+    fresh = params.get("new_release") or wanted
+    if params["force"]:
+        return fresh, not matches(fresh)
+    if wanted in existing and matches(wanted):
+        return wanted, False
+    if wanted == fresh and current and matches(current):
+        return current, False  # no shared id proposed: the current release is up to date
+    if wanted != fresh and wanted not in existing:
+        return wanted, True  # build the id the other hosts run
+    return fresh, not (fresh in existing and matches(fresh))
+
+
 def action_build(params):
-    """Build releases/<release> from the artifact unless the current release already is it."""
-    base, release, group = params["base_dir"], params["release"], params["group"]
-    if not RELEASE_RE.fullmatch(release or ""):
-        raise Failed(f"release id {release!r} is not a UTC stamp like 20261124T051900Z")
+    """Build releases/<release> from the artifact unless this host already has a release of it.
+
+    Returns ``release`` (the release to switch to), ``new`` (it is not the
+    current one: switch) and ``built`` (built now, not an existing release).
+    """
+    base, group = params["base_dir"], params["group"]
+    for rid in (params["release"], params.get("new_release") or params["release"]):
+        if not RELEASE_RE.fullmatch(rid or ""):
+            raise Failed(f"release id {rid!r} is not a UTC stamp like 20261124T051900Z")
     artifact_hash = params["artifact_hash"]
     config_hash = sha256_files(params["config_files"])
     current = current_release(base)
-    result = {"changed": False, "release": release, "previous": current, "new": True, "seconds": {}}
-    if current and not params["force"]:
-        meta = read_meta(base, current)
-        if meta.get("artifact_hash") == artifact_hash and meta.get("config_hash") == config_hash:
-            return dict(result, release=current, new=False)
-    rel_dir = os.path.join(base, "releases", release)
-    meta = read_meta(base, release)
-    if meta.get("artifact_hash") == artifact_hash and meta.get("config_hash") == config_hash:
-        return result  # built by an earlier run that stopped before the switch
+    existing = releases(base)
+
+    def matches(rid):
+        meta = read_meta(base, rid) if rid in existing else {}
+        return meta.get("artifact_hash") == artifact_hash and meta.get("config_hash") == config_hash
+
+    release, build = build_target(params, existing, current, matches)
+    result = {"changed": False, "release": release, "previous": current, "new": release != current,
+              "built": False, "seconds": {}}
+    if not build:
+        return result  # already here (or built by an earlier run that stopped before the switch)
     if release == current:
         raise Failed(f"release {release} is current; choose a new release id")
+    rel_dir = os.path.join(base, "releases", release)
+    result["built"] = True
     if params.get("_check_mode"):
         return dict(result, changed=True)
     os.umask(0o022)
@@ -828,6 +877,7 @@ def main():
             "apps": {"type": "dict", "default": {}},
             "base_dir": {"type": "path"},
             "release": {"type": "str"},
+            "new_release": {"type": "str"},
             "artifact": {"type": "path"},
             "artifact_hash": {"type": "str"},
             "config_files": {"type": "list", "elements": "path", "default": []},

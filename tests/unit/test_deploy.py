@@ -49,3 +49,24 @@ def test_main_answers_errors_as_one_json_line(monkeypatch, capsys):
     assert deploy.main(["build"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer == {"error": "deploy_apps: no app nope in pyfleet_apps; use one of hello, other"}
+
+
+def test_shared_release_reuses_the_id_of_the_same_artifact():
+    def info(current, **hashes):
+        return {"apps": {"hello": {"current": current, "release_hashes": hashes}}}
+
+    old, new, fresh = "20261124T050000Z", "20261124T050100Z", "20261124T060000Z"
+    # The measured split: web1 was left on the old release, web2 runs the new one.
+    infos = {"web1": info(old, **{old: "sha256:a", new: "sha256:b"}), "web2": info(new, **{new: "sha256:b"})}
+    assert deploy.shared_release("hello", {"web1": "sha256:b", "web2": "sha256:b"}, infos, fresh) == new
+    # New code: a new id.
+    assert deploy.shared_release("hello", {"web1": "sha256:c", "web2": "sha256:c"}, infos, fresh) == fresh
+    # Back to the old code: the old id (web2 lacks it and builds it under that id).
+    assert deploy.shared_release("hello", {"web1": "sha256:a", "web2": "sha256:a"}, infos, fresh) == old
+    # Two ids of one artifact: the one current on most hosts wins.
+    other = "20261124T050200Z"
+    infos = {"web1": info(other, **{new: "sha256:b", other: "sha256:b"}), "web2": info(new, **{new: "sha256:b"}),
+             "web3": info(new, **{new: "sha256:b"})}
+    assert deploy.shared_release("hello", {h: "sha256:b" for h in infos}, infos, fresh) == new
+    # A host that does not run the app has no say.
+    assert deploy.shared_release("hello", {"web1": "sha256:z"}, {"web1": {"apps": {}}}, fresh) == fresh

@@ -130,7 +130,47 @@ def test_build_is_a_no_op_when_the_current_release_has_the_same_artifact_and_con
     make_release(tmp_path, IDS[0], artifact_hash=params["artifact_hash"], config_hash=rel.sha256_files([str(env)]))
     rel.switch_current(str(tmp_path), IDS[0])
     result = rel.action_build(params)
-    assert result == {"changed": False, "release": IDS[0], "previous": IDS[0], "new": False, "seconds": {}}
+    assert result == {"changed": False, "release": IDS[0], "previous": IDS[0], "new": False, "built": False, "seconds": {}}
+
+
+def test_build_switches_to_an_existing_release_of_the_same_artifact_the_deploy_names(tmp_path):
+    """The measured split: this host serves an older release, but has the one the others run."""
+    params = build_params(tmp_path, release=IDS[1], new_release=IDS[-1])
+    make_release(tmp_path, IDS[0], artifact_hash="sha256:old", config_hash=rel.sha256_files([]))
+    make_release(tmp_path, IDS[1], artifact_hash=params["artifact_hash"], config_hash=rel.sha256_files([]))
+    rel.switch_current(str(tmp_path), IDS[0])
+    result = rel.action_build(params)
+    assert result["release"] == IDS[1] and result["new"] is True and result["built"] is False
+    assert rel.releases(str(tmp_path)) == IDS[:2]  # nothing built
+
+
+def test_build_target_choices():
+    def pick(wanted, fresh, existing, current, matching, force=False):
+        params = {"release": wanted, "new_release": fresh, "force": force}
+        return rel.build_target(params, existing, current, lambda r: r in matching)
+
+    a, b, c, fresh = IDS[0], IDS[1], IDS[2], IDS[-1]
+    # The shared id, present here with the same artifact and config: switch to it, or stay.
+    assert pick(b, fresh, [a, b], a, {b}) == (b, False)
+    assert pick(b, fresh, [a, b], b, {b}) == (b, False)
+    # The shared id is missing here: build it under that id (even if another release matches).
+    assert pick(b, fresh, [a, c], c, {c}) == (b, True)
+    # The shared id is here with other config (an env change): a new release.
+    assert pick(b, fresh, [a, b], b, set()) == (fresh, True)
+    # No shared id: the current release up to date is a no-op; else build the new id.
+    assert pick(fresh, fresh, [a], a, {a}) == (a, False)
+    assert pick(fresh, fresh, [a], a, set()) == (fresh, True)
+    # Forced: always the new id.
+    assert pick(b, fresh, [a, b], b, {b}, force=True) == (fresh, True)
+
+
+def test_info_lists_the_artifact_of_each_release(tmp_path):
+    make_release(tmp_path, IDS[0], artifact_hash="sha256:one")
+    make_release(tmp_path, IDS[1], artifact_hash="sha256:two")
+    rel.switch_current(str(tmp_path), IDS[1])
+    info = rel.action_info({"apps": {"hello": str(tmp_path)}})["apps"]["hello"]
+    assert info["current"] == IDS[1] and info["artifact_hash"] == "sha256:two"
+    assert info["release_hashes"] == {IDS[0]: "sha256:one", IDS[1]: "sha256:two"}
 
 
 def test_build_makes_a_new_release_when_the_config_changed(tmp_path):

@@ -1,0 +1,168 @@
+"""Tests for pyfleet.rollback: what a rollback switches, decided before any host changes."""
+
+import subprocess
+
+import pytest
+
+from pyfleet import rollback
+from pyfleet.errors import PyfleetError
+
+R0, R1, R2, R3 = "20261124T050000Z", "20261124T050100Z", "20261124T050200Z", "20261124T050300Z"
+HOSTS = ("web1", "web2", "worker1")
+
+
+def hosts(current, releases, **overrides):
+    """Every host of an app on ``current`` keeping ``releases``; overrides: {host: (current, releases)}."""
+    out = {h: {"current": current, "releases": list(releases)} for h in HOSTS}
+    for host, (cur, rels) in overrides.items():
+        out[host] = {"current": cur, "releases": list(rels)}
+    return out
+
+
+def deploy_record(rid, changes, result="ok"):
+    return {"id": rid, "action": "deploy", "result": result, "when": "2026-11-24T05:01:00Z", "who": "me@ctl",
+            "release": "x", "changes": changes}
+
+
+def moved(app_from, app_to, hosts_=HOSTS):
+    return {h: {"from": app_from, "to": app_to} for h in hosts_}
+
+
+# --- the probe ----------------------------------------------------------------------
+
+
+def test_probe_lists_current_and_complete_releases(tmp_path):
+    base = tmp_path / "hello"
+    for rel, complete in ((R0, True), (R1, True), (R2, False)):
+        (base / "releases" / rel).mkdir(parents=True)
+        if complete:
+            (base / "releases" / rel / rollback.META).write_text("{}")
+    (base / "current").symlink_to(f"releases/{R1}")
+    cmd = rollback.probe_command({"hello": str(base), "nope": str(tmp_path / "nope")})
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
+    assert rollback.parse_probe(out) == {"hello": {"current": R1, "releases": [R0, R1]},
+                                         "nope": {"current": None, "releases": []}}
+
+
+# --- what changed -------------------------------------------------------------------
+
+
+def test_changes_releases_and_verdicts():
+    before = {"hello": hosts(R1, [R1]), "other": hosts(R0, [R0])}
+    after = {"hello": hosts(R2, [R1, R2], web2=(R1, [R1, R2])), "other": hosts(R0, [R0])}
+    ch = rollback.changes(before, after)
+    assert ch["hello"]["web1"] == {"from": R1, "to": R2} and ch["hello"]["web2"] == {"from": R1, "to": R1}
+    assert rollback.changed_apps(ch) == ["hello"]
+    assert rollback.switched_hosts(ch) == ["web1", "worker1"]
+    assert rollback.releases_now(ch) == {"hello": None}
+    assert rollback.release_text(ch) == "hello=SPLIT"
+    lines = rollback.verdicts(ch)
+    assert lines[0].startswith("hello: SPLIT: web1 " + R2 + ", web2 " + R1 + ", worker1 " + R2)
+    assert lines[1] == f"other: every host on {R0}"
+    assert ["hello", "web2", R1, R1] in rollback.summary_rows(ch)
+
+
+def test_release_text_of_one_id_and_of_nothing():
+    ch = {"a": moved(R0, R1), "b": moved(R0, R1), "c": moved(R0, R0)}
+    assert rollback.release_text(ch) == R1
+    assert rollback.release_text({"c": moved(R0, R0)}) == "unchanged"
+
+
+# --- which deploy to undo -----------------------------------------------------------
+
+
+def test_pick_deploy_takes_the_newest_not_undone_and_walks_back():
+    d1 = deploy_record("d1", {"hello": moved(R0, R1)})
+    d2 = deploy_record("d2", {"hello": moved(R1, R2), "other": moved(R0, R0)})
+    noop = deploy_record("d3", {"hello": moved(R2, R2)})
+    record, todo = rollback.pick_deploy([d1, d2, noop], ["hello", "other"])
+    assert record["id"] == "d2" and todo == ["hello"]
+    undo = {"action": "rollback", "result": "ok", "undoes": {"hello": "d2"}}
+    assert rollback.pick_deploy([d1, d2, undo], ["hello"])[0]["id"] == "d1"
+    failed = {"action": "rollback", "result": "failed", "undoes": {"hello": "d2"}}
+    assert rollback.pick_deploy([d1, d2, failed], ["hello"])[0]["id"] == "d2"
+    # Old records (no changes) are never picked.
+    assert rollback.pick_deploy([{"action": "deploy", "result": "ok", "release": R1}], ["hello"]) == (None, [])
+
+
+# --- the plan -----------------------------------------------------------------------
+
+
+def test_plain_rollback_undoes_every_app_of_the_last_deploy_and_only_those():
+    d = deploy_record("d", {"hello": moved(R1, R2), "async": moved(R1, R2), "third": moved(R0, R0)})
+    state = {"hello": hosts(R2, [R1, R2]), "async": hosts(R2, [R1, R2]), "third": hosts(R0, [R0])}
+    plan = rollback.plan_rollback([d], state, ["hello", "async", "third"])
+    assert plan.targets == {"hello": R1, "async": R1}
+    assert plan.switch == {"hello": dict.fromkeys(HOSTS, R1), "async": dict.fromkeys(HOSTS, R1)}
+    assert plan.undoes == {"hello": "d", "async": "d"}
+    assert plan.hosts() == sorted(HOSTS)
+
+
+def test_a_target_missing_on_one_host_refuses_the_whole_rollback():
+    """The measured bug: one app lacks the release on one host; nothing may switch anywhere."""
+    d = deploy_record("d", {"hello": moved(R1, R2), "async": moved(R1, R2)})
+    state = {"hello": hosts(R2, [R1, R2]), "async": hosts(R2, [R1, R2], web2=(R2, [R2]))}
+    with pytest.raises(PyfleetError) as exc:
+        rollback.plan_rollback([d], state, ["hello", "async"])
+    msg = str(exc.value)
+    assert f"release {R1} of app async is not on web2" in msg and "nothing was switched" in msg
+    assert "\n" not in msg
+
+
+def test_a_split_left_by_a_failed_rollback_is_finished_by_the_next():
+    d = deploy_record("d", {"hello": moved(R1, R2)})
+    state = {"hello": hosts(R2, [R1, R2], web1=(R1, [R1, R2]))}
+    plan = rollback.plan_rollback([d], state, ["hello"])
+    assert plan.switch == {"hello": {"web2": R1, "worker1": R1}}
+
+
+def test_first_deploy_has_nothing_to_go_back_to():
+    d = deploy_record("d", {"hello": moved(None, R1)})
+    with pytest.raises(PyfleetError, match="app hello had no release on web1 before the deploy"):
+        rollback.plan_rollback([d], {"hello": hosts(R1, [R1])}, ["hello"])
+
+
+def test_different_releases_before_the_deploy_need_a_named_one():
+    d = deploy_record("d", {"hello": {"web1": {"from": R0, "to": R2}, "web2": {"from": R1, "to": R2}}})
+    with pytest.raises(PyfleetError, match=f"--release {R1}"):
+        rollback.plan_rollback([d], {"hello": {h: {"current": R2, "releases": [R0, R1, R2]} for h in ("web1", "web2")}},
+                               ["hello"])
+
+
+def test_hosts_moved_on_since_the_deploy_fall_back_to_their_releases():
+    d = deploy_record("d", {"hello": moved(R0, R1)})
+    state = {"hello": hosts(R3, [R0, R1, R2, R3])}  # deployed outside fab since
+    plan = rollback.plan_rollback([d], state, ["hello"], app_given=True)
+    assert plan.targets == {"hello": R2} and plan.undoes == {}
+    assert any("not what the deploy of" in note for note in plan.notes)
+
+
+def test_without_history_every_app_goes_to_the_newest_older_release_every_host_keeps():
+    state = {"hello": hosts(R2, [R0, R1, R2], web2=(R2, [R0, R2]))}
+    assert rollback.plan_rollback([], state, ["hello"]).targets == {"hello": R0}
+
+
+def test_without_history_an_app_with_one_release_refuses_before_anything():
+    state = {"hello": hosts(R2, [R1, R2]), "third": hosts(R0, [R0])}
+    with pytest.raises(PyfleetError, match=f"app third on web1 has no release older than {R0}"):
+        rollback.plan_rollback([], state, ["hello", "third"])
+
+
+def test_without_history_hosts_that_disagree_need_a_named_release():
+    state = {"hello": hosts(R2, [R1, R2], web1=(R1, [R1, R2]))}
+    with pytest.raises(PyfleetError, match="hosts serve different releases"):
+        rollback.plan_rollback([], state, ["hello"])
+
+
+def test_a_named_release_is_checked_on_every_host_and_skips_hosts_already_on_it():
+    state = {"hello": hosts(R2, [R1, R2], web1=(R1, [R1, R2]))}
+    plan = rollback.plan_rollback([], state, ["hello"], release=R1)
+    assert plan.switch == {"hello": {"web2": R1, "worker1": R1}}
+    with pytest.raises(PyfleetError, match=f"release {R0} of app hello is not on web1"):
+        rollback.plan_rollback([], state, ["hello"], release=R0)
+
+
+def test_nothing_to_switch_when_every_host_is_back_already():
+    d = deploy_record("d", {"hello": moved(R1, R2)})
+    plan = rollback.plan_rollback([d], {"hello": hosts(R1, [R1, R2])}, ["hello"])
+    assert plan.switch == {} and plan.undoes == {"hello": "d"}
