@@ -182,7 +182,7 @@ def test_filter_is_registered():
 ROLE = ROOT / "roles" / "loadbalancer"
 
 
-def _render(drained):
+def _render(drained, keepalive=32):
     """roles/loadbalancer's upstreams.conf for two apps, rendered as Ansible does (trim_blocks)."""
     import jinja2
 
@@ -198,7 +198,7 @@ def _render(drained):
         __loadbalancer_upstreams=result,
         loadbalancer_upstream_max_fails=1,
         loadbalancer_upstream_fail_timeout="5s",
-        loadbalancer_upstream_keepalive=32,
+        loadbalancer_upstream_keepalive=keepalive,
     )
 
 
@@ -260,3 +260,12 @@ def test_rendered_upstream_has_keepalive_and_down_marker():
         "    server 10.0.0.12:8080 backup; # fallback when every server above is down or drained"
         in text
     )
+
+
+def test_no_upstream_keepalive_by_default():
+    """The role's default: no idle connection for a web host's nginx reload to close under a POST."""
+    import yaml
+
+    default = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["loadbalancer_upstream_keepalive"]
+    assert default == 0
+    assert "keepalive" not in _render([], keepalive=default).replace("# ", "")
