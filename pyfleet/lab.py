@@ -6,6 +6,7 @@ host: ``.lab/<inventory>/connection.yml`` with real addresses on the lab network
 """
 
 import json
+import os
 import shutil
 import socket
 import time
@@ -24,6 +25,9 @@ LAB_DIR = ROOT / ".lab"
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
 BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
+# The cgroup v2 hierarchy of a machine with the hybrid cgroup layout (v1 controllers
+# plus this). See cgroup_options().
+UNIFIED_CGROUP = Path("/sys/fs/cgroup/unified")
 
 
 @dataclass
@@ -98,11 +102,35 @@ def address(lab, host):
     return ip
 
 
+def cgroup_options(unified=UNIFIED_CGROUP):
+    """podman options that let a lab host's systemd see its processes exit, as on a real host.
+
+    On a machine with the hybrid cgroup layout, a container's systemd sees only the
+    v1 hierarchies and is never told that a unit's cgroup became empty: a SIGKILLed
+    main process leaves its unit in ``deactivating (stop-sigkill)`` for the whole
+    TimeoutStopSec before Restart= acts, and a stopped unit with a leftover child
+    ends ``failed``. Bind-mounting the machine's unified hierarchy gives it the
+    v2 notifications (each container still gets a cgroup path of its own in it,
+    libpod-<id>, removed with the container). A machine with only cgroup v2 needs
+    nothing: podman hands the container its own cgroup namespace.
+    """
+    if os.path.ismount(unified):  # only the hybrid layout mounts cgroup2 there
+        return ["-v", f"{unified}:{unified}:rw"]
+    return []
+
+
 def _create(lab, host, tag):
     podman("run", "-d", "--name", lab.container(host), "--hostname", host,
-           "--network", lab.network, "--systemd=always",
+           "--network", lab.network, "--systemd=always", *cgroup_options(),
            "--label", f"pyfleet.lab={lab.name}", tag, "/sbin/init",
            what=f"starting lab host {host}", fix="check `podman info`, then run fab lab.up again")
+
+
+def _sees_unified_cgroup(lab, host):
+    """Whether the host's container has the machine's unified cgroup hierarchy mounted."""
+    proc = podman("container", "inspect", "--format", "{{range .Mounts}}{{.Destination}} {{end}}",
+                  lab.container(host), check=False)
+    return str(UNIFIED_CGROUP) in proc.stdout.split()
 
 
 def _why_stopped(lab, host):
@@ -132,6 +160,9 @@ def start_host(lab, host, tag, pubkey, log=print):
     started = status != "running"
     if status == "running" and img and img != tag:
         log(f"{host}: runs an older base image ({img}); fab lab.down && fab lab.up rebuilds it")
+    if status == "running" and cgroup_options() and not _sees_unified_cgroup(lab, host):
+        log(f"{host}: was created without the unified cgroup hierarchy (crashed units restart late); "
+            "fab lab.down && fab lab.up recreates it")
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         if status is None:
             _create(lab, host, tag)

@@ -155,3 +155,12 @@ def test_a_host_that_always_dies_at_boot_is_one_line(monkeypatch):
     the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
     with pytest.raises(PyfleetError, match=r"lab host lb1 stops as soon as it boots \(exit code 255.*fab lab.down"):
         lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=lambda _: None)
+
+
+def test_lab_hosts_get_the_unified_cgroup_hierarchy_only_on_a_hybrid_machine(monkeypatch, tmp_path):
+    unified = tmp_path / "unified"
+    unified.mkdir()
+    monkeypatch.setattr(lab.os.path, "ismount", lambda path: str(path) == str(unified))
+    assert lab.cgroup_options(unified) == ["-v", f"{unified}:{unified}:rw"]
+    monkeypatch.setattr(lab.os.path, "ismount", lambda path: False)  # cgroup v2 only: nothing to add
+    assert lab.cgroup_options(unified) == []
