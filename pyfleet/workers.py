@@ -86,9 +86,9 @@ MAX_TIME_LIMIT = 7 * 24 * 3600
 # systemd waits this much longer than the hard time limit before it SIGKILLs a
 # stopping worker: the warm shutdown lets running tasks finish first.
 STOP_MARGIN = 30
-# Redis re-delivers an unacked task after the visibility timeout: it must be
-# longer than any task, or a slow task runs twice.
-MIN_VISIBILITY_TIMEOUT = 3600
+# Redis re-delivers an unacked task after the visibility timeout: the longest hard
+# time limit plus this margin (see visibility_timeout()).
+VISIBILITY_MARGIN = 30
 
 # pyfleet_broker_kind: the broker role the brokers play applies (redis is the default).
 BROKER_KIND = "pyfleet_broker_kind"
@@ -234,9 +234,21 @@ def normalize_catalogue(catalogue):
 
 
 def visibility_timeout(types):
-    """The broker visibility timeout: twice the longest hard time limit, at least an hour."""
-    longest = max((t["time_limit"] for t in types.values()), default=0)
-    return max(MIN_VISIBILITY_TIMEOUT, 2 * longest)
+    """The broker visibility timeout: the longest hard time limit plus VISIBILITY_MARGIN seconds.
+
+    The trade-off: with Redis, a task whose worker died (main process killed, host
+    gone) waits this long before another worker gets it, so shorter is faster
+    recovery; but a task still running when it expires is handed out a second
+    time, so it must outlast the longest task. With late acks and prefetch 1 a
+    task starts as soon as it is delivered and a prefork child is killed at its
+    hard time limit, so that limit plus a margin for clocks and delivery is
+    enough. It is one value for the whole broker (any worker restores any
+    expired task), hence the longest limit of all types. Not covered: thread
+    pools cannot kill a task at its limit, and ETA/countdown tasks held longer
+    than this are handed out again (keep countdowns shorter, or use RabbitMQ).
+    """
+    longest = max((t["time_limit"] for t in types.values()), default=DEFAULT_TIME_LIMIT)
+    return longest + VISIBILITY_MARGIN
 
 
 def worker_args(node, spec, events=False):

@@ -160,16 +160,17 @@ def test_default_queue():
 
 @pytest.mark.parametrize(
     ("limits", "expected"),
-    [([60], 3600), ([600, 60], 3600), ([1800], 3600), ([3000, 10], 6000)],
+    [([60], 90), ([600, 60], 630), ([1800], 1830), ([3000, 10], 3030)],
 )
-def test_visibility_timeout_is_twice_the_longest_limit_at_least_an_hour(limits, expected):
+def test_visibility_timeout_is_the_longest_limit_plus_a_margin(limits, expected):
     catalogue = {f"t{i}": {"time_limit": limit} for i, limit in enumerate(limits)}
     assert visibility_timeout(normalize_catalogue(catalogue)) == expected
 
 
 def test_visibility_timeout_in_plan():
-    assert plan()["visibility_timeout"] == 3600
-    assert plan(catalogue=with_type("cpu", time_limit=7200, queues=["cpu"]))["visibility_timeout"] == 14400
+    # The default type sets no time limit: it gets DEFAULT_TIME_LIMIT (600).
+    assert plan()["visibility_timeout"] == 630
+    assert plan(catalogue=with_type("cpu", time_limit=7200, queues=["cpu"]))["visibility_timeout"] == 7230
 
 
 def test_worker_args_prefork():
@@ -267,7 +268,7 @@ def test_config_module_is_python_with_the_settings():
     exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102 - our own output
     assert namespace["task_routes"]["sampleapp.tasks.sleep"] == {"queue": "io"}
     assert namespace["task_default_queue"] == "default"
-    assert namespace["broker_transport_options"] == {"visibility_timeout": 3600}
+    assert namespace["broker_transport_options"] == {"visibility_timeout": 630}
     assert namespace["beat_schedule"]["tick"]["schedule"] == 10.0
     assert namespace["task_acks_late"] is True
     assert namespace["worker_prefetch_multiplier"] == 1

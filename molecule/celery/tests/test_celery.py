@@ -91,7 +91,8 @@ def test_environment_file_is_root_only(host):
 def test_settings_module(host):
     config = host.file("/srv/hello/shared/celery/pyfleet_celeryconfig.py").content_string
     assert "task_routes = {'sampleapp.tasks.sleep': {'queue': 'io'}}" in config
-    assert "broker_transport_options = {'visibility_timeout': 3600}" in config
+    # The longest hard time limit (default: 60) plus the 30 s margin (pyfleet/workers.py).
+    assert "broker_transport_options = {'visibility_timeout': 90}" in config
 
 
 def test_worker_nodes_answer_by_type_and_host(host):
