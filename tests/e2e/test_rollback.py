@@ -1,0 +1,152 @@
+"""Rollback undoes the last deploy whole or not at all; one artifact, one release id (issue 8, items 4 and 5).
+
+The tests run in file order on the lab and share its state:
+1. a recorded deploy of changed code to hello and hello-async (release B);
+2. the measured split: web1 alone is put back on the old release, then a
+   deploy of the same code switches it to B again instead of building a new id;
+3. a plain rollback while hello-async's old release is missing on web2 refuses
+   before any host changes;
+4. a plain rollback puts every host of both apps back on the old release and
+   says so (summary, history).
+At the end a forced deploy of the inventory's own source leaves the newest
+release serving, as the other tests expect of the lab.
+"""
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pyfleet import audit, commands
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sampleapp"
+FAB = str(ROOT / ".venv" / "bin" / "fab")
+APPS = ["hello", "hello-async"]
+
+
+def fab(*args, timeout=900):
+    """Run `fab ARGS` from the project root; (exit code, stdout, stderr)."""
+    proc = subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def serving(inv):
+    """{app: {host: current release}} of both apps on every host of each."""
+    return {app: {h: s["current"] for h, s in hosts.items()} for app, hosts in commands._fleet(inv, APPS).items()}
+
+
+def kept(inv):
+    """{app: {host: [releases]}}."""
+    return {app: {h: s["releases"] for h, s in hosts.items()} for app, hosts in commands._fleet(inv, APPS).items()}
+
+
+def one(per_host):
+    ids = set(per_host.values())
+    assert len(ids) == 1, f"hosts disagree: {per_host}"
+    return ids.pop()
+
+
+@pytest.fixture(scope="module")
+def state():
+    return {}
+
+
+@pytest.fixture(scope="module")
+def changed_source(tmp_path_factory):
+    """A copy of the sample project with another VERSION (a new artifact)."""
+    dest = tmp_path_factory.mktemp("rollback") / "sampleapp"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
+    (dest / "sampleapp" / "version.py").write_text(f'VERSION = "4.0.0+e2e.{uuid.uuid4().hex[:6]}"\n')
+    return dest
+
+
+def sources_arg(source):
+    return json.dumps({"deploy_sources": {app: str(source) for app in APPS}})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def newest_release_at_the_end(run_playbook):
+    """Leave a new release of the inventory's own source serving (the newest), as other tests expect."""
+    yield
+    run_playbook("deploy", "-e", "app_force_release=true")
+
+
+def test_a_recorded_deploy_keeps_what_each_host_ran_before(inv, lab, run_playbook, changed_source, state, capsys):
+    before = serving(inv)
+    if any(len(set(per_host.values())) > 1 for per_host in before.values()):
+        # The shared lab was left split (e.g. by two deploys at once): a deploy
+        # of the same code joins every host on one release id of it.
+        run_playbook("deploy")
+        before = serving(inv)
+    old = {app: one(before[app]) for app in APPS}
+    commands.run_release_playbook(inv, "deploy", "deploy", ["-e", sources_arg(changed_source)], APPS)
+    out = capsys.readouterr().out
+    after = serving(inv)
+    new = {app: one(after[app]) for app in APPS}
+    assert all(new[app] != old[app] for app in APPS)
+    record = audit.history(inv, 1)[-1]
+    assert record["action"] == "deploy" and record["result"] == "ok"
+    assert record["releases"] == new
+    for app in APPS:
+        assert record["changes"][app] == {h: {"from": old[app], "to": new[app]} for h in before[app]}
+        assert f"{app}: every host on {new[app]}" in out
+    state.update(old=old, new=new, deploy_id=record["id"])
+
+
+def test_a_host_left_on_the_old_release_rejoins_the_same_release_id(inv, run_playbook, changed_source, state):
+    """The measured bug: the next deploy built a new release on web1 for code it already had."""
+    assert "new" in state, "needs the deploy above"
+    targets = {app: {"web1": state["old"][app]} for app in APPS}
+    run_playbook("rollback", "--limit", "web1", "-e", json.dumps({"rollback_targets": targets}))
+    split = serving(inv)
+    for app in APPS:
+        assert split[app]["web1"] == state["old"][app] and split[app]["web2"] == state["new"][app]
+    releases_before = kept(inv)
+    # A deploy outside fab's history, so that the recorded deploy stays the last one.
+    run_playbook("deploy", "-e", sources_arg(changed_source))
+    assert serving(inv) == {app: dict.fromkeys(split[app], state["new"][app]) for app in APPS}
+    assert kept(inv) == releases_before, "a release was built for code the host already had"
+    code, out, err = fab("releases")
+    assert code == 0, err
+    for app in APPS:
+        assert f"{app}: all hosts on {state['new'][app]}" in out
+
+
+def test_a_rollback_whose_target_is_missing_on_one_host_touches_nothing(inv, host_run, state):
+    """The measured bug: web1 rolled back, then the rollback stopped at an app without that release."""
+    old = state["old"]["hello-async"]
+    hidden = f"/srv/hello-async/.hidden-{old}"
+    assert host_run("web2", f"mv /srv/hello-async/releases/{old} {hidden}").rc == 0
+    try:
+        before = serving(inv)
+        records = len(audit.history(inv, 1000))
+        code, out, err = fab("rollback")
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code != 0 and "Traceback" not in err and len(lines) == 1, err
+        assert f"release {old} of app hello-async is not on web2" in lines[0] and "nothing was switched" in lines[0]
+        assert serving(inv) == before
+        assert len(audit.history(inv, 1000)) == records
+        assert not audit.locks(inv)
+    finally:
+        host_run("web2", f"mv {hidden} /srv/hello-async/releases/{old}")
+
+
+def test_plain_rollback_returns_every_changed_app_on_every_host(inv, state):
+    code, out, err = fab("rollback")
+    assert code == 0, err + out
+    now = serving(inv)
+    for app in APPS:
+        assert set(now[app].values()) == {state["old"][app]}, now
+        assert f"{app}: back to {state['old'][app]}" in out
+        assert f"{app}: every host on {state['old'][app]}" in out
+    record = audit.history(inv, 1)[-1]
+    assert record["action"] == "rollback" and record["result"] == "ok"
+    assert record["releases"] == state["old"]
+    assert record["undoes"] == dict.fromkeys(APPS, state["deploy_id"])
+    code, out, _ = fab("history", "--last", "1")
+    assert code == 0
+    assert state["old"]["hello"] in out.splitlines()[-1]
