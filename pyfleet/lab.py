@@ -5,6 +5,7 @@ changes is the connection file that tells Ansible (and Fabric) how to reach each
 host: ``.lab/<inventory>/connection.yml`` with real addresses on the lab network.
 """
 
+import ipaddress
 import json
 import os
 import shutil
@@ -56,6 +57,11 @@ class Lab:
         return self.state_dir / "id_ed25519"
 
     @property
+    def addresses_file(self):
+        """Each host's fixed address on the lab network (kept so a restarted host keeps it)."""
+        return self.state_dir / "addresses.json"
+
+    @property
     def connection_file(self):
         """Inventory source with ansible_host and SSH settings for each lab host."""
         return self.state_dir / "connection.yml"
@@ -81,6 +87,29 @@ def ensure_network(lab):
     """Create the lab's own podman network unless it exists."""
     if podman("network", "exists", lab.network, check=False).returncode != 0:
         podman("network", "create", lab.network, what=f"creating network {lab.network}")
+
+
+def fixed_address(lab, host):
+    """The host's address on the lab network: the one it had, else the lowest free one.
+
+    A real server keeps its address when it reboots; podman would hand a stopped
+    and started container the next free one, and the load balancer (which names
+    web hosts by address) would lose it. So each host gets ``--ip`` from this
+    table, stored per lab and reset when the network's subnet changes.
+    """
+    info = json.loads(podman("network", "inspect", lab.network, what=f"reading network {lab.network}").stdout)[0]
+    subnet = info["subnets"][0]
+    table = json.loads(lab.addresses_file.read_text()) if lab.addresses_file.exists() else {}
+    if table.get("subnet") != subnet["subnet"]:
+        table = {"subnet": subnet["subnet"], "hosts": {}}
+    if host not in table["hosts"]:
+        taken = set(table["hosts"].values()) | {subnet.get("gateway")}
+        free = (str(ip) for ip in ipaddress.ip_network(subnet["subnet"]).hosts() if str(ip) not in taken)
+        table["hosts"][host] = next(free, None)
+        if table["hosts"][host] is None:
+            raise PyfleetError(f"lab network {lab.network} has no free address for {host}; fab lab.down && fab lab.up")
+        lab.addresses_file.write_text(json.dumps(table, indent=1, sort_keys=True))
+    return table["hosts"][host]
 
 
 def container_state(lab, host):
@@ -121,7 +150,7 @@ def cgroup_options(unified=UNIFIED_CGROUP):
 
 def _create(lab, host, tag):
     podman("run", "-d", "--name", lab.container(host), "--hostname", host,
-           "--network", lab.network, "--systemd=always", *cgroup_options(),
+           "--network", lab.network, "--ip", fixed_address(lab, host), "--systemd=always", *cgroup_options(),
            "--label", f"pyfleet.lab={lab.name}", tag, "/sbin/init",
            what=f"starting lab host {host}", fix="check `podman info`, then run fab lab.up again")
 
@@ -251,8 +280,9 @@ def down(inventory, log=print):
         podman("rm", "-f", "-t", "0", *names, what="removing lab hosts", fix="check `podman ps -a`")
     if podman("network", "exists", lab.network, check=False).returncode == 0:
         podman("network", "rm", "-f", lab.network, what=f"removing network {lab.network}", fix="check `podman network ls`")
-    if lab.connection_file.exists():
-        lab.connection_file.unlink()
+    for state in (lab.connection_file, lab.addresses_file):
+        if state.exists():
+            state.unlink()
     return names
 
 

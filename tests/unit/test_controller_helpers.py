@@ -1,5 +1,6 @@
 """Small controller helpers: mirrors, image recipe, recap parsing, tables, lab files."""
 
+import json
 import subprocess
 
 import yaml
@@ -164,3 +165,18 @@ def test_lab_hosts_get_the_unified_cgroup_hierarchy_only_on_a_hybrid_machine(mon
     assert lab.cgroup_options(unified) == ["-v", f"{unified}:{unified}:rw"]
     monkeypatch.setattr(lab.os.path, "ismount", lambda path: False)  # cgroup v2 only: nothing to add
     assert lab.cgroup_options(unified) == []
+
+
+def test_lab_hosts_keep_a_fixed_address_the_lowest_free_one(monkeypatch, tmp_path):
+    subnet = {"subnets": [{"subnet": "10.89.3.0/24", "gateway": "10.89.3.1"}]}
+    answer = subprocess.CompletedProcess([], 0, json.dumps([subnet]), "")
+    monkeypatch.setattr(lab, "podman", lambda *args, **kwargs: answer)
+    monkeypatch.setattr(lab, "LAB_DIR", tmp_path)
+    the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}, "web1": {}}))
+    assert lab.fixed_address(the_lab, "lb1") == "10.89.3.2"
+    assert lab.fixed_address(the_lab, "web1") == "10.89.3.3"
+    assert lab.fixed_address(the_lab, "lb1") == "10.89.3.2"  # a restarted or recreated host keeps it
+    subnet["subnets"][0] = {"subnet": "10.89.4.0/24", "gateway": "10.89.4.1"}  # a new network: a new table
+    answer = subprocess.CompletedProcess([], 0, json.dumps([subnet]), "")
+    monkeypatch.setattr(lab, "podman", lambda *args, **kwargs: answer)
+    assert lab.fixed_address(the_lab, "web1") == "10.89.4.2"
