@@ -108,6 +108,7 @@ def fixed_address(lab, host):
         table["hosts"][host] = next(free, None)
         if table["hosts"][host] is None:
             raise PyfleetError(f"lab network {lab.network} has no free address for {host}; fab lab.down && fab lab.up")
+        lab.state_dir.mkdir(parents=True, exist_ok=True)
         lab.addresses_file.write_text(json.dumps(table, indent=1, sort_keys=True))
     return table["hosts"][host]
 
