@@ -1,8 +1,10 @@
 """The lab, converged once per test session, and ways to reach its hosts.
 
-The lab is the default inventory's (inventory/lab). If the tests brought it up,
-they take it down at the end; a lab that was already up is left as it was.
-Set PYFLEET_KEEP_LAB=1 to keep it either way.
+The lab is the default inventory's (inventory/lab; PYFLEET_E2E_INVENTORY names
+another, e.g. a copy for a second lab beside the first). If the tests brought it
+up, they take it down at the end; a lab that was already up is left as it was.
+Set PYFLEET_KEEP_LAB=1 to keep it either way. Tests marked ``last`` run after
+all others (the lab-wide checks of what the other tests left behind).
 """
 
 import http.client
@@ -16,7 +18,16 @@ import testinfra
 
 from pyfleet import ansible, inventory, lab as labmod
 
-INVENTORY = "inventory/lab"
+INVENTORY = os.environ.get("PYFLEET_E2E_INVENTORY", "inventory/lab")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "last: run after every other test of the session")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked ``last`` go to the end (a stable sort keeps the others' order)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -52,3 +52,14 @@ def test_second_converge_changes_nothing(run_playbook):
     stats = run_playbook("site")
     assert sorted(stats) == sorted(LAB_HOSTS)
     assert ansible.total_changed(stats) == 0, stats
+
+
+@pytest.mark.last
+def test_no_unit_is_failed_on_any_lab_host_after_every_test(lab, host_run):
+    """Deploys, rollbacks, restarts and killed processes leave no failed unit behind."""
+    failed = {}
+    for name in sorted(lab["addresses"]):
+        out = host_run(name, "systemctl --failed --no-legend --plain").stdout.strip()
+        if out:
+            failed[name] = out
+    assert not failed, failed

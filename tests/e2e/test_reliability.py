@@ -1,0 +1,193 @@
+"""Reliability under load and faults, on the lab, through the load balancer.
+
+While a deploy, a rollback, a restart or a host failure happens, a bounded
+keepalive HTTPS load (pyfleet/load.py: GET / and POST /echo in turn, WSGI and
+ASGI apps) runs through the load balancer, and every answer that is not 2xx and
+every connection error counts as a failed request. An idle keepalive connection
+that a reload closed is sent again once, as browsers do, and is not a failure.
+The Celery tests kill a worker's main process with tasks in flight.
+
+The tests run in file order: the deploy makes the release that the rollback undoes.
+"""
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pyfleet import commands, lab as labmod
+from pyfleet.load import Load, get_json
+from pyfleet.podman import podman
+from pyfleet.shell import VENV_BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sampleapp"
+APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
+WORKER_APP = "hello"
+MIN_REQUESTS = 1000  # a load that answered fewer proves nothing
+
+
+@pytest.fixture(scope="module")
+def under_load(lb_address):
+    """Run ``action()`` with the load on every app; return (its result, the load's Report)."""
+
+    def run(action, apps=APPS, settle=1.0):
+        load = Load(lb_address, apps, connections=3, max_seconds=600, pause=0.002).start()
+        time.sleep(settle)
+        try:
+            result = action()
+        finally:
+            time.sleep(settle)
+            report = load.stop()
+        assert report.total >= MIN_REQUESTS, f"the load hardly ran: {report.describe()}"
+        return result, report
+
+    return run
+
+
+def served_versions(lb_address, apps=APPS, count=6):
+    """{app: set of versions} answered by GET / on fresh connections."""
+    found = {}
+    for app, domain in apps.items():
+        for _ in range(count):
+            found.setdefault(app, set()).add(get_json(lb_address, domain)["version"])
+    return found
+
+
+def fab(inv, *args):
+    proc = subprocess.run([str(VENV_BIN / "fab"), *args, "--inventory", str(inv.path)], cwd=ROOT,
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, f"fab {' '.join(args)}: {proc.stdout[-1500:]}{proc.stderr[-800:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def changed_source(tmp_path_factory):
+    """A copy of the sample project with another VERSION."""
+    version = f"7.{int(time.time())}"
+    dest = tmp_path_factory.mktemp("reliability") / "sampleapp"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "dist", "build"))
+    (dest / "sampleapp" / "version.py").write_text(f'VERSION = "{version}"\n')
+    return version, dest
+
+
+def test_no_request_fails_during_a_rolling_deploy_of_changed_code(inv, lb_address, under_load, changed_source):
+    version, source = changed_source
+    sources = json.dumps({"deploy_sources": {app: str(source) for app in APPS}})
+    _, report = under_load(lambda: commands.run_release_playbook(inv, "deploy", "deploy", ["-e", sources], list(APPS)))
+    assert report.failed == 0, report.describe()
+    assert served_versions(lb_address) == {app: {version} for app in APPS}
+
+
+def test_no_request_fails_during_fab_rollback(inv, lb_address, under_load, changed_source):
+    _, report = under_load(lambda: fab(inv, "rollback"))
+    assert report.failed == 0, report.describe()
+    versions = served_versions(lb_address)
+    assert all(len(v) == 1 and changed_source[0] not in v for v in versions.values()), versions
+
+
+def test_no_request_fails_during_fab_restart_of_one_app(inv, under_load):
+    # hello-async is not restarted, but its hosts are drained in turn.
+    _, report = under_load(lambda: fab(inv, "restart", "hello"))
+    assert report.failed == 0, report.describe()
+
+
+def test_a_web_host_stopped_hard_costs_no_later_request_and_rejoins_by_itself(inv, lab, lb_address, under_load, host_run):
+    the_lab = labmod.Lab(inv)
+    host = sorted(inv.groups["web"])[-1]
+    marks = {}
+
+    def stop_and_start():
+        podman("stop", "-t", "10", the_lab.container(host))
+        marks["gone"] = time.time()
+        time.sleep(8)
+        podman("start", the_lab.container(host))
+        labmod.wait_for_ssh(the_lab, host, lab["addresses"][host])
+        marks["back"] = time.time()
+
+    _, report = under_load(stop_and_start, settle=3)
+    later = [f for f in report.failures if f.at > marks["gone"]]
+    assert not later, report.describe()
+    assert labmod.address(the_lab, host) == lab["addresses"][host], "the host came back on another address"
+    # Every pyfleet service came back with no action, and the load balancer sends to the host again.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        state = host_run(host, "systemctl is-system-running").stdout.strip()
+        if state in ("running", "degraded"):
+            break
+        time.sleep(1)
+    failed = host_run(host, "systemctl --failed --no-legend --plain").stdout.strip()
+    assert not failed, f"{host}: failed units after its restart: {failed}"
+    for app in APPS:
+        assert host_run(host, f"systemctl is-active 'pyfleet-{app}@*'").stdout.split()[0] == "active"
+    hosts_seen = set()
+    deadline = time.time() + 30
+    while host not in hosts_seen and time.time() < deadline:
+        hosts_seen.add(get_json(lb_address, APPS["hello"])["host"])
+    assert host in hosts_seen, f"{host} never answered through the load balancer again: {hosts_seen}"
+
+
+# ---- Celery: a worker's main process killed with tasks in flight ----------------------------
+
+
+def celery_python(host_run, host, code, timeout=None):
+    """Run Python ``code`` on ``host`` in the app's current release, with the Celery environment."""
+    command = (
+        f"set -a; . /etc/pyfleet/celery/{WORKER_APP}.env; set +a; cd /srv/{WORKER_APP}/current && "
+        f"{'timeout ' + str(timeout) + ' ' if timeout else ''}"
+        f"venv/bin/python - <<'PYFLEET_EOF'\nfrom sampleapp.tasks import app\n{code}\nPYFLEET_EOF\n"
+    )
+    result = host_run(host, command)
+    assert result.rc == 0, f"on {host}: {result.stderr or result.stdout}"
+    return result.stdout.strip()
+
+
+def visibility_timeout(host_run, host):
+    text = host_run(host, f"cat /srv/{WORKER_APP}/shared/celery/pyfleet_celeryconfig.py").stdout
+    line = next(line for line in text.splitlines() if line.startswith("broker_transport_options"))
+    return int(line.split(":")[1].strip(" }"))
+
+
+def test_a_killed_worker_restarts_at_once_and_no_task_of_1000_is_lost(inv, host_run):
+    host = next(h for h in sorted(inv.groups["workers"])
+                if "default" in (inv.hosts[h].get("celery_worker_types") or []))
+    unit = f"pyfleet-{WORKER_APP}-worker@default.service"
+    bound = visibility_timeout(host_run, host)
+    assert bound <= 300, f"visibility timeout {bound} s: the lab's limits should keep it in minutes"
+    # 1,000 short tasks on the default queue, their ids kept on the host.
+    celery_python(host_run, host, """
+ids = [app.send_task('sampleapp.tasks.sleep', args=[0.02], queue='default').id for _ in range(1000)]
+open('/root/pyfleet-task-ids', 'w').write('\\n'.join(ids))
+""")
+    # A pool child killed, then the main process (tasks in flight on both occasions).
+    child = host_run(host, f"pgrep -P $(systemctl show -p MainPID --value {unit}) | head -1").stdout.strip()
+    assert child.isdigit(), "the default worker has no pool child"
+    host_run(host, f"kill -KILL {child}")
+    time.sleep(1)
+    main = host_run(host, f"systemctl show -p MainPID --value {unit}").stdout.strip()
+    restart_sec = int(host_run(host, f"systemctl show -p RestartUSec --value {unit}").stdout.strip().rstrip("s"))
+    killed = time.time()
+    assert host_run(host, f"kill -KILL {main}").rc == 0
+    while time.time() < killed + restart_sec + 15:
+        now = host_run(host, f"systemctl show -p MainPID,ActiveState --value {unit}").stdout.split()
+        if now[0] not in ("0", main) and now[1] == "active":
+            break
+        time.sleep(0.5)
+    restarted = time.time() - killed
+    assert restarted <= restart_sec + 10, f"{unit} was not running again {restarted:.0f} s after its main process died"
+    # Every task completes: the ones the dead worker held come back after the visibility timeout.
+    done = json.loads(celery_python(host_run, host, f"""
+import json, time
+from celery.result import AsyncResult
+ids = open('/root/pyfleet-task-ids').read().split()
+deadline = time.time() + {bound + 90}
+pending = set(ids)
+while pending and time.time() < deadline:
+    pending = {{i for i in pending if AsyncResult(i, app=app).state != 'SUCCESS'}}
+    time.sleep(2)
+print(json.dumps({{'pending': sorted(pending)[:5], 'count': len(pending), 'seconds': round(time.time() - {killed})}}))
+"""))
+    assert done["count"] == 0, f"{done['count']} of 1000 tasks never completed (bound {bound} s): {done}"
