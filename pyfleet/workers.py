@@ -513,12 +513,18 @@ def render_config_module(plan):
         ]
     else:
         lines += [
-            "# Redis re-delivers an unacknowledged task after this many seconds: twice the",
-            "# longest hard time limit, so a slow task never runs twice.",
+            "# Redis re-delivers an unacknowledged task after this many seconds: the longest",
+            "# hard time limit plus a margin, so a slow task never runs twice and a dead",
+            "# worker's tasks come back within minutes.",
             f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
             f"result_backend_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
         ]
     lines += [
+        "# Through a broker restart: a producer keeps trying to send a task for about 15 s",
+        "# (Celery's default gives up after 0.6 s), a worker keeps trying to store a result.",
+        "task_publish_retry_policy = {'max_retries': 10, 'interval_start': 0, 'interval_step': 0.5, 'interval_max': 2}",
+        "result_backend_always_retry = True",
+        "result_backend_max_retries = 20",
         "broker_connection_retry_on_startup = True",
         "task_track_started = True",
         f"worker_send_task_events = {bool(plan['flower_host'])!r}",

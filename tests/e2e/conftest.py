@@ -19,6 +19,8 @@ import testinfra
 from pyfleet import ansible, inventory, lab as labmod
 
 INVENTORY = os.environ.get("PYFLEET_E2E_INVENTORY", "inventory/lab")
+# The `fab` commands the tests run take the same inventory by default.
+os.environ.setdefault("FABRIC_PYFLEET_INVENTORY", INVENTORY)
 
 
 def pytest_configure(config):

@@ -191,3 +191,51 @@ while pending and time.time() < deadline:
 print(json.dumps({{'pending': sorted(pending)[:5], 'count': len(pending), 'seconds': round(time.time() - {killed})}}))
 """))
     assert done["count"] == 0, f"{done['count']} of 1000 tasks never completed (bound {bound} s): {done}"
+
+
+def test_a_broker_restart_loses_no_task_and_every_worker_reconnects(inv, host_run):
+    host = next(h for h in sorted(inv.groups["workers"])
+                if "default" in (inv.hosts[h].get("celery_worker_types") or []))
+    broker = sorted(inv.groups["brokers"])[0]
+    bound = visibility_timeout(host_run, host)
+    # A producer sends a task every 30 ms for 8 s, in the background, while the broker restarts.
+    host_run(host, f"""cat > /root/pyfleet-producer.py <<'PYFLEET_EOF'
+import json, time
+from sampleapp.tasks import app
+ids, errors, started = [], [], time.time()
+while time.time() - started < 8:
+    try:
+        ids.append(app.send_task('sampleapp.tasks.sleep', args=[0.01], queue='default').id)
+    except Exception as exc:
+        errors.append(f'{{time.time() - started:.1f}} s: {{type(exc).__name__}}: {{exc}}')
+    time.sleep(0.03)
+json.dump({{'ids': ids, 'errors': errors}}, open('/root/pyfleet-producer.json.tmp', 'w'))
+import os; os.replace('/root/pyfleet-producer.json.tmp', '/root/pyfleet-producer.json')
+PYFLEET_EOF
+rm -f /root/pyfleet-producer.json
+(set -a; . /etc/pyfleet/celery/{WORKER_APP}.env; set +a; cd /srv/{WORKER_APP}/current &&
+ nohup venv/bin/python /root/pyfleet-producer.py >/root/pyfleet-producer.log 2>&1 &)""")
+    time.sleep(3)
+    assert host_run(broker, "systemctl restart redis-server").rc == 0
+    deadline = time.time() + 60
+    while host_run(host, "test -f /root/pyfleet-producer.json").rc != 0 and time.time() < deadline:
+        time.sleep(1)
+    sent = json.loads(host_run(host, "cat /root/pyfleet-producer.json").stdout)
+    assert not sent["errors"], f"sending failed during the broker restart: {sent['errors'][:3]}"
+    assert len(sent["ids"]) > 100
+    expected = {f"{t}@{h}" for h, v in inv.hosts.items() for t in v.get("celery_worker_types") or []}
+    done = json.loads(celery_python(host_run, host, f"""
+import json, time
+from celery.result import AsyncResult
+pending = set(json.load(open('/root/pyfleet-producer.json'))['ids'])
+deadline = time.time() + {bound + 60}
+while pending and time.time() < deadline:
+    pending = {{i for i in pending if AsyncResult(i, app=app).state != 'SUCCESS'}}
+    time.sleep(2)
+nodes, deadline = set(), time.time() + 30
+while len(nodes) < {len(expected)} and time.time() < deadline:  # control replies resume a little later
+    nodes |= {{n for reply in app.control.ping(timeout=2) or [] for n in reply}}
+print(json.dumps({{'count': len(pending), 'nodes': sorted(nodes)}}))
+"""))
+    assert done["count"] == 0, f"{done['count']} of {len(sent['ids'])} tasks never completed (bound {bound} s)"
+    assert expected <= set(done["nodes"]), f"workers that did not reconnect: {sorted(expected - set(done['nodes']))}"

@@ -272,6 +272,9 @@ def test_config_module_is_python_with_the_settings():
     assert namespace["beat_schedule"]["tick"]["schedule"] == 10.0
     assert namespace["task_acks_late"] is True
     assert namespace["worker_prefetch_multiplier"] == 1
+    # A broker restart loses no task: producers retry the send, workers the result.
+    assert namespace["task_publish_retry_policy"]["max_retries"] >= 10
+    assert namespace["result_backend_always_retry"] is True
 
 
 def test_config_module_picks_the_worker_types_settings(monkeypatch):
