@@ -295,14 +295,19 @@ def grown_inventory(inventory, dest, host, group, host_vars=None):
     """
     copy = Path(dest) / inventory.path.name
     shutil.copytree(inventory.path, copy)
-    hosts_yml = copy / "hosts.yml"
+    return add_host(copy, host, group, host_vars)
+
+
+def add_host(inventory_dir, host, group, host_vars=None):
+    """Add ``host`` to ``group`` in the inventory directory (a copy: see grown_inventory); returns it."""
+    hosts_yml = Path(inventory_dir) / "hosts.yml"
     data = yaml.safe_load(hosts_yml.read_text())
     data["all"]["children"].setdefault(group, {}).setdefault("hosts", {})[host] = {}
     hosts_yml.write_text(yaml.safe_dump(data, sort_keys=False))
     if host_vars:
-        (copy / "host_vars").mkdir(exist_ok=True)
-        (copy / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(host_vars, sort_keys=False))
-    return copy
+        (Path(inventory_dir) / "host_vars").mkdir(exist_ok=True)
+        (Path(inventory_dir) / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(host_vars, sort_keys=False))
+    return Path(inventory_dir)
 
 
 def remove_host(inventory, host):

@@ -1,19 +1,23 @@
-"""Scale out: a seventh host, added to the inventory as a worker of one type.
+"""Scale out: a worker of one type and a web host, added to the inventory.
 
 The test works on a copy of the lab inventory (named ``lab`` too, so it shares
 the lab's hosts, network and connection file) with ``worker3`` added to group
-``workers`` and assigned the ``io`` type. ``fab lab.up`` on that copy starts
-the new host; site.yml converges it. Then tasks of type io are taken by
-worker3 as well as by worker1, and no service on the six other hosts was
-restarted. Afterwards the seventh host is removed and the connection file is
-the six-host lab's again.
+``workers`` (type ``io``) and ``web3`` to group ``web``. ``fab lab.up`` on that
+copy starts the new hosts; site.yml converges them while a load runs through the
+load balancer. Then tasks of type io are taken by worker3 as well as by worker1,
+web3 answers through the load balancer, not one request failed while it joined,
+and no service on the six other hosts was restarted. Afterwards the new hosts are
+removed and the load balancer converged back to the six-host lab.
 """
 
 import pytest
 
 from pyfleet import ansible, inventory, lab as labmod
+from pyfleet.load import Load, get_json
 
 NEW_HOST, NEW_TYPE = "worker3", "io"
+NEW_WEB = "web3"
+APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
 # A service's main PID changes when it restarts (an nginx reload keeps it).
 MAIN_PIDS = (
     "for u in $(systemctl list-units --state=running --no-legend --plain "
@@ -28,20 +32,25 @@ def main_pids(host_run, hosts):
 
 
 @pytest.fixture(scope="module")
-def grown(inv, lab, host_run, tmp_path_factory):
-    """The lab grown by worker3 and converged; yields (inventory, PIDs before, PIDs after)."""
+def grown(inv, lab, host_run, lb_address, tmp_path_factory):
+    """The lab grown by worker3 and web3, converged under load; yields (inventory, PIDs before, PIDs after, load)."""
     copy = labmod.grown_inventory(inv, tmp_path_factory.mktemp("scale"), NEW_HOST, "workers",
                                   {"celery_worker_types": [NEW_TYPE]})
+    labmod.add_host(copy, NEW_WEB, "web")
     before = main_pids(host_run, inv.hosts)
     try:
         labmod.up(inventory.load(copy), log=lambda *_: None)
-        grown_inv = inventory.load(copy)  # now with worker3's address
-        stats = ansible.playbook(grown_inv.path, "site", quiet=True)
-        assert stats[NEW_HOST]["changed"] > 0, stats
+        grown_inv = inventory.load(copy)  # now with the new hosts' addresses
+        with Load(lb_address, APPS, connections=2, max_seconds=600, pause=0.005) as load:
+            stats = ansible.playbook(grown_inv.path, "site", quiet=True)
+        assert stats[NEW_HOST]["changed"] > 0 and stats[NEW_WEB]["changed"] > 0, stats
         after = main_pids(host_run, inv.hosts)
-        yield grown_inv, before, after
+        yield grown_inv, before, after, load.report
     finally:
         labmod.remove_host(inv, NEW_HOST)
+        labmod.remove_host(inv, NEW_WEB)
+        # The load balancer forgets web3 again.
+        ansible.playbook(inv.path, "site", "--limit", "loadbalancers", quiet=True)
 
 
 def test_the_new_worker_takes_tasks_of_its_type(grown, inv, post_task):
@@ -55,6 +64,17 @@ def test_the_new_worker_takes_tasks_of_its_type(grown, inv, post_task):
     assert f"{NEW_TYPE}@{NEW_HOST}" in seen, f"worker3 took none of 16 io tasks: {seen}"
 
 
+def test_the_new_web_host_answers_through_the_load_balancer(grown, lb_address):
+    seen = {get_json(lb_address, APPS["hello"])["host"] for _ in range(12)}
+    assert NEW_WEB in seen, f"{NEW_WEB} answered none of 12 requests: {seen}"
+
+
+def test_no_request_failed_while_the_web_host_joined(grown):
+    report = grown[3]
+    assert report.total >= 500, report.describe()
+    assert report.failed == 0, report.describe()
+
+
 def test_no_service_restarted_on_the_other_hosts(grown):
-    _, before, after = grown
+    _, before, after, _ = grown
     assert after == before
