@@ -2,15 +2,17 @@
 
 The test works on a copy of the lab inventory (named ``lab`` too, so it shares
 the lab's hosts, network and connection file) with ``worker3`` added to group
-``workers`` (type ``io``) and ``web3`` to group ``web``. ``fab lab.up`` on that
-copy starts the new hosts; site.yml converges them while a load runs through the
-load balancer. Then tasks of type io are taken by worker3 as well as by worker1,
+``workers`` (type ``io``) and ``web3`` to group ``web``, and one more domain for
+``hello`` (every web host's nginx and the load balancer change). ``fab lab.up`` on
+that copy starts the new hosts; site.yml converges them while a load runs through
+the load balancer. Then tasks of type io are taken by worker3 as well as by worker1,
 web3 answers through the load balancer, not one request failed while it joined,
 and no service on the six other hosts was restarted. Afterwards the new hosts are
 removed and the load balancer converged back to the six-host lab.
 """
 
 import pytest
+import yaml
 
 from pyfleet import ansible, inventory, lab as labmod
 from pyfleet.load import Load, get_json
@@ -18,6 +20,15 @@ from pyfleet.load import Load, get_json
 NEW_HOST, NEW_TYPE = "worker3", "io"
 NEW_WEB = "web3"
 APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
+NEW_DOMAIN = "www.hello.lab.test"
+
+
+def add_domain(inventory_dir, app, domain):
+    """One more domain for ``app`` in the inventory copy's apps.yml."""
+    apps_yml = inventory_dir / "group_vars" / "all" / "apps.yml"
+    data = yaml.safe_load(apps_yml.read_text())
+    next(a for a in data["pyfleet_apps"] if a["name"] == app)["domains"].append(domain)
+    apps_yml.write_text(yaml.safe_dump(data, sort_keys=False))
 # A service's main PID changes when it restarts (an nginx reload keeps it).
 MAIN_PIDS = (
     "for u in $(systemctl list-units --state=running --no-legend --plain "
@@ -37,6 +48,7 @@ def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     copy = labmod.grown_inventory(inv, tmp_path_factory.mktemp("scale"), NEW_HOST, "workers",
                                   {"celery_worker_types": [NEW_TYPE]})
     labmod.add_host(copy, NEW_WEB, "web")
+    add_domain(copy, "hello", NEW_DOMAIN)
     before = main_pids(host_run, inv.hosts)
     try:
         labmod.up(inventory.load(copy), log=lambda *_: None)
@@ -49,8 +61,8 @@ def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     finally:
         labmod.remove_host(inv, NEW_HOST)
         labmod.remove_host(inv, NEW_WEB)
-        # The load balancer forgets web3 again.
-        ansible.playbook(inv.path, "site", "--limit", "loadbalancers", quiet=True)
+        # The load balancer forgets web3, the web hosts the new domain.
+        ansible.playbook(inv.path, "site", "--limit", "web,loadbalancers", quiet=True)
 
 
 def test_the_new_worker_takes_tasks_of_its_type(grown, inv, post_task):
@@ -69,7 +81,11 @@ def test_the_new_web_host_answers_through_the_load_balancer(grown, lb_address):
     assert NEW_WEB in seen, f"{NEW_WEB} answered none of 12 requests: {seen}"
 
 
-def test_no_request_failed_while_the_web_host_joined(grown):
+def test_the_new_domain_is_served(grown, lb_address):
+    assert get_json(lb_address, NEW_DOMAIN)["app"] == "sampleapp-wsgi"
+
+
+def test_no_request_failed_while_the_web_host_and_the_domain_were_added(grown):
     report = grown[3]
     assert report.total >= 500, report.describe()
     assert report.failed == 0, report.describe()
