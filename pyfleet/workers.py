@@ -89,6 +89,9 @@ STOP_MARGIN = 30
 # Redis re-delivers an unacked task after the visibility timeout: the longest hard
 # time limit plus this margin (see visibility_timeout()).
 VISIBILITY_MARGIN = 30
+# RabbitMQ closes a consumer's channel that holds a task unacknowledged this long:
+# at least an hour, twice the longest time limit (see consumer_timeout()).
+MIN_CONSUMER_TIMEOUT = 3600
 
 # pyfleet_broker_kind: the broker role the brokers play applies (redis is the default).
 BROKER_KIND = "pyfleet_broker_kind"
@@ -196,6 +199,7 @@ def plan_workers(
         "task_routes": task_routes,
         "beat_schedule": beat_schedule,
         "visibility_timeout": visibility_timeout(types),
+        "consumer_timeout": consumer_timeout(types),
         "longest_time_limit": longest,
     }
 
@@ -249,6 +253,18 @@ def visibility_timeout(types):
     """
     longest = max((t["time_limit"] for t in types.values()), default=DEFAULT_TIME_LIMIT)
     return longest + VISIBILITY_MARGIN
+
+
+def consumer_timeout(types):
+    """RabbitMQ's consumer_timeout in seconds: twice the longest hard time limit, at least an hour.
+
+    Unlike Redis's visibility timeout it buys no recovery speed (RabbitMQ hands a
+    dead worker's tasks out again as soon as its connection drops); it only
+    catches a consumer that holds a task far too long. So it is generous: ETA and
+    countdown tasks, held unacknowledged until they are due, count against it.
+    """
+    longest = max((t["time_limit"] for t in types.values()), default=DEFAULT_TIME_LIMIT)
+    return max(MIN_CONSUMER_TIMEOUT, 2 * longest)
 
 
 def worker_args(node, spec, events=False):

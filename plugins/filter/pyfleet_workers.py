@@ -141,7 +141,10 @@ _value:
       description: The checked beat schedule.
       type: dict
     visibility_timeout:
-      description: Broker visibility timeout in seconds (twice the longest time limit, at least 3600).
+      description: Redis visibility timeout in seconds (the longest time limit plus 30).
+      type: int
+    consumer_timeout:
+      description: RabbitMQ consumer_timeout in seconds (twice the longest time limit, at least 3600).
       type: int
 """
 

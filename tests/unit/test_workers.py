@@ -173,6 +173,12 @@ def test_visibility_timeout_in_plan():
     assert plan(catalogue=with_type("cpu", time_limit=7200, queues=["cpu"]))["visibility_timeout"] == 7230
 
 
+def test_rabbitmq_consumer_timeout_stays_generous():
+    # RabbitMQ re-delivers on a dropped connection; its timeout only catches a stuck consumer.
+    assert plan()["consumer_timeout"] == 3600
+    assert plan(catalogue=with_type("cpu", time_limit=5400, queues=["cpu"]))["consumer_timeout"] == 10800
+
+
 def test_worker_args_prefork():
     spec = normalize_catalogue(CATALOGUE)["cpu"]
     assert worker_args("cpu@w2", spec) == [
