@@ -184,6 +184,17 @@ def pick_deploy(records, apps):
     return None, []
 
 
+def _the_one_release(app, by_host, what, pick):
+    """The release every host of ``by_host`` names; else one line ("app X" + ``what``) suggesting ``--release``."""
+    distinct = sorted(set(by_host.values()))
+    if len(distinct) > 1:
+        raise PyfleetError(f"app {app}{what} ("
+                           + ", ".join(f"{h} {r}" for h, r in sorted(by_host.items()))
+                           + f"); nothing was switched; name the one to return to: "
+                           f"fab rollback --app {app} --release {distinct[pick]}")
+    return distinct[0]
+
+
 def _from_history(app, record, hosts):
     """The release ``app`` ran before ``record``'s deploy; None when the hosts moved on since."""
     ch = record["changes"][app]
@@ -194,13 +205,7 @@ def _from_history(app, record, hosts):
         raise PyfleetError(f"app {app} had no release on {first[0]} before the deploy of {when} (its first there); "
                            f"nothing to roll back to there, nothing was switched; name a release every host keeps: "
                            f"fab rollback --app {app} --release ID (fab releases lists them)")
-    distinct = sorted(set(before.values()))
-    if len(distinct) > 1:
-        raise PyfleetError(f"app {app} ran different releases before the deploy of {when} ("
-                           + ", ".join(f"{h} {r}" for h, r in sorted(before.items()))
-                           + f"); nothing was switched; name the one to return to: "
-                           f"fab rollback --app {app} --release {distinct[-1]}")
-    target = distinct[0]
+    target = _the_one_release(app, before, f" ran different releases before the deploy of {when}", pick=-1)
     moved = sorted(h for h, s in hosts.items() if s["current"] not in (target, (ch.get(h) or {}).get("to")))
     if moved:
         return None, (f"{app}: {moved[0]} serves {hosts[moved[0]]['current'] or 'nothing'}, not what the deploy of "
@@ -217,13 +222,7 @@ def _from_hosts(app, hosts):
     if missing:
         raise PyfleetError(f"app {app} is not deployed on {missing[0]} (no current release); nothing was switched; "
                            f"deploy it first: fab deploy --app {app}")
-    distinct = sorted(set(serving.values()))
-    if len(distinct) > 1:
-        raise PyfleetError(f"app {app}: hosts serve different releases ("
-                           + ", ".join(f"{h} {r}" for h, r in sorted(serving.items()))
-                           + f"); nothing was switched; name the one to return to: "
-                           f"fab rollback --app {app} --release {distinct[0]}")
-    current = distinct[0]
+    current = _the_one_release(app, serving, ": hosts serve different releases", pick=0)
     for host, state in sorted(hosts.items()):
         if not [r for r in state["releases"] if r < current]:
             raise PyfleetError(f"app {app} on {host} has no release older than {current} (it keeps "
