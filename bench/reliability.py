@@ -29,8 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -66,11 +64,7 @@ def with_domain(inv, tmp, app, domain):
     copy = Path(tmp) / "inv" / inv.path.name
     shutil.rmtree(copy.parent, ignore_errors=True)
     shutil.copytree(inv.path, copy)
-    apps_yml = copy / "group_vars" / "all" / "apps.yml"
-    data = yaml.safe_load(apps_yml.read_text())
-    next(a for a in data["pyfleet_apps"] if a["name"] == app)["domains"].append(domain)
-    apps_yml.write_text(yaml.safe_dump(data, sort_keys=False))
-    return copy
+    return lab.add_domain(copy, app, domain)
 
 
 def stop_and_start(inv, host):

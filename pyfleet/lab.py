@@ -310,6 +310,15 @@ def add_host(inventory_dir, host, group, host_vars=None):
     return Path(inventory_dir)
 
 
+def add_domain(inventory_dir, app, domain):
+    """One more domain for ``app`` in the inventory directory's group_vars/all/apps.yml (a copy); returns it."""
+    apps_yml = Path(inventory_dir) / "group_vars" / "all" / "apps.yml"
+    data = yaml.safe_load(apps_yml.read_text())
+    next(a for a in data["pyfleet_apps"] if a["name"] == app)["domains"].append(domain)
+    apps_yml.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Path(inventory_dir)
+
+
 def remove_host(inventory, host):
     """Remove one lab host that ``inventory`` no longer has; the connection file keeps the others."""
     lab = Lab(inventory)

@@ -12,7 +12,6 @@ removed and the load balancer converged back to the six-host lab.
 """
 
 import pytest
-import yaml
 
 from pyfleet import ansible, inventory, lab as labmod
 from pyfleet.load import Load, get_json
@@ -21,14 +20,6 @@ NEW_HOST, NEW_TYPE = "worker3", "io"
 NEW_WEB = "web3"
 APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
 NEW_DOMAIN = "www.hello.lab.test"
-
-
-def add_domain(inventory_dir, app, domain):
-    """One more domain for ``app`` in the inventory copy's apps.yml."""
-    apps_yml = inventory_dir / "group_vars" / "all" / "apps.yml"
-    data = yaml.safe_load(apps_yml.read_text())
-    next(a for a in data["pyfleet_apps"] if a["name"] == app)["domains"].append(domain)
-    apps_yml.write_text(yaml.safe_dump(data, sort_keys=False))
 # A service's main PID changes when it restarts (an nginx reload keeps it).
 MAIN_PIDS = (
     "for u in $(systemctl list-units --state=running --no-legend --plain "
@@ -48,7 +39,7 @@ def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     copy = labmod.grown_inventory(inv, tmp_path_factory.mktemp("scale"), NEW_HOST, "workers",
                                   {"celery_worker_types": [NEW_TYPE]})
     labmod.add_host(copy, NEW_WEB, "web")
-    add_domain(copy, "hello", NEW_DOMAIN)
+    labmod.add_domain(copy, "hello", NEW_DOMAIN)
     before = main_pids(host_run, inv.hosts)
     try:
         labmod.up(inventory.load(copy), log=lambda *_: None)

@@ -98,6 +98,12 @@ def test_grown_inventory_adds_one_host_and_keeps_the_name(tmp_path):
     assert inv.groups["workers"] == ["worker1", "worker2", "worker3"]
     assert inv.hosts["worker3"]["celery_worker_types"] == ["io"]
     assert inv.hosts["worker1"]["celery_worker_types"] == ["default", "io"]
+    lab.add_host(grown, "web3", "web")
+    lab.add_domain(grown, "hello", "www.hello.lab.test")
+    inv = inventory.load(grown, with_connection=False)
+    assert inv.groups["web"] == ["web1", "web2", "web3"]
+    hello = next(a for a in inv.hosts["web3"]["pyfleet_apps"] if a["name"] == "hello")
+    assert hello["domains"] == ["hello.lab.test", "www.hello.lab.test"]
 
 
 def test_molecule_jobs_default_and_override(monkeypatch):
