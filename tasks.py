@@ -184,7 +184,7 @@ def check(c, inventory=None, limit=None):
     inv = _inventory(c, inventory)
     the_plan = topo.plan(inv)
     print(f"inventory {inv.path}: {len(inv.hosts)} hosts, {len(the_plan['apps'])} apps, "
-          f"{len(the_plan['workers'].get('types') or {})} worker types: valid")
+          f"{len(the_plan['celery'].get('types') or {})} worker types: valid")
     args = ["--check", "--diff"] + (["--limit", limit] if limit else [])
     stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")

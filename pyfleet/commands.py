@@ -33,7 +33,7 @@ def _fleet(inv, apps):
     """``fleet_state`` of ``apps``: each host's current release and the releases it keeps."""
     the_plan = topology.plan(inv, check_paths=False)
     specs = {a["name"]: a for a in the_plan["apps"]}
-    return rollback.fleet_state(inv, specs, apps, lambda spec: topology.app_hosts(inv, spec))
+    return rollback.fleet_state(inv, specs, apps, lambda spec: the_plan["placement"][spec["name"]]["web"])
 
 
 def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepare=None):
@@ -184,7 +184,7 @@ def unit_pattern(inv, service):
     """systemd unit glob for a service name: nginx, redis, rabbitmq, beat, flower, an app, or a worker type."""
     the_plan = topology.plan(inv, check_paths=False)
     apps = [a["name"] for a in the_plan["apps"]]
-    types = list((the_plan["workers"].get("types") or {}).keys())
+    types = list((the_plan["celery"].get("types") or {}).keys())
     if service in SYSTEM_UNITS:
         return SYSTEM_UNITS[service]
     if service in ("beat", "flower"):
@@ -306,7 +306,7 @@ def worker_rows(data, type_filter=None, host_filter=None):
 def workers(inv, type_filter=None, host_filter=None):
     """Live worker inspection, from Celery itself: one row per worker node."""
     the_plan = topology.plan(inv, check_paths=False)
-    plan = the_plan["workers"]
+    plan = the_plan["celery"]
     if not plan.get("enabled"):
         raise PyfleetError(f"inventory {inv.path} runs no Celery workers (no celery_worker_catalogue)")
     if type_filter and type_filter not in plan["types"]:
@@ -340,7 +340,7 @@ def restart_targets(inv, service):
     """(hosts pattern) that run ``service``, for playbooks/restart.yml."""
     the_plan = topology.plan(inv, check_paths=False)
     apps = {a["name"]: a for a in the_plan["apps"]}
-    plan = the_plan["workers"]
+    plan = the_plan["celery"]
     if service == "nginx":
         return ",".join(inv.groups.get("loadbalancers", []) + inv.groups.get("web", []))
     if service in ("redis", "redis-server", "rabbitmq", "rabbitmq-server"):
@@ -350,7 +350,7 @@ def restart_targets(inv, service):
     if service == "flower" and plan.get("flower_host"):
         return plan["flower_host"]
     if service in apps:
-        return ",".join(topology.app_hosts(inv, apps[service]))
+        return ",".join(the_plan["placement"][service]["web"])
     if plan.get("enabled") and service in plan["types"]:
         return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
     unit_pattern(inv, service)  # raises the one-line "unknown service" error
