@@ -49,6 +49,13 @@ fi
 
 # Collections: the PyPI 'ansible' package bundles them, so this needs no Galaxy
 # when the floors in requirements.yml are met.
+# pyfleet itself, editable: a change to pyfleet/ needs no reinstall. Checked from
+# / so that the working directory does not make it importable by accident.
+if ! (cd / && "$OLDPWD/.venv/bin/python" -c 'import pyfleet, os, sys; sys.exit(os.path.dirname(os.path.dirname(pyfleet.__file__)) != sys.argv[1])' "$PWD") 2>/dev/null; then
+    say "installing pyfleet into .venv (editable, from pyproject.toml)"
+    .venv/bin/python -m pip install -q --no-deps -e . || die "pip install -e . failed; see above"
+fi
+
 cstamp=.venv/.pyfleet-collections.sha256
 cwant="$(sha256sum requirements.yml | cut -d' ' -f1)"
 if [ "$(cat "$cstamp" 2>/dev/null)" != "$cwant" ]; then
