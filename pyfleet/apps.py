@@ -46,7 +46,7 @@ from pathlib import Path
 
 from pyfleet.errors import PyfleetError
 from pyfleet.sandbox import RELAXABLE
-from pyfleet.values import is_int as _is_int, kind_of as _kind
+from pyfleet.values import is_int as _is_int, kind_of as _kind, unknown_key
 
 VAR = "pyfleet_apps"
 
@@ -278,11 +278,10 @@ def _name(where, spec):
 
 def _unknown_keys(where, key, mapping, allowed):
     """Reject keys not in ``allowed``, suggesting the closest one (typos)."""
-    for unknown in sorted(set(map(str, mapping)) - set(allowed)):
-        close = difflib.get_close_matches(unknown, allowed, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        path = f"{key}.{unknown}" if key else unknown
-        where.fail(path, "unknown key", f"{hint}allowed keys: {', '.join(sorted(allowed))}")
+    found = unknown_key(mapping, allowed)
+    if found:
+        unknown, fix = found
+        where.fail(f"{key}.{unknown}" if key else unknown, "unknown key", fix)
 
 
 def _choice(where, key, value, allowed):

@@ -20,22 +20,12 @@ from collections.abc import Mapping
 
 from pyfleet import addresses
 from pyfleet.apps import normalize_apps
+from pyfleet.broker import BROKER_KIND, RABBITMQ_PASSWORDS, broker_kind, broker_url
+from pyfleet.catalogue import CATALOGUE
 from pyfleet.errors import PyfleetError
+from pyfleet.flower import FLOWER, FLOWER_KEYS
 from pyfleet.patterns import all_hosts, match_hosts
-from pyfleet.workers import (
-    CATALOGUE,
-    DEFAULT_TYPE,
-    FLOWER,
-    FLOWER_KEYS,
-    HOST_KEYS,
-    RABBITMQ_PASSWORDS,
-    BROKER_KIND,
-    ROUTES,
-    SCHEDULE,
-    broker_kind,
-    broker_url,
-    plan_workers,
-)
+from pyfleet.workers import DEFAULT_TYPE, HOST_KEYS, ROUTES, SCHEDULE, plan_workers
 
 APPS = "pyfleet_apps"
 LOADBALANCERS, WEB, BROKERS, WORKERS = "loadbalancers", "web", "brokers", "workers"

@@ -47,69 +47,25 @@ has to match them.
 
 import difflib
 import re
-from urllib.parse import quote
 
 from pyfleet import addresses
+from pyfleet.broker import broker_address, broker_host_of, broker_kind
+from pyfleet.catalogue import CATALOGUE, consumer_timeout, normalize_catalogue, visibility_timeout, worker_args
 from pyfleet.errors import PyfleetError
+from pyfleet.flower import FLOWER, plan_flower
 from pyfleet.patterns import all_hosts, match_hosts
-from pyfleet.values import is_int as _is_int, kind_of as _kind
+from pyfleet.values import boolean, kind_of as _kind, unknown_keys
 
-CATALOGUE = "celery_worker_catalogue"
 TYPES = "celery_worker_types"
 BEAT = "celery_beat"
-FLOWER = "celery_flower"
 ROUTES = "celery_task_routes"
 SCHEDULE = "celery_beat_schedule"
 DEFAULT_TYPE = "celery_task_default_type"
 HOST_KEYS = (TYPES, BEAT, FLOWER)
-FLOWER_DOMAIN = "celery_flower_domain"
-FLOWER_USERS = "celery_flower_users"
-FLOWER_PORT = "celery_flower_port"
-# Read from the flower host only (its host_vars or group_vars).
-FLOWER_KEYS = (FLOWER_DOMAIN, FLOWER_USERS, FLOWER_PORT)
-DEFAULT_FLOWER_PORT = 5555
-
-POOLS = ("prefork", "threads", "solo", "gevent", "eventlet")
-# Pools that enforce time limits (prefork by signals and a supervisor, green
-# pools by timers); threads and solo cannot interrupt a running task.
-TIME_LIMIT_POOLS = ("prefork", "gevent", "eventlet")
-TYPE_KEYS = (
-    "queues", "pool", "concurrency", "autoscale", "prefetch_multiplier", "soft_time_limit",
-    "time_limit", "max_tasks_per_child", "max_memory_per_child", "acks_late",
-    "reject_on_worker_lost",
-)  # fmt: skip
 SCHEDULE_KEYS = ("task", "every", "cron", "args", "kwargs")
 
-DEFAULT_TIME_LIMIT = 600
-MAX_CONCURRENCY = 256
-MAX_TIME_LIMIT = 7 * 24 * 3600
-# systemd waits this much longer than the hard time limit before it SIGKILLs a
-# stopping worker: the warm shutdown lets running tasks finish first.
-STOP_MARGIN = 30
-# Redis re-delivers an unacked task after the visibility timeout: the longest hard
-# time limit plus this margin (see visibility_timeout()).
-VISIBILITY_MARGIN = 30
-# RabbitMQ closes a consumer's channel that holds a task unacknowledged this long:
-# at least an hour, twice the longest time limit (see consumer_timeout()).
-MIN_CONSUMER_TIMEOUT = 3600
-
-# pyfleet_broker_kind: the broker role the brokers play applies (redis is the default).
-BROKER_KIND = "pyfleet_broker_kind"
-BROKER_KINDS = ("redis", "rabbitmq")
-# kind -> (the broker host's port variable, its default)
-BROKER_PORTS = {"redis": ("redis_port", 6379), "rabbitmq": ("rabbitmq_port", 5672)}
-RABBITMQ_PASSWORDS = "rabbitmq_passwords"
-# With RabbitMQ, results travel back to the caller as AMQP messages: nothing to
-# store, expire or secure besides the broker itself.
-RABBITMQ_RESULT_BACKEND = "rpc://"
-
-TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,30}")
-QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 TASK_RE = re.compile(r"[A-Za-z_*?\[][A-Za-z0-9_.*?\[\]!-]{0,199}")
 CRON_RE = re.compile(r"[0-9*/,-]+")
-DOMAIN_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
-# htpasswd user names: no colon (the separator), nothing nginx or a shell would mangle.
-FLOWER_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def plan_workers(
@@ -162,7 +118,7 @@ def plan_workers(
     workers = groups.get(worker_group, [])
     _check_placement(settings, types, workers, worker_group)
     beat_host, flower_host = _beat_and_flower(settings, workers, worker_group)
-    broker_host = _broker_host(groups, broker_group)
+    broker_host = broker_host_of(groups, broker_group)
     app = _celery_app(apps, groups, settings, worker_group)
 
     if default_type not in types:
@@ -206,351 +162,6 @@ def plan_workers(
     }
 
 
-def normalize_catalogue(catalogue):
-    """Validate ``celery_worker_catalogue`` and fill in every default.
-
-    Returns type -> ``{queues, pool, concurrency, autoscale, prefetch_multiplier,
-    soft_time_limit, time_limit, max_tasks_per_child, max_memory_per_child,
-    acks_late, reject_on_worker_lost, stop_timeout}``.
-    """
-    if not isinstance(catalogue, dict) or not catalogue:
-        raise PyfleetError(
-            f"{CATALOGUE}: expected a mapping of worker types, got {_kind(catalogue)}; "
-            f"write {CATALOGUE}: {{default: {{queues: [default], concurrency: 2}}}}"
-        )
-    types = {}
-    seen_queues = {}
-    for name, spec in catalogue.items():
-        where = f"{CATALOGUE}.{name}"
-        if not isinstance(name, str) or not TYPE_RE.fullmatch(name):
-            raise PyfleetError(
-                f"{CATALOGUE}: {name!r} is not a valid worker type name (a lowercase letter, then up to "
-                "30 of a-z 0-9 _ -); rename it, e.g. io"
-            )
-        types[name] = _normalize_type(where, name, {} if spec is None else spec)
-        for queue in types[name]["queues"]:
-            if queue in seen_queues:
-                # Two types on one queue would take each other's tasks with different settings.
-                raise PyfleetError(
-                    f"{where}.queues: queue {queue} is already consumed by type {seen_queues[queue]}; "
-                    "give each type its own queues"
-                )
-            seen_queues[queue] = name
-    return types
-
-
-def visibility_timeout(types):
-    """The broker visibility timeout: the longest hard time limit plus VISIBILITY_MARGIN seconds.
-
-    The trade-off: with Redis, a task whose worker died (main process killed, host
-    gone) waits this long before another worker gets it, so shorter is faster
-    recovery; but a task still running when it expires is handed out a second
-    time, so it must outlast the longest task. With late acks and prefetch 1 a
-    task starts as soon as it is delivered and a prefork child is killed at its
-    hard time limit, so that limit plus a margin for clocks and delivery is
-    enough. It is one value for the whole broker (any worker restores any
-    expired task), hence the longest limit of all types. Not covered: thread
-    pools cannot kill a task at its limit, and ETA/countdown tasks held longer
-    than this are handed out again (keep countdowns shorter, or use RabbitMQ).
-    """
-    longest = max((t["time_limit"] for t in types.values()), default=DEFAULT_TIME_LIMIT)
-    return longest + VISIBILITY_MARGIN
-
-
-def consumer_timeout(types):
-    """RabbitMQ's consumer_timeout in seconds: twice the longest hard time limit, at least an hour.
-
-    Unlike Redis's visibility timeout it buys no recovery speed (RabbitMQ hands a
-    dead worker's tasks out again as soon as its connection drops); it only
-    catches a consumer that holds a task far too long. So it is generous: ETA and
-    countdown tasks, held unacknowledged until they are due, count against it.
-    """
-    longest = max((t["time_limit"] for t in types.values()), default=DEFAULT_TIME_LIMIT)
-    return max(MIN_CONSUMER_TIMEOUT, 2 * longest)
-
-
-def worker_args(node, spec, events=False):
-    """The ``celery worker`` command-line options of one worker type, as a list."""
-    args = ["--hostname", node, "--queues", ",".join(spec["queues"]), "--pool", spec["pool"]]
-    if spec["autoscale"]:
-        args += ["--autoscale", "{},{}".format(*spec["autoscale"])]
-    elif spec["concurrency"]:
-        args += ["--concurrency", str(spec["concurrency"])]
-    if spec["pool"] == "prefork":
-        # Hand a task to a child only when it is free: no task waits behind a long one.
-        args += ["-O", "fair"]
-    args += ["--prefetch-multiplier", str(spec["prefetch_multiplier"])]
-    if spec["pool"] in TIME_LIMIT_POOLS:
-        args += ["--time-limit", str(spec["time_limit"])]
-        if spec["soft_time_limit"]:
-            args += ["--soft-time-limit", str(spec["soft_time_limit"])]
-    if spec["max_tasks_per_child"]:
-        args += ["--max-tasks-per-child", str(spec["max_tasks_per_child"])]
-    if spec["max_memory_per_child"]:
-        args += ["--max-memory-per-child", str(spec["max_memory_per_child"])]
-    if events:
-        args += ["--task-events"]
-    return args
-
-
-def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="loadbalancers", broker_ip=None):
-    """Where Flower runs and how the load balancers reach it, checked.
-
-    ``host``: the one host with ``celery_flower: true``. ``raw``: its variables
-    ``celery_flower_domain`` (the name the load balancers serve it at, over
-    HTTPS), ``celery_flower_users`` (``[{name, password}]``, HTTP basic auth on
-    the load balancers; passwords from ansible-vault) and ``celery_flower_port``
-    (default 5555). ``apps``: the normalised apps (a domain may serve one thing).
-
-    Returns ``{host, domain, port, users, address, endpoint, allow}``: ``users``
-    holds the names only (never a password); ``address`` is the host's private
-    address (Flower listens there), ``endpoint`` what nginx proxies to and
-    ``allow`` the IPs the Flower unit may talk to besides localhost (the broker
-    and every load balancer). The last three are None/[] without ``hostvars``.
-    """
-    domain = raw.get(FLOWER_DOMAIN)
-    if domain is None or domain == "":
-        raise PyfleetError(
-            f"{FLOWER_DOMAIN}: not set but {host} runs flower, so the load balancers cannot serve it; "
-            f"set {FLOWER_DOMAIN}: flower.example.com (a name that resolves to the load balancers) "
-            f"or remove {FLOWER} from {host}"
-        )
-    if not isinstance(domain, str) or not DOMAIN_RE.fullmatch(domain):
-        raise PyfleetError(
-            f"{FLOWER_DOMAIN}: {domain!r} is not a lowercase DNS name; set {FLOWER_DOMAIN}: flower.example.com"
-        )
-    for app in apps or []:
-        if domain in (app.get("domains") or []):
-            raise PyfleetError(
-                f"{FLOWER_DOMAIN}: {domain} is also a domain of app {app['name']}; give flower a name of its own"
-            )
-    users = raw.get(FLOWER_USERS)
-    if not users:
-        raise PyfleetError(
-            f"{FLOWER_USERS}: not set but {host} runs flower, so nobody could log in; set "
-            f"{FLOWER_USERS}: [{{name: ops, password: '{{{{ vault_flower_password }}}}'}}] (ansible-vault)"
-        )
-    if not isinstance(users, list):
-        raise PyfleetError(
-            f"{FLOWER_USERS}: expected a list of {{name, password}}, got {_kind(users)}; "
-            f"write {FLOWER_USERS}: [{{name: ops, password: ...}}]"
-        )
-    names = []
-    for index, user in enumerate(users):
-        where = f"{FLOWER_USERS}[{index}]"
-        if not isinstance(user, dict):
-            # Never the value: it may hold a password.
-            raise PyfleetError(f"{where}: expected a mapping {{name, password}}, got {_kind(user)}; fix it")
-        _unknown_keys(where, user, ("name", "password"))
-        name = user.get("name")
-        if not isinstance(name, str) or not FLOWER_USER_RE.fullmatch(name):
-            raise PyfleetError(
-                f"{where}.name: {name!r} is not a user name (letters, digits, . _ @ -, no colon); set name: ops"
-            )
-        if name in names:
-            raise PyfleetError(f"{where}.name: user {name} is listed twice; remove one")
-        password = user.get("password")
-        if not isinstance(password, str) or not password:
-            raise PyfleetError(
-                f"{where}.password (user {name}): not set or not a string; "
-                "set password: '{{ vault_flower_password }}' from ansible-vault"
-            )
-        if len(password.encode()) > 72:
-            # bcrypt (the load balancer's password file) reads 72 bytes at most.
-            raise PyfleetError(f"{where}.password (user {name}): longer than 72 bytes; use a shorter password")
-        names.append(name)
-    port = addresses.port(raw.get(FLOWER_PORT), FLOWER_PORT, host, DEFAULT_FLOWER_PORT)
-    balancers = list(groups.get(loadbalancer_group) or [])
-    if not balancers:
-        raise PyfleetError(
-            f"{FLOWER} on {host}: group {loadbalancer_group} has no host, and flower is only reached "
-            f"through the load balancers; add a host to group {loadbalancer_group} or remove {FLOWER}"
-        )
-    address, endpoint, allow = None, None, []
-    if hostvars is not None:
-        address = addresses.private_address(host, hostvars)
-        endpoint = addresses.endpoint(address, port)
-        allow = [broker_ip] if broker_ip else []
-        for lb in balancers:
-            ip = addresses.ip(addresses.private_address(lb, hostvars), lb, "the flower unit admits the load balancers by IP only")
-            if ip not in allow:
-                allow.append(ip)
-    return {
-        "host": host,
-        "domain": domain,
-        "port": port,
-        "users": names,
-        "address": address,
-        "endpoint": endpoint,
-        "allow": allow,
-    }
-
-
-def broker_kind(kind):
-    """``pyfleet_broker_kind`` checked: ``redis`` (the default, also when unset) or ``rabbitmq``."""
-    if kind is None or kind == "":
-        return "redis"
-    if kind not in BROKER_KINDS:
-        close = difflib.get_close_matches(str(kind), BROKER_KINDS, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise PyfleetError(
-            f"{BROKER_KIND}: {kind!r} is not one of {', '.join(BROKER_KINDS)}; "
-            f"{hint}set {BROKER_KIND}: redis (the default) or rabbitmq"
-        )
-    return kind
-
-
-def broker_url(brokers, hostvars, password, db=0, kind="redis", group="brokers", app=None):
-    """The Celery broker URL of the one host in ``brokers`` (the group's members).
-
-    The address is the broker host's ``pyfleet_private_address``, else its
-    ``ansible_host``, else its name. ``kind`` is ``pyfleet_broker_kind``:
-
-    - ``redis``: ``redis://:<password>@<address>:<redis_port>/<db>``, where
-      ``password`` is ``redis_password``.
-    - ``rabbitmq``: ``amqp://<app>:<password>@<address>:<rabbitmq_port>/<app>``:
-      each Celery ``app`` has a vhost and a user of its own name (roles/rabbitmq),
-      and ``password`` is its entry in ``rabbitmq_passwords``; ``db`` is unused.
-
-    The password is percent-encoded, so any character is safe in it. Example::
-
-        broker_url(["mq1"], {"mq1": {"pyfleet_private_address": "10.0.0.5"}}, "s3cret",
-                   kind="rabbitmq", app="hello")   # amqp://hello:s3cret@10.0.0.5:5672/hello
-    """
-    kind = broker_kind(kind)
-    host = _broker_host({group: list(brokers or [])}, group)
-    address, port = broker_address(host, hostvars, kind=kind)
-    host_part = f"[{address}]" if ":" in address else address
-    if kind == "rabbitmq":
-        if not isinstance(app, str) or not app:
-            raise PyfleetError(
-                f"{BROKER_KIND}: rabbitmq gives each Celery app a vhost and user of its name, but no app of "
-                "pyfleet_apps has celery: {app: ...}; add celery: {app: 'myapp.tasks:app'} to the app with the tasks"
-            )
-        if not isinstance(password, str) or not password:
-            raise PyfleetError(
-                f"{RABBITMQ_PASSWORDS}.{app}: not set for broker {host} (the password of RabbitMQ user {app}); "
-                f"set {RABBITMQ_PASSWORDS}: {{{app}: ...}} from ansible-vault"
-            )
-        user, vhost = quote(app, safe=""), quote(app, safe="")
-        return f"amqp://{user}:{quote(password, safe='')}@{host_part}:{port}/{vhost}"
-    if not isinstance(password, str) or not password:
-        raise PyfleetError(
-            f"redis_password: not set for broker {host}; set it from ansible-vault (redis_password: ...)"
-        )
-    if not _is_int(db) or not 0 <= db <= 15:
-        raise PyfleetError(f"broker database {db!r} is not 0..15; use db 0 for tasks and 1 for results")
-    return f"redis://:{quote(password, safe='')}@{host_part}:{port}/{db}"
-
-
-def result_backend(brokers, hostvars, password, kind="redis", group="brokers", app=None):
-    """The default Celery result backend of ``pyfleet_broker_kind``.
-
-    ``redis``: database 1 of the broker (``broker_url`` with ``db=1``).
-    ``rabbitmq``: ``rpc://`` - results come back to the caller as AMQP
-    messages over its broker connection (Celery's choice for RabbitMQ; only the
-    caller can read a result). The broker settings are checked either way.
-    """
-    url = broker_url(brokers, hostvars, password, db=1, kind=kind, group=group, app=app)
-    return RABBITMQ_RESULT_BACKEND if broker_kind(kind) == "rabbitmq" else url
-
-
-def broker_address(host, hostvars, kind="redis"):
-    """(address, port) the workers use to reach broker ``host``.
-
-    The port is the host's ``redis_port`` (6379) or ``rabbitmq_port`` (5672),
-    after ``kind``.
-    """
-    variable, default = BROKER_PORTS[broker_kind(kind)]
-    port = addresses.host_vars(hostvars or {}, host).get(variable)
-    return addresses.private_address(host, hostvars or {}), addresses.port(port, variable, host, default)
-
-
-def render_config_module(plan):
-    """The Python source of the generated Celery settings module (``pyfleet_celeryconfig``).
-
-    Producers and workers load it through ``CELERY_CONFIG_MODULE``. Per-type
-    settings (late acks, re-queue on worker loss, prefetch) are chosen by the
-    worker's ``PYFLEET_CELERY_WORKER_TYPE`` environment variable.
-    """
-    per_type = {
-        name: {
-            "acks_late": spec["acks_late"],
-            "reject_on_worker_lost": spec["reject_on_worker_lost"],
-            "prefetch_multiplier": spec["prefetch_multiplier"],
-        }
-        for name, spec in plan["types"].items()
-    }
-    schedule = plan["beat_schedule"]
-    lines = [
-        '"""Celery settings generated by pyfleet from the inventory: do not edit on the host.',
-        "",
-        "Sources: celery_worker_catalogue, celery_task_routes, celery_task_default_type,",
-        "celery_beat_schedule. Broker and result backend come from the environment.",
-        '"""',
-        "",
-        "import os",
-    ]
-    if any("cron" in item for item in schedule.values()):
-        lines.append("from celery.schedules import crontab")
-    lines += [
-        "",
-        f"task_default_queue = {plan['default_queue']!r}",
-        f"task_routes = {plan['task_routes']!r}",
-    ]
-    if plan.get("broker_kind", "redis") == "rabbitmq":
-        lines += [
-            "# RabbitMQ re-delivers an unacknowledged task when the worker's connection",
-            "# drops; its consumer_timeout (roles/rabbitmq) outlasts the longest task.",
-        ]
-    else:
-        lines += [
-            "# Redis re-delivers an unacknowledged task after this many seconds: the longest",
-            "# hard time limit plus a margin, so a slow task never runs twice and a dead",
-            "# worker's tasks come back within minutes.",
-            f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
-            f"result_backend_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
-        ]
-    lines += [
-        "# Through a broker restart: a producer keeps trying to send a task for about 15 s",
-        "# (Celery's default gives up after 0.6 s), a worker keeps trying to store a result.",
-        "task_publish_retry_policy = {'max_retries': 10, 'interval_start': 0, 'interval_step': 0.5, 'interval_max': 2}",
-        "result_backend_always_retry = True",
-        "result_backend_max_retries = 20",
-        "broker_connection_retry_on_startup = True",
-        "task_track_started = True",
-        f"worker_send_task_events = {bool(plan['flower_host'])!r}",
-        f"task_send_sent_event = {bool(plan['flower_host'])!r}",
-        "",
-        "beat_schedule = {",
-    ]
-    for name, item in schedule.items():
-        if "cron" in item:
-            minute, hour, dom, month, dow = item["cron"].split()
-            when = (
-                f"crontab(minute={minute!r}, hour={hour!r}, day_of_month={dom!r}, "
-                f"month_of_year={month!r}, day_of_week={dow!r})"
-            )
-        else:
-            when = repr(float(item["every"]))
-        lines.append(
-            f"    {name!r}: {{'task': {item['task']!r}, 'schedule': {when}, "
-            f"'args': {tuple(item['args'])!r}, 'kwargs': {item['kwargs']!r}}},"
-        )
-    lines += [
-        "}",
-        "",
-        "# Per worker type: no task lost when a worker dies (shared/FINDINGS.md).",
-        f"_WORKER_TYPES = {per_type!r}",
-        "_TYPE = _WORKER_TYPES.get(os.environ.get('PYFLEET_CELERY_WORKER_TYPE', ''), {})",
-        "task_acks_late = _TYPE.get('acks_late', True)",
-        "task_reject_on_worker_lost = _TYPE.get('reject_on_worker_lost', True)",
-        "worker_prefetch_multiplier = _TYPE.get('prefetch_multiplier', 1)",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def topology(plan):
     """Rows (host, type, node, queues, unit) of the plan, for ``fab`` tables."""
     rows = []
@@ -560,102 +171,6 @@ def topology(plan):
         if host == plan.get("beat_host"):
             rows.append((host, "beat", "-", "-", plan["app"]["beat_unit"]))
     return rows
-
-
-# --- the catalogue -------------------------------------------------------------
-
-
-def _normalize_type(where, name, spec):
-    """One catalogue entry with its defaults, checked."""
-    if not isinstance(spec, dict):
-        raise PyfleetError(
-            f"{where}: expected a mapping, got {_kind(spec)}; write {name}: {{queues: [{name}]}}"
-        )
-    _unknown_keys(where, spec, TYPE_KEYS)
-    queues = spec.get("queues", [name])
-    if isinstance(queues, str):
-        queues = [queues]
-    if not isinstance(queues, list) or not queues:
-        raise PyfleetError(
-            f"{where}.queues: expected a list of queue names, got {_kind(queues)}; write queues: [{name}]"
-        )
-    for queue in queues:
-        if not isinstance(queue, str) or not QUEUE_RE.fullmatch(queue):
-            raise PyfleetError(
-                f"{where}.queues: {queue!r} is not a queue name (letters, digits, _ . : -); rename it"
-            )
-    if len(set(queues)) != len(queues):
-        raise PyfleetError(f"{where}.queues: a queue is listed twice; remove one")
-
-    pool = spec.get("pool", "prefork")
-    if pool not in POOLS:
-        raise PyfleetError(f"{where}.pool: {pool!r} is not one of {', '.join(POOLS)}; set pool: prefork")
-    concurrency = _int(where, "concurrency", spec.get("concurrency"), 1, MAX_CONCURRENCY)
-    autoscale = spec.get("autoscale")
-    if autoscale is not None:
-        if concurrency is not None:
-            raise PyfleetError(f"{where}: concurrency and autoscale both set; keep one of them")
-        if pool != "prefork":
-            raise PyfleetError(
-                f"{where}.autoscale: only the prefork pool autoscales, not {pool}; use concurrency"
-            )
-        ok = (
-            isinstance(autoscale, list)
-            and len(autoscale) == 2
-            and all(_is_int(n) for n in autoscale)
-            and 1 <= autoscale[1] <= autoscale[0] <= MAX_CONCURRENCY
-        )
-        if not ok:
-            raise PyfleetError(
-                f"{where}.autoscale: {autoscale!r} is not [max, min] with 1 <= min <= max <= {MAX_CONCURRENCY}; "
-                "write autoscale: [8, 2]"
-            )
-        autoscale = list(autoscale)
-    if pool == "solo" and concurrency not in (None, 1):
-        raise PyfleetError(f"{where}.concurrency: the solo pool runs one task at a time; remove concurrency")
-
-    time_limit = _int(where, "time_limit", spec.get("time_limit"), 1, MAX_TIME_LIMIT)
-    time_limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
-    soft = _int(where, "soft_time_limit", spec.get("soft_time_limit"), 1, MAX_TIME_LIMIT)
-    if soft is not None and soft >= time_limit:
-        raise PyfleetError(
-            f"{where}.soft_time_limit: {soft} is not below time_limit {time_limit}; "
-            f"set soft_time_limit below time_limit (e.g. {max(1, time_limit * 9 // 10)})"
-        )
-    if soft is not None and pool not in TIME_LIMIT_POOLS:
-        raise PyfleetError(
-            f"{where}.soft_time_limit: the {pool} pool cannot interrupt a task; remove soft_time_limit"
-        )
-    per_child = {}
-    for key, high in (("max_tasks_per_child", 10_000_000), ("max_memory_per_child", 64 * 1024 * 1024)):
-        low = 1024 if key == "max_memory_per_child" else 1
-        per_child[key] = _int(where, key, spec.get(key), low, high)
-        if per_child[key] is not None and pool != "prefork":
-            raise PyfleetError(
-                f"{where}.{key}: only prefork pool children are replaced, not {pool}; remove {key}"
-            )
-    acks_late = _bool(where, "acks_late", spec.get("acks_late", True))
-    reject = _bool(where, "reject_on_worker_lost", spec.get("reject_on_worker_lost", True))
-    if reject and not acks_late:
-        raise PyfleetError(
-            f"{where}.reject_on_worker_lost: has no effect without acks_late; "
-            "set acks_late: true or reject_on_worker_lost: false"
-        )
-    prefetch = _int(where, "prefetch_multiplier", spec.get("prefetch_multiplier"), 1, 100)
-    return {
-        "queues": list(queues),
-        "pool": pool,
-        "concurrency": 1 if pool == "solo" else concurrency,
-        "autoscale": autoscale,
-        "prefetch_multiplier": 1 if prefetch is None else prefetch,
-        "soft_time_limit": soft,
-        "time_limit": time_limit,
-        "max_tasks_per_child": per_child["max_tasks_per_child"],
-        "max_memory_per_child": per_child["max_memory_per_child"],
-        "acks_late": acks_late,
-        "reject_on_worker_lost": reject,
-        "stop_timeout": time_limit + STOP_MARGIN,
-    }
 
 
 # --- hosts -----------------------------------------------------------------------
@@ -678,7 +193,7 @@ def _host_settings(host, value):
             raise PyfleetError(f"{TYPES} on {host}: {name!r} is not a type name; write {TYPES}: [default]")
     result = {TYPES: list(types)}
     for key in (BEAT, FLOWER):
-        result[key] = _bool(f"{key} on {host}", None, value.get(key, False))
+        result[key] = boolean(f"{key} on {host}", None, value.get(key, False))
     return result
 
 
@@ -745,21 +260,6 @@ def _beat_and_flower(settings, workers, worker_group):
                 f"set {key}: true on a host of group {worker_group} instead"
             )
     return beats[0], flowers[0] if flowers else None
-
-
-def _broker_host(groups, broker_group):
-    """The one host of the broker group."""
-    brokers = groups.get(broker_group) or []
-    if not brokers:
-        raise PyfleetError(
-            f"group {broker_group}: no broker host; add a host to group {broker_group} in the inventory (it runs redis)"
-        )
-    if len(brokers) > 1:
-        raise PyfleetError(
-            f"group {broker_group}: {len(brokers)} hosts ({', '.join(brokers)}) but pyfleet runs one broker; "
-            f"keep one host in group {broker_group}"
-        )
-    return brokers[0]
 
 
 def _celery_app(apps, groups, settings, worker_group):
@@ -850,7 +350,7 @@ def _task_routes(routes, types):
         if not isinstance(pattern, str) or not TASK_RE.fullmatch(pattern):
             raise PyfleetError(f"{where}: not a task name or glob; write e.g. 'myapp.tasks.*'")
         if isinstance(target, dict):
-            _unknown_keys(where, target, ("queue",))
+            unknown_keys(where, target, ("queue",))
             queue = target.get("queue")
             if queue not in consumed:
                 raise PyfleetError(
@@ -884,7 +384,7 @@ def _beat_schedule(schedule):
             raise PyfleetError(
                 f"{where}: expected a mapping, got {_kind(item)}; write {{task: myapp.tasks.x, every: 60}}"
             )
-        _unknown_keys(where, item, SCHEDULE_KEYS)
+        unknown_keys(where, item, SCHEDULE_KEYS)
         task = item.get("task")
         if not isinstance(task, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", task):
             raise PyfleetError(f"{where}.task: {task!r} is not a task name; write task: myapp.tasks.x")
@@ -915,38 +415,6 @@ def _beat_schedule(schedule):
 # --- small helpers ----------------------------------------------------------------
 
 
-def _unknown_keys(where, mapping, allowed):
-    """Reject keys not in ``allowed``, suggesting the closest (typos)."""
-    for key in sorted(set(map(str, mapping)) - set(allowed)):
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise PyfleetError(f"{where}.{key}: unknown key; {hint}allowed keys: {', '.join(sorted(allowed))}")
-
-
-def _int(where, key, value, low, high):
-    """An integer in low..high, or None when unset."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not _is_int(value) or not low <= value <= high:
-        raise PyfleetError(
-            f"{where}.{key}: {value!r} is not an integer from {low} to {high}; set {key}: {low}..{high}"
-        )
-    return value
-
-
-def _bool(where, key, value):
-    """A YAML boolean."""
-    if not isinstance(value, bool):
-        path = f"{where}.{key}" if key else where
-        raise PyfleetError(f"{path}: {value!r} is not true or false; write true or false")
-    return value
-
-
-
 def _names(types):
     """Comma-separated type names for messages."""
     return ", ".join(sorted(types))
-
-

@@ -1,0 +1,162 @@
+"""Unit tests for pyfleet.broker: broker URL, result backend, broker kind and host, and their filters."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from celery_inventory import GROUPS, error, plan
+
+from pyfleet import addresses
+from pyfleet.broker import broker_url, result_backend
+from pyfleet.errors import PyfleetError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- the broker URL ----------------------------------------------------------------------------
+
+
+def test_broker_url_uses_the_private_address_and_encodes_the_password():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "ansible_host": "203.0.113.9"}}
+    assert broker_url(["broker1"], hostvars, "p@ss/w:rd") == "redis://:p%40ss%2Fw%3Ard@10.0.0.5:6379/0"
+
+
+def test_broker_url_result_db_and_port():
+    hostvars = {"broker1": {"ansible_host": "10.0.0.5", "redis_port": 6380}}
+    assert broker_url(["broker1"], hostvars, "secret", db=1) == "redis://:secret@10.0.0.5:6380/1"
+
+
+def test_rabbitmq_url_is_the_apps_vhost_and_user_on_the_private_address():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "ansible_host": "203.0.113.9"}}
+    url = broker_url(["broker1"], hostvars, "p@ss/w:rd", kind="rabbitmq", app="hello")
+    assert url == "amqp://hello:p%40ss%2Fw%3Ard@10.0.0.5:5672/hello"
+
+
+def test_rabbitmq_url_port_ipv6_and_unused_db():
+    hostvars = {"broker1": {"pyfleet_private_address": "fd00::5", "rabbitmq_port": "5673", "redis_port": 1}}
+    url = broker_url(["broker1"], hostvars, "pw", db=1, kind="rabbitmq", app="hello")
+    assert url == "amqp://hello:pw@[fd00::5]:5673/hello"
+
+
+def test_unset_broker_kind_means_redis():
+    hostvars = {"broker1": {"ansible_host": "10.0.0.5"}}
+    assert broker_url(["broker1"], hostvars, "pw", kind=None) == "redis://:pw@10.0.0.5:6379/0"
+
+
+def test_result_backend_redis_database_1_or_rpc_with_rabbitmq():
+    hostvars = {"broker1": {"ansible_host": "10.0.0.5"}}
+    assert result_backend(["broker1"], hostvars, "pw") == "redis://:pw@10.0.0.5:6379/1"
+    assert result_backend(["broker1"], hostvars, "pw", kind="rabbitmq", app="hello") == "rpc://"
+
+
+def test_result_backend_checks_the_broker_settings_too():
+    with pytest.raises(PyfleetError, match="rabbitmq_passwords.hello: not set"):
+        result_backend(["broker1"], {}, "", kind="rabbitmq", app="hello")
+
+
+def test_broker_url_ipv6():
+    hostvars = {"broker1": {"pyfleet_private_address": "fd00::5"}}
+    assert broker_url(["broker1"], hostvars, "pw").startswith("redis://:pw@[fd00::5]:6379")
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "fragment"),
+    [
+        (([], {}, "pw"), {}, "group brokers: no broker host"),
+        ((["b1", "b2"], {}, "pw"), {}, "keep one host in group brokers"),
+        ((["b1"], {}, ""), {}, "redis_password: not set for broker b1"),
+        ((["b1"], {}, "pw"), {"kind": "kafka"}, "pyfleet_broker_kind: 'kafka' is not one of redis, rabbitmq; set"),
+        ((["b1"], {}, "pw"), {"kind": "rabbit"}, "did you mean rabbitmq"),
+        ((["b1"], {}, ""), {"kind": "rabbitmq", "app": "hello"},
+         r"rabbitmq_passwords.hello: not set for broker b1 .*set rabbitmq_passwords: \{hello: ...\} from ansible-vault"),
+        ((["b1"], {}, None), {"kind": "rabbitmq", "app": "hello"}, "rabbitmq_passwords.hello: not set"),
+        ((["b1"], {}, "pw"), {"kind": "rabbitmq"}, "no app of pyfleet_apps has celery"),
+        ((["b1"], {"b1": {"rabbitmq_port": 70000}}, "pw"), {"kind": "rabbitmq", "app": "hello"},
+         "rabbitmq_port on b1: 70000 is not a TCP port; set rabbitmq_port: 5672"),
+        ((["b1"], {}, "pw"), {"db": 16}, "broker database 16 is not 0..15"),
+        ((["b1"], {"b1": {"redis_port": "x"}}, "pw"), {}, "redis_port on b1"),
+    ],
+)
+def test_broker_url_errors(args, kwargs, fragment):
+    with pytest.raises(PyfleetError, match=fragment) as caught:
+        broker_url(*args, **kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_units_reach_the_broker_by_ip_only():
+    assert addresses.ip("10.0.0.5", "broker1", "why") == "10.0.0.5"
+    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+        addresses.ip("broker1.lan", "broker1", "why")
+
+
+# --- the broker host ---------------------------------------------------------------------------
+
+
+def test_error_no_broker():
+    groups = dict(GROUPS, brokers=[])
+    assert error(groups=groups).startswith("group brokers: no broker host; add a host to group brokers")
+
+
+def test_error_two_brokers():
+    groups = dict(GROUPS, brokers=["broker1", "lb1"])
+    assert "keep one host in group brokers" in error(groups=groups)
+
+
+def test_broker_must_have_an_ip_when_hostvars_are_given():
+    hostvars = {"broker1": {"ansible_host": "broker1.lan"}}
+    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+        plan(hostvars=hostvars)
+
+
+# --- the Ansible filter ------------------------------------------------------------------------
+
+
+def _filters():
+    path = ROOT / "plugins" / "filter" / "pyfleet_workers.py"
+    module_spec = importlib.util.spec_from_file_location("pyfleet_workers_filter", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
+def test_filter_broker_url():
+    url = _filters()["pyfleet_broker_url"](
+        ["broker1"], {"broker1": {"ansible_host": "10.1.0.4"}}, "pw", db="1"
+    )
+    assert url == "redis://:pw@10.1.0.4:6379/1"
+
+
+def test_filter_rabbitmq_url_and_result_backend():
+    hostvars = {"broker1": {"ansible_host": "10.1.0.4"}}
+    filters = _filters()
+    url = filters["pyfleet_broker_url"](["broker1"], hostvars, "pw", kind="rabbitmq", app="hello")
+    assert url == "amqp://hello:pw@10.1.0.4:5672/hello"
+    assert filters["pyfleet_result_backend"](["broker1"], hostvars, "pw", kind="rabbitmq", app="hello") == "rpc://"
+
+
+def test_filter_result_backend_error_is_an_ansible_filter_error():
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="rabbitmq_passwords.hello: not set for broker broker1"):
+        _filters()["pyfleet_result_backend"](["broker1"], {}, "", kind="rabbitmq", app="hello")
+
+
+# --- the broker kind in the plan ---------------------------------------------------------------
+
+
+def test_plan_with_rabbitmq_uses_the_amqp_port_and_the_same_ip():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5"}}
+    result = plan(hostvars=hostvars, kind="rabbitmq")
+    assert (result["broker_kind"], result["broker_ip"], result["broker_port"]) == ("rabbitmq", "10.0.0.5", 5672)
+
+
+def test_plan_defaults_to_redis():
+    result = plan(hostvars={"broker1": {"pyfleet_private_address": "10.0.0.5"}})
+    assert (result["broker_kind"], result["broker_port"]) == ("redis", 6379)
+
+
+def test_plan_rejects_an_unknown_broker_kind():
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5"}}
+    assert error(hostvars=hostvars, kind="sqs") == (
+        "pyfleet_broker_kind: 'sqs' is not one of redis, rabbitmq; set pyfleet_broker_kind: redis (the default) or rabbitmq"
+    )

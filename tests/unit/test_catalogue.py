@@ -1,0 +1,141 @@
+"""Unit tests for pyfleet.catalogue: worker type defaults, worker options, broker timeouts and every one-line error."""
+
+import pytest
+from celery_inventory import CATALOGUE, error, plan, with_type
+
+from pyfleet.catalogue import normalize_catalogue, visibility_timeout, worker_args
+
+# --- defaults ----------------------------------------------------------------------------------
+
+
+def test_stop_timeout_is_longer_than_the_hard_time_limit():
+    for units in plan()["hosts"].values():
+        for unit in units:
+            assert unit["stop_timeout"] > unit["time_limit"]
+
+
+def test_default_time_limit_applies():
+    assert plan()["types"]["default"]["time_limit"] == 600
+
+
+def test_no_lost_tasks_defaults():
+    for spec in plan()["types"].values():
+        assert spec["acks_late"] is True
+        assert spec["reject_on_worker_lost"] is True
+        assert spec["prefetch_multiplier"] == 1
+
+
+def test_queues_default_to_the_type_name():
+    assert normalize_catalogue({"mail": None})["mail"]["queues"] == ["mail"]
+
+
+def test_solo_pool_runs_one_task():
+    assert normalize_catalogue({"s": {"pool": "solo"}})["s"]["concurrency"] == 1
+
+
+# --- broker timeouts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [([60], 90), ([600, 60], 630), ([1800], 1830), ([3000, 10], 3030)],
+)
+def test_visibility_timeout_is_the_longest_limit_plus_a_margin(limits, expected):
+    catalogue = {f"t{i}": {"time_limit": limit} for i, limit in enumerate(limits)}
+    assert visibility_timeout(normalize_catalogue(catalogue)) == expected
+
+
+def test_visibility_timeout_in_plan():
+    # The default type sets no time limit: it gets DEFAULT_TIME_LIMIT (600).
+    assert plan()["visibility_timeout"] == 630
+    assert plan(catalogue=with_type("cpu", time_limit=7200, queues=["cpu"]))["visibility_timeout"] == 7230
+
+
+def test_rabbitmq_consumer_timeout_stays_generous():
+    # RabbitMQ re-delivers on a dropped connection; its timeout only catches a stuck consumer.
+    assert plan()["consumer_timeout"] == 3600
+    assert plan(catalogue=with_type("cpu", time_limit=5400, queues=["cpu"]))["consumer_timeout"] == 10800
+
+
+# --- worker options ----------------------------------------------------------------------------
+
+
+def test_worker_args_prefork():
+    spec = normalize_catalogue(CATALOGUE)["cpu"]
+    assert worker_args("cpu@w2", spec) == [
+        "--hostname", "cpu@w2", "--queues", "cpu,cpu.bulk", "--pool", "prefork", "--concurrency", "1",
+        "-O", "fair", "--prefetch-multiplier", "1", "--time-limit", "60", "--soft-time-limit", "50",
+        "--max-tasks-per-child", "100", "--max-memory-per-child", "262144",
+    ]
+
+
+def test_worker_args_threads_have_no_time_limit_or_fair():
+    args = worker_args("io@w1", normalize_catalogue(CATALOGUE)["io"])
+    assert "--time-limit" not in args and "-O" not in args
+    assert args[args.index("--pool") + 1] == "threads"
+
+
+def test_worker_args_autoscale():
+    spec = normalize_catalogue({"a": {"autoscale": [8, 2]}})["a"]
+    args = worker_args("a@h", spec)
+    assert args[args.index("--autoscale") + 1] == "8,2"
+    assert "--concurrency" not in args
+
+
+def test_worker_args_without_concurrency_leave_celery_default():
+    assert "--concurrency" not in worker_args("a@h", normalize_catalogue({"a": {}})["a"])
+
+
+# --- one-line errors ---------------------------------------------------------------------------
+
+
+def test_error_shared_queue():
+    catalogue = with_type("io", pool="threads", queues=["default"])
+    assert "queue default is already consumed by type default" in error(catalogue=catalogue)
+
+
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        ({"concurrency": 0}, "celery_worker_catalogue.io.concurrency: 0 is not an integer from 1 to 256"),
+        ({"concurrency": 257}, "concurrency: 257 is not an integer from 1 to 256"),
+        ({"concurrency": True}, "concurrency: True is not an integer"),
+        ({"time_limit": 0}, "time_limit: 0 is not an integer from 1 to 604800"),
+        ({"time_limit": 60, "soft_time_limit": 60}, "soft_time_limit: 60 is not below time_limit 60"),
+        ({"soft_time_limit": 700}, "soft_time_limit: 700 is not below time_limit 600"),
+        ({"prefetch_multiplier": 0}, "prefetch_multiplier: 0 is not an integer from 1 to 100"),
+        ({"max_memory_per_child": 10}, "max_memory_per_child: 10 is not an integer from 1024"),
+        ({"max_tasks_per_child": -1}, "max_tasks_per_child: -1 is not an integer"),
+        ({"autoscale": [2, 8]}, "autoscale: [2, 8] is not [max, min] with 1 <= min <= max <= 256"),
+        ({"autoscale": [8, 2], "concurrency": 2}, "concurrency and autoscale both set"),
+        ({"pool": "threads", "autoscale": [8, 2]}, "only the prefork pool autoscales, not threads"),
+        ({"pool": "threadz"}, "pool: 'threadz' is not one of prefork, threads, solo, gevent, eventlet"),
+        ({"pool": "threads", "soft_time_limit": 5}, "the threads pool cannot interrupt a task"),
+        (
+            {"pool": "threads", "max_tasks_per_child": 5},
+            "only prefork pool children are replaced, not threads",
+        ),
+        ({"pool": "solo", "concurrency": 4}, "the solo pool runs one task at a time"),
+        ({"acks_late": False}, "reject_on_worker_lost: has no effect without acks_late"),
+        ({"acks_late": "yes"}, "acks_late: 'yes' is not true or false"),
+        ({"queues": []}, "queues: expected a list of queue names"),
+        ({"queues": ["a b"]}, "queues: 'a b' is not a queue name"),
+        ({"queues": ["io", "io"]}, "queues: a queue is listed twice"),
+        ({"concurency": 2}, "celery_worker_catalogue.io.concurency: unknown key; did you mean concurrency?"),
+    ],
+)
+def test_error_catalogue_values(settings, fragment):
+    message = error(catalogue=with_type("io", **settings))
+    assert fragment in message
+    assert message.startswith("celery_worker_catalogue.io")
+
+
+def test_error_catalogue_not_a_mapping():
+    assert error(catalogue=["default"]).startswith(
+        "celery_worker_catalogue: expected a mapping of worker types"
+    )
+
+
+def test_error_bad_type_name():
+    catalogue = dict(CATALOGUE, **{"Big Type": {}})
+    assert "'Big Type' is not a valid worker type name" in error(catalogue=catalogue)

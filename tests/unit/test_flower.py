@@ -1,0 +1,130 @@
+"""Unit tests for pyfleet.flower: the flower host, its domain, users, port and addresses, and every one-line error."""
+
+import copy
+
+import pytest
+from celery_inventory import GROUPS, HOSTS, error, plan
+
+from pyfleet.celeryconfig import render_config_module
+
+FLOWER_VARS = {
+    "celery_flower": True,
+    "celery_flower_domain": "flower.lab.test",
+    "celery_flower_users": [{"name": "ops", "password": "s3cret-from-vault"}],
+}
+HOSTVARS = {
+    "lb1": {"pyfleet_private_address": "10.0.0.2"},
+    "broker1": {"pyfleet_private_address": "10.0.0.5"},
+    "worker1": {"ansible_host": "10.0.0.6"},
+    "worker2": {"pyfleet_private_address": "10.0.0.7"},
+}
+
+
+def with_flower(host="worker2", **overrides):
+    """HOSTS with flower on ``host``; a value of None removes that variable."""
+    hosts = copy.deepcopy(HOSTS)
+    hosts[host].update(copy.deepcopy(FLOWER_VARS))
+    for key, value in overrides.items():
+        if value is None:
+            hosts[host].pop(key, None)
+        else:
+            hosts[host][key] = value
+    return hosts
+
+
+def test_flower_on_one_host():
+    result = plan(hosts=with_flower("worker1"))
+    assert result["flower_host"] == "worker1"
+    assert result["flower"]["domain"] == "flower.lab.test"
+    assert "worker_send_task_events = True" in render_config_module(result)
+
+
+def test_no_flower_no_events():
+    result = plan()
+    assert result["flower"] is None
+    assert "worker_send_task_events = False" in render_config_module(result)
+
+
+def test_flower_plan_addresses_and_allow_list():
+    flower = plan(hosts=with_flower(), hostvars=HOSTVARS)["flower"]
+    assert flower["host"] == "worker2"
+    assert flower["address"] == "10.0.0.7"
+    assert flower["port"] == 5555
+    assert flower["endpoint"] == "10.0.0.7:5555"
+    # The broker (Flower reads events and inspects workers through it) and the load balancer.
+    assert flower["allow"] == ["10.0.0.5", "10.0.0.2"]
+
+
+def test_flower_plan_has_user_names_but_never_passwords():
+    flower = plan(hosts=with_flower(), hostvars=HOSTVARS)["flower"]
+    assert flower["users"] == ["ops"]
+    assert "s3cret-from-vault" not in repr(flower)
+
+
+def test_flower_port_and_ipv6_endpoint():
+    hostvars = dict(HOSTVARS, worker2={"pyfleet_private_address": "fd00::7"})
+    flower = plan(hosts=with_flower(celery_flower_port=5566), hostvars=hostvars)["flower"]
+    assert flower["endpoint"] == "[fd00::7]:5566"
+
+
+def test_flower_app_unit_name():
+    assert plan()["app"]["flower_unit"] == "pyfleet-hello-flower.service"
+
+
+# --- one-line errors ---------------------------------------------------------------------------
+
+
+def test_error_two_flowers():
+    hosts = copy.deepcopy(HOSTS)
+    hosts["worker1"]["celery_flower"] = True
+    hosts["worker2"]["celery_flower"] = True
+    assert error(hosts=hosts).startswith("celery_flower: worker1 and worker2 both run flower")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        ({"celery_flower_domain": None}, "celery_flower_domain: not set but worker2 runs flower"),
+        ({"celery_flower_domain": "Flower"}, "celery_flower_domain: 'Flower' is not a lowercase DNS name"),
+        ({"celery_flower_domain": "hello.lab.test"}, "celery_flower_domain: hello.lab.test is also a domain of app hello"),
+        ({"celery_flower_users": None}, "celery_flower_users: not set but worker2 runs flower"),
+        ({"celery_flower_users": []}, "celery_flower_users: not set but worker2 runs flower"),
+        ({"celery_flower_users": "ops"}, "celery_flower_users: expected a list of {name, password}, got a string"),
+        ({"celery_flower_users": [{"name": "a:b", "password": "x"}]}, "celery_flower_users[0].name: 'a:b' is not a user name"),
+        ({"celery_flower_users": [{"name": "ops"}]}, "celery_flower_users[0].password (user ops): not set"),
+        ({"celery_flower_users": [{"name": "ops", "password": "x" * 73}]}, "celery_flower_users[0].password (user ops): longer than 72 bytes"),
+        ({"celery_flower_users": [{"name": "ops", "pasword": "x"}]}, "celery_flower_users[0].pasword: unknown key; did you mean password?"),
+        ({"celery_flower_users": [{"name": "ops", "password": "x"}] * 2}, "celery_flower_users[1].name: user ops is listed twice"),
+        ({"celery_flower_port": 70000}, "celery_flower_port on worker2: 70000 is not a TCP port"),
+    ],
+)
+def test_flower_errors(overrides, start):
+    message = error(hosts=with_flower(**overrides))
+    assert message.startswith(start), message
+    assert "; " in message  # names the fix
+    assert "s3cret" not in message
+
+
+def test_flower_error_never_prints_a_password():
+    message = error(hosts=with_flower(celery_flower_users=["ops:s3cret"]))
+    assert message.startswith("celery_flower_users[0]: expected a mapping {name, password}, got a string")
+    assert "s3cret" not in message
+
+
+def test_flower_error_without_load_balancers():
+    groups = dict(GROUPS, loadbalancers=[])
+    assert error(hosts=with_flower(), groups=groups).startswith(
+        "celery_flower on worker2: group loadbalancers has no host, and flower is only reached through the load balancers"
+    )
+
+
+def test_flower_error_load_balancer_without_ip():
+    hostvars = dict(HOSTVARS, lb1={"ansible_host": "lb1.internal"})
+    assert error(hosts=with_flower(), hostvars=hostvars).startswith(
+        "pyfleet_private_address on lb1: 'lb1.internal' is not an IP address, and the flower unit admits"
+    )
+
+
+def test_flower_error_outside_worker_group():
+    hosts = dict(HOSTS, web1=dict(FLOWER_VARS))
+    assert error(hosts=hosts).startswith("celery_flower on web1: web1 is not in group workers")
