@@ -1,0 +1,60 @@
+"""Ansible filters for what the roles decide: pyfleet_exec_start, pyfleet_units_to_restart,
+pyfleet_rabbitmq_problem, pyfleet_failure_line (pyfleet/decisions.py)."""
+
+import os
+import sys
+
+try:
+    from pyfleet import decisions
+except ImportError:
+    # Ansible loads this file by path: make the repo root (two directories up) importable.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from pyfleet import decisions
+
+DOCUMENTATION = r"""
+name: pyfleet_exec_start
+short_description: What the roles decide, from Python with unit tests
+version_added: "0.2.0"
+author: pyfleet
+description:
+  - C(app | pyfleet_exec_start(workers=, graceful_timeout=, keepalive_timeout=, request_timeout=, extra_args=))
+    gives the app unit's command line (gunicorn or uvicorn), one entry per unit file line.
+  - C(units | pyfleet_units_to_restart(everything, changed_types, started)) the Celery
+    worker units a converge restarts.
+  - C(inventory_hostname | pyfleet_rabbitmq_problem(bind_addresses, apps, passwords,
+    consumer_timeout, longest_time_limit)) the first mistake in the rabbitmq role's
+    inputs as one line, empty when there is none.
+  - C(ansible_failed_result | pyfleet_failure_line(inventory_hostname)) the one line a
+    failed deploy step ends with.
+options:
+  _input:
+    description: The app, the units, the host name or the failed result (see above).
+    type: raw
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Show the command line of each app on the host
+  ansible.builtin.debug:
+    msg: "{{ item | pyfleet_exec_start(workers=4, graceful_timeout=30, keepalive_timeout=75, request_timeout=60) }}"
+  loop: "{{ pyfleet_plan.hosts[inventory_hostname].apps }}"
+"""
+
+RETURN = r"""
+_value:
+  description: A list of lines, a list of unit names or one line.
+  type: raw
+"""
+
+
+class FilterModule:
+    """Filters over pyfleet.decisions."""
+
+    def filters(self):
+        """Filter name -> function."""
+        return {
+            "pyfleet_exec_start": decisions.exec_start,
+            "pyfleet_units_to_restart": decisions.units_to_restart,
+            "pyfleet_rabbitmq_problem": decisions.rabbitmq_problem,
+            "pyfleet_failure_line": lambda result, host: decisions.failure_line(host, result),
+        }
