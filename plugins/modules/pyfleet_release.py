@@ -992,16 +992,18 @@ ARGUMENT_SPEC = {
 }
 
 # Which arguments each action needs, checked by Ansible before the module runs.
-# An activate switches a web host (unit) or a Celery-only host (celery_app).
+# An activate switches a web host (unit and socket_dir) or a Celery-only host
+# (celery_app); absent takes unit alone (the instance to stop).
 ARGUMENT_RULES = {
     "required_if": [
         ("action", "build", ("app", "base_dir", "release", "artifact_hash", "group")),
         ("action", "activate", ("app", "base_dir", "release")),
         ("action", "activate", ("unit", "celery_app"), True),
+        ("action", "activate", ("socket_dir", "celery_app"), True),
         ("action", "absent", ("app", "base_dir", "release")),
     ],
-    "mutually_exclusive": [("unit", "celery_app"), ("upstream_file", "celery_app")],
-    "required_by": {"unit": ("socket_dir",), "celery_app": ("user", "group")},
+    "mutually_exclusive": [("unit", "celery_app"), ("socket_dir", "celery_app"), ("upstream_file", "celery_app")],
+    "required_by": {"celery_app": ("user", "group")},
 }
 
 
