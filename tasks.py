@@ -118,7 +118,7 @@ def status(c, inventory=None, limit=None):
     """Show every pyfleet service on every host: state, release serving, since when."""
     inv = _inventory(c, inventory)
     hosts = inv.select(limit)
-    outputs = remote.run_on(inv, hosts, statusmod.PROBE)
+    outputs = remote.run_on(inv, hosts, statusmod.probe(statusmod.base_dirs(inv)))
     rows = [row for h in hosts for row in statusmod.rows(h, outputs[h][1])]
     print(table(["host", "service", "state", "release", "since"], rows))
 

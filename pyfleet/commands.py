@@ -8,16 +8,25 @@ import tempfile
 import threading
 import time
 
-from pyfleet import ansible, audit, remote, rollback, topology
+from pyfleet import ansible, audit, remote, rollback, status, topology
 from pyfleet.errors import PyfleetError
 from pyfleet.tables import table
 
-RELEASES_PROBE = (
-    "for d in /srv/*/releases; do [ -d \"$d\" ] || continue; app=$(basename \"$(dirname \"$d\")\"); "
-    "cur=$(readlink -f \"$(dirname \"$d\")/current\" 2>/dev/null); "
-    "for r in $(ls \"$d\" | sort); do mark=''; [ \"$cur\" = \"$d/$r\" ] && mark=current; "
-    "printf '%s|%s|%s|%s\\n' \"$app\" \"$r\" \"$mark\" \"$(head -n1 \"$d/$r/REVISION\" 2>/dev/null)\"; done; done; true"
-)
+
+def releases_probe(dirs):
+    """The command ``fab releases`` runs on a host: "<app>|<release>|current or empty|<REVISION's first line>".
+
+    ``dirs``: ``{app: base_dir}``; an app that is not on the host prints nothing.
+    """
+    parts = []
+    for app, base in sorted(dirs.items()):
+        d = shlex.quote(base + "/releases")
+        parts.append(
+            f"cur=$(basename \"$(readlink {shlex.quote(base + '/current')} 2>/dev/null)\" 2>/dev/null); "
+            f"for r in $(ls {d} 2>/dev/null | sort); do mark=''; [ \"$cur\" = \"$r\" ] && mark=current; "
+            f"printf '%s|%s|%s|%s\\n' {shlex.quote(app)} \"$r\" \"$mark\" \"$(head -n1 {d}/$r/REVISION 2>/dev/null)\"; done; "
+        )
+    return "".join(parts) + "true"
 
 
 def _apps(inv, app=None):
@@ -152,7 +161,7 @@ def print_summary(action, summary, seconds, change_map=None):
 def releases(inv, limit=None):
     """Releases per host and app, which one is current, and whether the hosts agree."""
     hosts = inv.select(limit or "all")
-    outputs = remote.run_on(inv, hosts, RELEASES_PROBE)
+    outputs = remote.run_on(inv, hosts, releases_probe(status.base_dirs(inv)))
     rows, current = [], {}
     for h in hosts:
         for line in outputs[h][1].splitlines():

@@ -1,26 +1,49 @@
 """What runs where: the pyfleet services on each host, their state, release and start time."""
 
 import re
+import shlex
+
+from pyfleet.apps import normalize_apps
+from pyfleet.shell import ROOT
 
 # Units pyfleet manages (app servers, workers, beat, flower) and the system services it configures.
 UNIT_PATTERNS = "'pyfleet-*' 'celery*' 'flower*' nginx.service redis-server.service rabbitmq-server.service"
 
-# One line per unit: "unit|<id>|<active>|<sub>|<since>", one per app: "current|<app>|<release>".
-PROBE = (
+# One line per unit: "unit|<id>|<active>|<sub>|<since>".
+UNITS_PROBE = (
     f"for u in $(systemctl list-units --all --type=service --no-legend --plain {UNIT_PATTERNS} "
     "| awk '{print $1}'); do "
     "printf 'unit|%s|%s|%s|%s\\n' \"$u\" \"$(systemctl show -p ActiveState --value \"$u\")\" "
     "\"$(systemctl show -p SubState --value \"$u\")\" \"$(systemctl show -p ActiveEnterTimestamp --value \"$u\")\"; "
     "done; "
-    "for d in /srv/*/current; do [ -L \"$d\" ] && printf 'current|%s|%s\\n' "
-    "\"$(basename \"$(dirname \"$d\")\")\" \"$(basename \"$(readlink \"$d\")\")\"; done; true"
 )
+
+
+def base_dirs(inv):
+    """``{app: base_dir}`` of the inventory's apps, normalised as the playbooks see them (default /srv/<app>)."""
+    any_vars = next(iter(inv.hosts.values()))
+    apps = normalize_apps(any_vars.get("pyfleet_apps") or [], project_dir=str(ROOT), check_paths=False)
+    return {app["name"]: app["base_dir"] for app in apps}
+
+
+def probe(dirs):
+    """The command ``fab status`` runs on a host: UNITS_PROBE's lines, then "current|<app>|<release>" per app.
+
+    ``dirs``: ``{app: base_dir}``; an app that is not on the host prints nothing.
+    """
+    currents = "".join(
+        f"[ -L {shlex.quote(base + '/current')} ] && printf 'current|%s|%s\\n' {shlex.quote(app)} "
+        f"\"$(basename \"$(readlink {shlex.quote(base + '/current')})\")\"; "
+        for app, base in sorted(dirs.items())
+    )
+    return UNITS_PROBE + currents + "true"
+
 
 INSTANCE = re.compile(r"^(?P<base>[^@]+)@(?P<instance>[^.]*)\.service$")
 
 
 def parse_probe(output):
-    """(units, currents) from PROBE's output: units as dicts, currents as {app: release}."""
+    """(units, currents) from ``probe``'s output: units as dicts, currents as {app: release}."""
     units, currents = [], {}
     for line in output.splitlines():
         parts = line.split("|")
@@ -36,14 +59,15 @@ def release_of(unit, currents):
     m = INSTANCE.match(unit)
     if m and re.fullmatch(r"\d{8}T\d{6}Z?", m["instance"]):
         return m["instance"]
-    for app, release in currents.items():
+    # Longest name first: a unit of app "hello-async" also contains "hello".
+    for app in sorted(currents, key=len, reverse=True):
         if app in unit:
-            return release
+            return currents[app]
     return ""
 
 
 def rows(host, output):
-    """Table rows (host, service, state, release, since) for one host's PROBE output."""
+    """Table rows (host, service, state, release, since) for one host's ``probe`` output."""
     units, currents = parse_probe(output)
     out = []
     for u in sorted(units, key=lambda u: u["unit"]):

@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""pyfleet_release: build, switch, roll back and prune an app's releases on a web host."""
+"""pyfleet_release: build, switch, roll back and prune an app's releases on a web or worker host."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ description:
     failure everything is put back, the new release is removed (unless
     C(remove_on_failure=false), as for rollbacks) and the module fails with one
     line naming the host, the app and the reason.
+  - C(action=activate) with C(celery_app) instead of C(unit) is the switch of a
+    host that runs only the app's Celery workers (no app instance, no nginx)
+    - the release's venv must import the Celery app (as the app's user, with
+    C(env_file)) before C(current) moves; then it prunes like the web switch.
+    Restarting the workers is the caller's job. A refused release leaves
+    C(current) as it was.
+  - Only directories named by a release id and holding the metadata a finished
+    build writes are releases; C(previous) and pruning never see anything else.
   - C(action=absent) removes one release that is not current.
 options:
   action:
@@ -106,7 +114,7 @@ options:
     type: bool
     default: false
   group:
-    description: The app's group; release directories are C(root:<group>) mode 0750.
+    description: The app's group; release directories are C(root:<group>) mode 0750 (and the group the import gate runs as).
     type: str
   revision:
     description: For C(build) - what goes into the REVISION file (deployer, source, version...).
@@ -131,11 +139,23 @@ options:
     type: str
     default: localhost
   health_timeout:
-    description: For C(activate) - seconds the new instance has to answer its health path.
+    description: For C(activate) - seconds the new instance has to answer its health path (with C(celery_app) - to import it).
     type: int
     default: 30
   upstream_file:
     description: For C(activate) - the nginx upstream include this app's server block uses; empty skips nginx.
+    type: path
+  celery_app:
+    description:
+      - For C(activate) on a host that runs only the app's Celery workers - the
+        Celery app (C(module:attribute)) the release's venv must import before
+        C(current) moves. Needs C(user) and C(group); excludes C(unit).
+    type: str
+  user:
+    description: With C(celery_app) - the app's user the import runs as.
+    type: str
+  env_file:
+    description: With C(celery_app) - the environment file the import reads (the Celery settings), if present.
     type: path
   nginx_port:
     description: For C(activate) - the port the host's nginx serves the app on.
@@ -164,7 +184,7 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Switch to the new release, health-gated
+- name: Switch a web host to the new release, health-gated
   pyfleet_release:
     action: activate
     app: hello
@@ -175,6 +195,19 @@ EXAMPLES = r"""
     health_path: /healthz
     health_host: hello.lab.test
     upstream_file: /etc/nginx/pyfleet/hello.upstream.conf
+    host: "{{ inventory_hostname }}"
+
+- name: Roll a worker host back to the release before, gated on importing the Celery app
+  pyfleet_release:
+    action: activate
+    app: hello
+    base_dir: /srv/hello
+    release: previous
+    celery_app: sampleapp.tasks:app
+    user: app_hello
+    group: app_hello
+    env_file: /etc/pyfleet/celery/hello.env
+    remove_on_failure: false
     host: "{{ inventory_hostname }}"
 """
 
@@ -217,10 +250,10 @@ class Failed(Exception):
 # --- small helpers ------------------------------------------------------------------
 
 
-def run(args, env=None, timeout=600):
+def run(args, env=None, timeout=600, stdin=None):
     """Run a command; return (rc, combined output)."""
     proc = subprocess.run(
-        [str(a) for a in args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [str(a) for a in args], env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=timeout, check=False,
     )  # fmt: skip
     return proc.returncode, proc.stdout
@@ -735,22 +768,87 @@ def prune(base_dir, keep, protect):
     return removed
 
 
-def action_activate(params):
-    """Health-gated switch to ``release``; undone as a whole on failure."""
-    base, app, unit = params["base_dir"], params["app"], params["unit"]
-    current = current_release(base)
-    release = params["release"]
-    if release == "previous":
+def target_release(base, wanted, current):
+    """The release id ``wanted`` names: itself, or for ``previous`` the newest release older than ``current``."""
+    if wanted == "previous":
         older = [r for r in releases(base) if current is None or r < current]
         if not older:
             raise Failed(f"no release older than {current} to roll back to; releases: {', '.join(releases(base)) or 'none'}")
-        release = older[-1]
-    if not RELEASE_RE.fullmatch(release or ""):
-        raise Failed(f"release id {release!r} is not a UTC stamp like 20261124T051900Z")
+        return older[-1]
+    if not RELEASE_RE.fullmatch(wanted or ""):
+        raise Failed(f"release id {wanted!r} is not a UTC stamp like 20261124T051900Z")
+    return wanted
+
+
+def refused(params, release, current, reason):
+    """The one-line refusal of ``release``, which is removed first unless kept (rollbacks) or current."""
+    removed = ""
+    if params["remove_on_failure"] and release != current:
+        rmtree(os.path.join(params["base_dir"], "releases", release))
+        removed = ", release removed"
+    serving = f"still serving {current}" if current else "nothing was serving before"
+    return Failed(f"release {release} refused: {reason} ({serving}{removed})")
+
+
+def action_activate(params):
+    """Switch to ``release``: a web host's health-gated instance switch, or a worker host's gated ``current``."""
+    base = params["base_dir"]
+    current = current_release(base)
+    release = target_release(base, params["release"], current)
     if release not in releases(base):
         if params.get("_check_mode"):
             return {"changed": True, "release": release, "previous": current, "pruned": [], "seconds": {}}
         raise Failed(f"release {release} does not exist; releases: {', '.join(releases(base)) or 'none'}")
+    if params["celery_app"]:
+        return activate_workers(params, release, current)
+    return activate_web(params, release, current)
+
+
+def activate_workers(params, release, current):
+    """A host that runs only Celery workers: the release imports the Celery app, then ``current`` moves."""
+    base = params["base_dir"]
+    result = {"changed": release != current, "release": release, "previous": current, "pruned": [], "seconds": {}}
+    if params.get("_check_mode"):
+        return result
+    if release != current:
+        started = time.monotonic()
+        try:
+            import_gate(params, release)
+        except Failed as exc:
+            raise refused(params, release, current, exc) from None
+        result["seconds"]["gate"] = round(time.monotonic() - started, 2)
+        switch_current(base, release)
+    result["pruned"] = prune(base, params["keep_releases"], {release})
+    result["changed"] = result["changed"] or bool(result["pruned"])
+    return result
+
+
+def import_gate(params, release):
+    """Import the Celery app with the release's venv, as the app's user and with its environment."""
+    rel_dir = os.path.join(params["base_dir"], "releases", release)
+    module, _, attr = params["celery_app"].partition(":")
+    unit = f"pyfleet-gate-{params['app']}-{release.lower()}.service"
+    args = [
+        "systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--service-type=exec", f"--unit={unit}",
+        f"--property=User={params['user']}", f"--property=Group={params['group']}",
+        f"--property=WorkingDirectory={rel_dir}",
+    ]
+    if params["env_file"]:
+        args.append(f"--property=EnvironmentFile=-{params['env_file']}")
+    # Not "from m import a": the attribute may be dotted (module:obj.app).
+    args += [os.path.join(rel_dir, "venv", "bin", "python"), "-c", f"import {module}; {module}.{attr}"]
+    try:
+        rc, out = run(args, timeout=params["health_timeout"], stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        run(["systemctl", "stop", unit])
+        raise Failed(f"importing {params['celery_app']} took longer than {params['health_timeout']} s") from None
+    if rc != 0:
+        raise Failed(f"its venv does not import {params['celery_app']}: {last_line(out)}")
+
+
+def activate_web(params, release, current):
+    """Health-gated switch of the app's instance and nginx upstream to ``release``; undone as a whole on failure."""
+    base, app, unit = params["base_dir"], params["app"], params["unit"]
     new_unit = f"{unit}@{release}.service"
     sock = os.path.join(params["socket_dir"], release, SOCKET)
     upstream_file = params["upstream_file"]
@@ -796,12 +894,7 @@ def action_activate(params):
             run(["systemctl", "reload", "nginx"])
         if not was_active:
             stop_units([new_unit], 30)
-        removed = ""
-        if params["remove_on_failure"] and release != current:
-            rmtree(os.path.join(base, "releases", release))
-            removed = ", release removed"
-        serving = f"still serving {current}" if current else "nothing was serving before"
-        raise Failed(f"release {release} refused: {exc} ({serving}{removed})") from None
+        raise refused(params, release, current, exc) from None
 
     # Past the gate: from here on the new release takes the traffic.
     switch_current(base, release)
@@ -862,57 +955,69 @@ def action_absent(params):
 
 
 ACTIONS = {"info": action_info, "build": action_build, "activate": action_activate, "absent": action_absent}
-REQUIRED = {
-    "build": ("app", "base_dir", "release", "artifact_hash", "group"),
-    "activate": ("app", "base_dir", "release", "unit", "socket_dir"),
-    "absent": ("app", "base_dir", "release"),
+
+ARGUMENT_SPEC = {
+    "action": {"type": "str", "required": True, "choices": list(ACTIONS)},
+    "app": {"type": "str"},
+    "apps": {"type": "dict", "default": {}},
+    "base_dir": {"type": "path"},
+    "release": {"type": "str"},
+    "new_release": {"type": "str"},
+    "artifact": {"type": "path"},
+    "artifact_hash": {"type": "str"},
+    "config_files": {"type": "list", "elements": "path", "default": []},
+    "installer": {"type": "str", "default": "uv", "choices": ["uv", "pip"]},
+    "python": {"type": "path", "default": "/usr/bin/python3"},
+    "uv_dir": {"type": "path", "default": "/opt/pyfleet/uv"},
+    "cache_dir": {"type": "path", "default": "/var/cache/pyfleet/uv"},
+    "compile_bytecode": {"type": "bool", "default": False},
+    "group": {"type": "str"},
+    "revision": {"type": "dict", "default": {}},
+    "force": {"type": "bool", "default": False},
+    "unit": {"type": "str"},
+    "socket_dir": {"type": "path"},
+    "health_path": {"type": "str", "default": "/healthz"},
+    "health_host": {"type": "str", "default": "localhost"},
+    "health_timeout": {"type": "int", "default": 30},
+    "upstream_file": {"type": "path"},
+    "nginx_port": {"type": "int", "default": 80},
+    "drain_wait": {"type": "int", "default": 30},
+    "stop_wait": {"type": "int", "default": 60},
+    "celery_app": {"type": "str"},
+    "user": {"type": "str"},
+    "env_file": {"type": "path"},
+    "keep_releases": {"type": "int", "default": 5},
+    "remove_on_failure": {"type": "bool", "default": True},
+    "host": {"type": "str", "default": ""},
+}
+
+# Which arguments each action needs, checked by Ansible before the module runs.
+# An activate switches a web host (unit and socket_dir) or a Celery-only host
+# (celery_app); absent takes unit alone (the instance to stop).
+ARGUMENT_RULES = {
+    "required_if": [
+        ("action", "build", ("app", "base_dir", "release", "artifact_hash", "group")),
+        ("action", "activate", ("app", "base_dir", "release")),
+        ("action", "activate", ("unit", "celery_app"), True),
+        ("action", "activate", ("socket_dir", "celery_app"), True),
+        ("action", "absent", ("app", "base_dir", "release")),
+    ],
+    "mutually_exclusive": [("unit", "celery_app"), ("socket_dir", "celery_app"), ("upstream_file", "celery_app")],
+    "required_by": {"celery_app": ("user", "group")},
 }
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "action": {"type": "str", "required": True, "choices": list(ACTIONS)},
-            "app": {"type": "str"},
-            "apps": {"type": "dict", "default": {}},
-            "base_dir": {"type": "path"},
-            "release": {"type": "str"},
-            "new_release": {"type": "str"},
-            "artifact": {"type": "path"},
-            "artifact_hash": {"type": "str"},
-            "config_files": {"type": "list", "elements": "path", "default": []},
-            "installer": {"type": "str", "default": "uv", "choices": ["uv", "pip"]},
-            "python": {"type": "path", "default": "/usr/bin/python3"},
-            "uv_dir": {"type": "path", "default": "/opt/pyfleet/uv"},
-            "cache_dir": {"type": "path", "default": "/var/cache/pyfleet/uv"},
-            "compile_bytecode": {"type": "bool", "default": False},
-            "group": {"type": "str"},
-            "revision": {"type": "dict", "default": {}},
-            "force": {"type": "bool", "default": False},
-            "unit": {"type": "str"},
-            "socket_dir": {"type": "path"},
-            "health_path": {"type": "str", "default": "/healthz"},
-            "health_host": {"type": "str", "default": "localhost"},
-            "health_timeout": {"type": "int", "default": 30},
-            "upstream_file": {"type": "path"},
-            "nginx_port": {"type": "int", "default": 80},
-            "drain_wait": {"type": "int", "default": 30},
-            "stop_wait": {"type": "int", "default": 60},
-            "keep_releases": {"type": "int", "default": 5},
-            "remove_on_failure": {"type": "bool", "default": True},
-            "host": {"type": "str", "default": ""},
-        },
+        argument_spec=ARGUMENT_SPEC,
+        **ARGUMENT_RULES,
         # Check mode reports what would change and changes nothing.
         supports_check_mode=True,
     )
     params = dict(module.params, _check_mode=module.check_mode)
-    action = params["action"]
-    missing = [key for key in REQUIRED.get(action, ()) if not params.get(key)]
     who = f"{params['host'] or socket.gethostname()}: app {params['app'] or '?'}: "
-    if missing:
-        module.fail_json(msg=f"{who}action {action} needs {', '.join(missing)}")
     try:
-        module.exit_json(**ACTIONS[action](params))
+        module.exit_json(**ACTIONS[params["action"]](params))
     except Failed as exc:
         module.fail_json(msg=who + str(exc))
 

@@ -1,4 +1,7 @@
-"""Which units and hosts `fab logs` and `fab restart` act on, from the lab inventory alone."""
+"""Which units and hosts `fab logs` and `fab restart` act on, and what `fab releases` reads."""
+
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +44,29 @@ def test_unknown_service_is_one_line_listing_the_choices(lab_inv):
     with pytest.raises(PyfleetError, match=r"unknown service 'postgres'; choose nginx, redis, rabbitmq, beat, flower, "
                                            r"an app \(hello, hello-async\) or a worker type \(cpu, default, io\)"):
         commands.restart_targets(lab_inv, "postgres")
+
+
+def test_releases_reads_each_apps_base_dir(tmp_path, monkeypatch, capsys):
+    """`fab releases` finds an app whose base_dir is not under /srv, and marks its current release."""
+    base = tmp_path / "opt" / "hello"
+    for release in ("20261124T052000Z", "20261124T053000Z"):
+        (base / "releases" / release).mkdir(parents=True)
+        (base / "releases" / release / "REVISION").write_text(f"deployer=ops\nrelease={release}\n")
+    (base / "current").symlink_to("releases/20261124T053000Z/")
+    apps = [{"name": "hello", "source": {"path": "examples/sampleapp"}, "kind": "wsgi", "entry": "sampleapp.wsgi:app",
+             "domains": ["hello.test"], "base_dir": str(base)}]
+    inv = inventory.Inventory(path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}},
+                              groups={"all": ["web1"]})
+    ran = []
+
+    def run_on(inv, hosts, command):
+        ran.append(command)
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+        return {h: (0, out) for h in hosts}
+
+    monkeypatch.setattr(commands.remote, "run_on", run_on)
+    assert commands.releases(inv) == {"hello": {"web1": "20261124T053000Z"}}
+    assert "/srv/" not in ran[0]
+    printed = capsys.readouterr().out
+    assert "20261124T052000Z" in printed and "deployer=ops" in printed
+    assert "hello: all hosts on 20261124T053000Z" in printed

@@ -6,12 +6,16 @@ import io
 import json
 import os
 import socketserver
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("pyfleet_release", ROOT / "plugins" / "modules" / "pyfleet_release.py")
@@ -318,7 +322,7 @@ def activate_params(base, **overrides):
         "app": "hello", "base_dir": str(base), "release": "previous", "unit": "pyfleet-hello",
         "socket_dir": str(base / "run"), "health_path": "/healthz", "health_host": "h", "health_timeout": 1,
         "upstream_file": None, "nginx_port": 80, "drain_wait": 0, "stop_wait": 0, "keep_releases": 5,
-        "remove_on_failure": False,
+        "remove_on_failure": False, "celery_app": None,
     }
     params.update(overrides)
     return params
@@ -382,3 +386,204 @@ def test_journal_reason_prefers_the_apps_exception_over_gunicorns(monkeypatch):
     )
     monkeypatch.setattr(rel, "run", lambda args, env=None, timeout=600: (0, journal))
     assert rel.journal_reason("x@1.service") == "ModuleNotFoundError: No module named 'does_not_exist'"
+
+
+# --- arguments: checked by Ansible from the module's own spec ---------------------------
+
+
+def test_every_argument_is_documented_as_ansible_checks_it():
+    options = yaml.safe_load(rel.DOCUMENTATION)["options"]
+    assert sorted(options) == sorted(rel.ARGUMENT_SPEC)
+    for name, spec in rel.ARGUMENT_SPEC.items():
+        for key in ("type", "elements", "default", "choices", "required"):
+            assert options[name].get(key) == spec.get(key), f"{name}.{key}"
+
+
+def argument_errors(**params):
+    result = ArgumentSpecValidator(rel.ARGUMENT_SPEC, **rel.ARGUMENT_RULES).validate(params)
+    return " | ".join(result.error_messages)
+
+
+WEB = {"action": "activate", "app": "hello", "base_dir": "/srv/hello", "release": "previous",
+       "unit": "pyfleet-hello", "socket_dir": "/run/hello"}
+WORKER = {"action": "activate", "app": "hello", "base_dir": "/srv/hello", "release": "previous",
+          "celery_app": "sampleapp.tasks:app", "user": "app_hello", "group": "app_hello"}
+
+
+@pytest.mark.parametrize("params, error", [
+    (WEB, ""),
+    (WORKER, ""),
+    ({"action": "info"}, ""),
+    ({"action": "absent", "app": "hello", "base_dir": "/srv/hello", "release": IDS[0], "unit": "pyfleet-hello"}, ""),
+    (dict(WEB, unit=None, socket_dir=None), "action is activate but any of the following are missing: unit, celery_app"),
+    (dict(WEB, celery_app="sampleapp.tasks:app", user="u", group="g"), "mutually exclusive: unit|celery_app"),
+    (dict(WORKER, upstream_file="/etc/nginx/pyfleet/hello.upstream.conf"), "mutually exclusive: upstream_file|celery_app"),
+    ({k: v for k, v in WORKER.items() if k != "user"}, "missing parameter(s) required by 'celery_app': user"),
+    ({k: v for k, v in WEB.items() if k != "socket_dir"}, "action is activate but any of the following are missing: "
+                                                            "socket_dir, celery_app"),
+    (dict(WORKER, socket_dir="/run/hello"), "mutually exclusive: socket_dir|celery_app"),
+    ({k: v for k, v in WEB.items() if k != "release"}, "action is activate but all of the following are missing: release"),
+    ({"action": "build", "app": "hello", "base_dir": "/srv/hello", "release": IDS[0], "artifact_hash": "sha256:x"},
+     "action is build but all of the following are missing: group"),
+    ({"action": "absent", "app": "hello", "release": IDS[0]}, "action is absent but all of the following are missing: base_dir"),
+    ({"action": "switch"}, "value of action must be one of: info, build, activate, absent"),
+])
+def test_ansible_checks_what_each_action_needs(params, error):
+    params = {k: v for k, v in params.items() if v is not None}
+    if error:
+        assert error in argument_errors(**params)
+    else:
+        assert argument_errors(**params) == ""
+
+
+# --- activate on a host that runs only Celery workers ------------------------------------
+
+CELERY_APP = "workerapp.tasks:app.celery"  # a dotted attribute, as pyfleet/apps.py allows
+
+
+def worker_params(base, **overrides):
+    params = activate_params(base, unit=None, socket_dir=None, celery_app=CELERY_APP, user="app_hello",
+                             group="app_hello", env_file="/etc/pyfleet/celery/hello.env", health_timeout=5)
+    params.update(overrides)
+    return params
+
+
+def make_venv_release(base, release, house="aaaa", imports=True):
+    """A complete release whose venv python is this interpreter; the Celery app imports or not."""
+    path = make_release(base, release, house=house)
+    (path / "venv" / "bin").mkdir(parents=True)
+    (path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    package = path / "pkgs" / "workerapp"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "tasks.py").write_text(
+        "class App:\n    celery = 'the app'\napp = App()\n" if imports else "import does_not_exist\n")
+    return path
+
+
+@pytest.fixture
+def gate_runs(monkeypatch):
+    """Runs the import gate's command without systemd: what follows systemd-run's options, in the release."""
+    calls = []
+
+    def fake_run(args, env=None, timeout=600, stdin=None):
+        calls.append(args)
+        if args[0] != "systemd-run":
+            return 0, ""
+        workdir = next(a.removeprefix("--property=WorkingDirectory=") for a in args if "WorkingDirectory=" in a)
+        python = next(i for i, a in enumerate(args) if a.endswith("/venv/bin/python"))
+        proc = subprocess.run(args[python:], cwd=workdir, env={"PYTHONPATH": os.path.join(workdir, "pkgs")},
+                              stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        return proc.returncode, proc.stdout
+
+    monkeypatch.setattr(rel, "run", fake_run)
+    return calls
+
+
+def test_worker_switch_imports_the_celery_app_as_the_app_user_then_moves_current(tmp_path, gate_runs):
+    make_venv_release(tmp_path, IDS[0])
+    make_venv_release(tmp_path, IDS[1])
+    rel.switch_current(str(tmp_path), IDS[0])
+    result = rel.action_activate(worker_params(tmp_path, release=IDS[1]))
+    assert result["changed"] and result["release"] == IDS[1] and result["previous"] == IDS[0]
+    assert rel.current_release(str(tmp_path)) == IDS[1]
+    (gate,) = gate_runs
+    release_dir = str(tmp_path / "releases" / IDS[1])
+    for option in ("--wait", "--pipe", "--collect", "--property=User=app_hello", "--property=Group=app_hello",
+                   "--property=EnvironmentFile=-/etc/pyfleet/celery/hello.env",
+                   f"--property=WorkingDirectory={release_dir}"):
+        assert option in gate
+    assert gate[-3:] == [f"{release_dir}/venv/bin/python", "-c", "import workerapp.tasks; workerapp.tasks.app.celery"]
+
+
+def test_worker_switch_again_changes_nothing(tmp_path, gate_runs):
+    make_venv_release(tmp_path, IDS[0])
+    rel.switch_current(str(tmp_path), IDS[0])
+    assert rel.action_activate(worker_params(tmp_path, release=IDS[0]))["changed"] is False
+    assert gate_runs == []  # the release it already serves is not gated again
+
+
+def test_refused_worker_release_leaves_current_exactly_as_it_was(tmp_path, gate_runs):
+    make_venv_release(tmp_path, IDS[0])
+    make_venv_release(tmp_path, IDS[1], imports=False)
+    os.symlink(f"releases/{IDS[0]}/", tmp_path / "current")  # a link written by hand, trailing slash and all
+    with pytest.raises(rel.Failed, match=rf"^release {IDS[1]} refused: its venv does not import {CELERY_APP}: "
+                                         rf"ModuleNotFoundError: No module named 'does_not_exist' "
+                                         rf"\(still serving {IDS[0]}, release removed\)$"):
+        rel.action_activate(worker_params(tmp_path, release=IDS[1], remove_on_failure=True))
+    assert os.readlink(tmp_path / "current") == f"releases/{IDS[0]}/"
+    assert rel.releases(str(tmp_path)) == [IDS[0]]
+
+
+def test_refused_worker_rollback_keeps_its_target(tmp_path, gate_runs):
+    make_venv_release(tmp_path, IDS[0], imports=False)
+    make_venv_release(tmp_path, IDS[1])
+    rel.switch_current(str(tmp_path), IDS[1])
+    with pytest.raises(rel.Failed, match=rf"release {IDS[0]} refused: .* \(still serving {IDS[1]}\)$"):
+        rel.action_activate(worker_params(tmp_path, release="previous", remove_on_failure=False))
+    assert rel.current_release(str(tmp_path)) == IDS[1]
+    assert rel.releases(str(tmp_path)) == IDS[:2]
+
+
+def test_worker_gate_that_hangs_is_stopped_and_refused(tmp_path, monkeypatch):
+    make_venv_release(tmp_path, IDS[0])
+    make_venv_release(tmp_path, IDS[1])
+    rel.switch_current(str(tmp_path), IDS[0])
+    calls = []
+
+    def fake_run(args, env=None, timeout=600, stdin=None):
+        calls.append(args)
+        if args[0] == "systemd-run":
+            raise subprocess.TimeoutExpired(args, timeout)
+        return 0, ""
+
+    monkeypatch.setattr(rel, "run", fake_run)
+    with pytest.raises(rel.Failed, match=f"importing {CELERY_APP} took longer than 5 s"):
+        rel.action_activate(worker_params(tmp_path, release=IDS[1]))
+    assert calls[-1] == ["systemctl", "stop", f"pyfleet-gate-hello-{IDS[1].lower()}.service"]
+    assert rel.current_release(str(tmp_path)) == IDS[0]
+
+
+def test_worker_rollback_never_picks_a_half_built_release_or_another_directory(tmp_path, gate_runs):
+    make_venv_release(tmp_path, IDS[0])
+    (tmp_path / "releases" / IDS[1] / "venv").mkdir(parents=True)  # half-built: no metadata
+    (tmp_path / "releases" / "20261124T050150").mkdir()  # not a release id
+    (tmp_path / "releases" / "molecule").mkdir()
+    make_venv_release(tmp_path, IDS[2])
+    rel.switch_current(str(tmp_path), IDS[2])
+    result = rel.action_activate(worker_params(tmp_path, release="previous"))
+    assert result["release"] == IDS[0] and rel.current_release(str(tmp_path)) == IDS[0]
+    assert not (tmp_path / "releases" / IDS[1]).exists()  # pruned as a leftover
+    assert (tmp_path / "releases" / "molecule").is_dir() and (tmp_path / "releases" / "20261124T050150").is_dir()
+
+
+@pytest.mark.parametrize("release, error", [
+    ("molecule", "release id 'molecule' is not a UTC stamp"),
+    (IDS[1], f"release {IDS[1]} does not exist; releases: {IDS[0]}"),  # half-built
+])
+def test_worker_switch_refuses_a_directory_that_is_not_a_release(tmp_path, gate_runs, release, error):
+    make_venv_release(tmp_path, IDS[0])
+    rel.switch_current(str(tmp_path), IDS[0])
+    (tmp_path / "releases" / release / "venv").mkdir(parents=True)
+    with pytest.raises(rel.Failed, match=error):
+        rel.action_activate(worker_params(tmp_path, release=release))
+    assert rel.current_release(str(tmp_path)) == IDS[0] and gate_runs == []
+
+
+def test_worker_switch_prunes_releases_and_their_wheelhouses(tmp_path, gate_runs):
+    for number, release in enumerate(IDS):
+        make_venv_release(tmp_path, release, house=f"house{number}")
+        (tmp_path / "wheelhouse" / f"house{number}").mkdir(parents=True)
+    rel.switch_current(str(tmp_path), IDS[-2])
+    result = rel.action_activate(worker_params(tmp_path, release=IDS[-1], keep_releases=3))
+    assert result["pruned"] == IDS[:4]
+    assert rel.releases(str(tmp_path)) == IDS[4:]
+    assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == ["house4", "house5", "house6"]
+
+
+def test_worker_switch_in_check_mode_changes_nothing(tmp_path, gate_runs):
+    make_venv_release(tmp_path, IDS[0])
+    make_venv_release(tmp_path, IDS[1])
+    rel.switch_current(str(tmp_path), IDS[0])
+    result = rel.action_activate(dict(worker_params(tmp_path, release=IDS[1]), _check_mode=True))
+    assert result["changed"] is True and rel.current_release(str(tmp_path)) == IDS[0] and gate_runs == []
