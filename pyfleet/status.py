@@ -3,8 +3,7 @@
 import re
 import shlex
 
-from pyfleet.apps import normalize_apps
-from pyfleet.shell import ROOT
+from pyfleet import topology
 
 # Units pyfleet manages (app servers, workers, beat, flower) and the system services it configures.
 UNIT_PATTERNS = "'pyfleet-*' 'celery*' 'flower*' nginx.service redis-server.service rabbitmq-server.service"
@@ -20,10 +19,8 @@ UNITS_PROBE = (
 
 
 def base_dirs(inv):
-    """``{app: base_dir}`` of the inventory's apps, normalised as the playbooks see them (default /srv/<app>)."""
-    any_vars = next(iter(inv.hosts.values()))
-    apps = normalize_apps(any_vars.get("pyfleet_apps") or [], project_dir=str(ROOT), check_paths=False)
-    return {app["name"]: app["base_dir"] for app in apps}
+    """``{app: base_dir}`` of the inventory's apps, from the fleet plan (default /srv/<app>)."""
+    return {app["name"]: app["base_dir"] for app in topology.plan(inv, check_paths=False)["apps"]}
 
 
 def probe(dirs):
