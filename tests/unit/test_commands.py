@@ -56,7 +56,7 @@ def test_releases_reads_each_apps_base_dir(tmp_path, monkeypatch, capsys):
     apps = [{"name": "hello", "source": {"path": "examples/sampleapp"}, "kind": "wsgi", "entry": "sampleapp.wsgi:app",
              "domains": ["hello.test"], "base_dir": str(base)}]
     inv = inventory.Inventory(path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}},
-                              groups={"all": ["web1"]})
+                              groups={"all": ["web1"], "web": ["web1"]})
     ran = []
 
     def run_on(inv, hosts, command):
