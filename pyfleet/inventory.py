@@ -182,6 +182,10 @@ def _yaml_error(rel, text, exc):
     mark = exc.problem_mark or exc.context_mark
     line, column = mark.line + 1, mark.column + 1
     problem = exc.problem or "invalid YAML"
+    if problem.startswith("expected <block end>") and exc.context_mark:
+        # PyYAML's words for a line indented deeper than its block allows
+        problem = f"indented deeper than the block at line {exc.context_mark.line + 1} allows"
+        exc.context = None
     if exc.context and exc.context_mark and exc.context_mark.line != mark.line:
         problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
     elif exc.context:
@@ -201,6 +205,8 @@ def _yaml_error(rel, text, exc):
         fix = "indent with spaces, not tabs"
     elif "tag" in problem:
         fix = "remove the tag or quote the value"
+    elif problem.startswith("indented deeper"):
+        fix = "align it with the keys above it"
     else:
         fix = "fix the YAML syntax there"
     return f"{where}: {problem}; {fix}"
