@@ -3,8 +3,9 @@
 ``expected`` is the PyfleetError text (``fab`` prints it as ``error: <text>`` on the
 last line of stderr); ``{inv}`` stands for the case's inventory directory.
 ``commands``: the fab commands that must refuse it (in-process, no host reached).
-``xfail``: today the mistake reaches the hosts; the message is the one the
-one-plan check should give (see the report in tests/badinput/README.md).
+``xfail``: today the mistake reaches the hosts (checked only by a playbook's first
+play, by nothing, or by the deploy's build after the lock); the message is the one
+the one-plan check (with hostvars, before any host and before the lock) should give.
 """
 
 import os

@@ -9,7 +9,7 @@ host reached) fails the case.
 import pytest
 
 from badinput_cases import CASES
-from conftest import run_command
+from badinput_harness import run_command
 from pyfleet.sandbox import RELAXABLE
 from pyfleet.shell import ROOT
 
@@ -30,10 +30,6 @@ def expected_line(case, directory):
 def test_bad_inventory_is_one_line_before_any_host(case, command, make_inventory, guard, cached_load, tmp_path):
     directory = make_inventory(case.id, case.mutate)
     line = run_command(command, directory, tmp_path)
-    import os
-    if os.environ.get("BADINPUT_DUMP"):
-        with open(os.environ["BADINPUT_DUMP"], "a") as fh:
-            fh.write(f"{case.id}|{command}|{(line or 'None').replace(str(directory), '{inv}')}|{guard}\n")
     assert line == expected_line(case, directory)
     assert "\n" not in line
     assert guard == [], f"reached the hosts: {guard}"
