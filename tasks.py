@@ -87,7 +87,9 @@ def site(c, inventory=None, limit=None, check=False):
 def up(c, inventory=None):
     """The main job: lab hosts up, whole stack converged and the apps deployed, their URLs printed."""
     inv = _inventory(c, inventory)
-    the_plan = commands.fleet_plan(inv)  # a bad inventory stops here, before any host is touched
+    # A bad inventory stops here, before any host is touched; the addresses
+    # come with the lab (site.yml's plan checks them).
+    the_plan = commands.fleet_plan(inv, check_addresses=False)
     timings = {}
     t = time.monotonic()
     lab.up(inv)
@@ -187,7 +189,7 @@ def check(c, inventory=None, limit=None):
     the_plan = commands.fleet_plan(inv)
     commands.check_limit(inv, limit)
     print(f"inventory {inv.path}: {len(inv.hosts)} hosts, {len(the_plan['apps'])} apps, "
-          f"{len(the_plan['workers'].get('types') or {})} worker types: valid")
+          f"{len(the_plan['celery'].get('types') or {})} worker types: valid")
     args = ["--check", "--diff"] + (["--limit", limit] if limit else [])
     stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")

@@ -251,6 +251,8 @@ def _normalize_one(index, spec, cpus, base, check_paths):
         socket_dir=f"/run/{name}",
         # The systemd unit base name: roles add ".service" or "@<slot>.service".
         unit_name=f"pyfleet-{name}",
+        # The nginx upstream of the app, on its web hosts and on the load balancers.
+        upstream="pyfleet_" + name.replace("-", "_"),
     )
     if cpus is not None and app["workers"] is None:
         app["workers"] = workers_for(app, cpus)

@@ -11,7 +11,7 @@ import time
 from pyfleet import ansible, audit, remote, rollback, topology
 from pyfleet.errors import PyfleetError
 from pyfleet.tables import table
-from pyfleet.workers import match_hosts
+from pyfleet.patterns import match_hosts
 
 RELEASES_PROBE = (
     "for d in /srv/*/releases; do [ -d \"$d\" ] || continue; app=$(basename \"$(dirname \"$d\")\"); "
@@ -21,14 +21,15 @@ RELEASES_PROBE = (
 )
 
 
-def fleet_plan(inv, check_paths=True):
+def fleet_plan(inv, check_paths=True, check_addresses=None):
     """The checked plan of the fleet (apps, Celery tier) from the inventory alone; a mistake is one PyfleetError line.
 
     The one pre-check every command runs before it touches a host (``fab site``,
     ``check``, ``deploy``, ``topology``...): call the planner through here only.
-    ``check_paths=False`` skips the checks of local source paths.
+    ``check_paths=False`` skips the checks of local source paths (and, unless
+    ``check_addresses``, of the hosts' IP addresses).
     """
-    return topology.plan(inv, check_paths=check_paths)
+    return topology.plan(inv, check_paths=check_paths, check_addresses=check_addresses)
 
 
 def check_limit(inv, limit):
@@ -54,7 +55,7 @@ def _fleet(inv, apps):
     """``fleet_state`` of ``apps``: each host's current release and the releases it keeps."""
     the_plan = fleet_plan(inv, check_paths=False)
     specs = {a["name"]: a for a in the_plan["apps"]}
-    return rollback.fleet_state(inv, specs, apps, lambda spec: topology.app_hosts(inv, spec))
+    return rollback.fleet_state(inv, specs, apps, lambda spec: the_plan["placement"][spec["name"]]["web"])
 
 
 def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepare=None):
@@ -205,7 +206,7 @@ def unit_pattern(inv, service):
     """systemd unit glob for a service name: nginx, redis, rabbitmq, beat, flower, an app, or a worker type."""
     the_plan = fleet_plan(inv, check_paths=False)
     apps = [a["name"] for a in the_plan["apps"]]
-    types = list((the_plan["workers"].get("types") or {}).keys())
+    types = list((the_plan["celery"].get("types") or {}).keys())
     if service in SYSTEM_UNITS:
         return SYSTEM_UNITS[service]
     if service in ("beat", "flower"):
@@ -327,7 +328,7 @@ def worker_rows(data, type_filter=None, host_filter=None):
 def workers(inv, type_filter=None, host_filter=None):
     """Live worker inspection, from Celery itself: one row per worker node."""
     the_plan = fleet_plan(inv, check_paths=False)
-    plan = the_plan["workers"]
+    plan = the_plan["celery"]
     if not plan.get("enabled"):
         raise PyfleetError(f"inventory {inv.path} runs no Celery workers (no celery_worker_catalogue)")
     if type_filter and type_filter not in plan["types"]:
@@ -361,7 +362,7 @@ def restart_targets(inv, service):
     """(hosts pattern) that run ``service``, for playbooks/restart.yml."""
     the_plan = fleet_plan(inv, check_paths=False)
     apps = {a["name"]: a for a in the_plan["apps"]}
-    plan = the_plan["workers"]
+    plan = the_plan["celery"]
     if service == "nginx":
         return ",".join(inv.groups.get("loadbalancers", []) + inv.groups.get("web", []))
     if service in ("redis", "redis-server", "rabbitmq", "rabbitmq-server"):
@@ -371,7 +372,7 @@ def restart_targets(inv, service):
     if service == "flower" and plan.get("flower_host"):
         return plan["flower_host"]
     if service in apps:
-        return ",".join(topology.app_hosts(inv, apps[service]))
+        return ",".join(the_plan["placement"][service]["web"])
     if plan.get("enabled") and service in plan["types"]:
         return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
     unit_pattern(inv, service)  # raises the one-line "unknown service" error

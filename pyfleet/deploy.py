@@ -197,7 +197,7 @@ def plan(request, out_dir=DEFAULT_OUT):
     """Build what a deploy request asks for; return the answer for the playbook.
 
     ``request``: ``{"apps": [normalised apps], "hosts": {host: pyfleet_release
-    info}, "host_apps": {host: [app names]}, "only": [names] or None,
+    info}, "plan_hosts": the fleet plan's hosts (pyfleet.plan), "only": [names] or None,
     "sources": {name: path}, "release": id or "", "check_entry": bool}``.
     Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...}}``;
     each host's artifact names the ``release`` id of its app (``shared_release``).
@@ -209,7 +209,9 @@ def plan(request, out_dir=DEFAULT_OUT):
         if unknown:
             raise PyfleetError(f"deploy_apps: no app {unknown[0]} in pyfleet_apps; use one of "
                                f"{', '.join(app['name'] for app in apps)}")
-    host_apps = request.get("host_apps") or {}
+    plan_hosts = request.get("plan_hosts") or {}
+    host_apps = {host: [app["name"] for app in plan_hosts[host]["deploy_apps"]]
+                 for host in request.get("hosts") or {} if host in plan_hosts}
     wanted = {name for names in host_apps.values() for name in names if not only or name in only}
     targets, host_keys = {}, {}
     for host, info in sorted((request.get("hosts") or {}).items()):

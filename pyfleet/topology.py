@@ -1,43 +1,26 @@
 """Which host runs what, from the inventory alone: validation, a table and an SVG picture.
 
-Nothing here contacts a host: the same Python validation the playbooks run
-(``pyfleet.apps``, ``pyfleet.workers``) reads the inventory's variables.
+Nothing here contacts a host: the fleet plan (``pyfleet.plan``), the same
+function the playbooks' first play runs, reads the inventory's variables.
 """
 
 import jinja2
 
-from pyfleet.apps import normalize_apps
-from pyfleet.errors import PyfleetError
+from pyfleet import plan as fleet_plan
 from pyfleet.shell import ROOT
-from pyfleet.workers import FLOWER_KEYS, HOST_KEYS, match_hosts, plan_workers
 
 TIERS = [("loadbalancers", "load balancer"), ("web", "web"), ("brokers", "broker"), ("workers", "workers")]
 
 
-def plan(inv, check_paths=True):
-    """Validate the inventory's apps and Celery tier; return {"apps": [...], "workers": plan}.
+def plan(inv, check_paths=True, check_addresses=None):
+    """The fleet plan of the inventory (``pyfleet.plan.build``), or PyfleetError at the first mistake.
 
-    ``check_paths=False`` skips checks of local source paths (the topology of an
-    inventory is readable on a machine without the apps' source trees).
+    ``check_paths=False`` skips what only a deploy needs at hand: the apps'
+    local source paths, and (unless ``check_addresses``) the hosts' IP
+    addresses, which a lab that is not up yet does not have.
     """
-    if not inv.hosts:
-        raise PyfleetError(f"inventory {inv.path} has no hosts")
-    any_vars = next(iter(inv.hosts.values()))
-    apps = normalize_apps(any_vars.get("pyfleet_apps") or [], project_dir=str(ROOT),
-                          check_paths=check_paths)
-    settings = {h: {k: v.get(k) for k in HOST_KEYS + FLOWER_KEYS if k in v} for h, v in inv.hosts.items()}
-    workers = plan_workers(
-        any_vars.get("celery_worker_catalogue"), settings, inv.groups, apps,
-        routes=any_vars.get("celery_task_routes"), schedule=any_vars.get("celery_beat_schedule"),
-        default_type=any_vars.get("celery_task_default_type", "default"),
-    )
-    return {"apps": apps, "workers": workers}
-
-
-def app_hosts(inv, app):
-    """Inventory hosts that run ``app``, in inventory order (full Ansible pattern syntax)."""
-    matched = match_hosts(app["hosts"], inv.groups)
-    return [h for h in inv.hosts if h in matched]
+    return fleet_plan.from_inventory(inv, project_dir=str(ROOT), check_paths=check_paths,
+                                     check_addresses=check_paths if check_addresses is None else check_addresses)
 
 
 def services(inv, the_plan):
@@ -46,14 +29,14 @@ def services(inv, the_plan):
     for h in inv.groups.get("loadbalancers", []):
         out[h].append("nginx load balancer (TLS)")
     for app in the_plan["apps"]:
-        for h in app_hosts(inv, app):
+        for h in the_plan["placement"][app["name"]]["web"]:
             out[h].append(f"{app['name']} ({app['kind']}, {app['server']})")
     for h in inv.groups.get("web", []):
         if out[h]:
             out[h].insert(0, "nginx")
     for h in inv.groups.get("brokers", []):
         out[h].append(f"{inv.hosts[h].get('pyfleet_broker_kind') or 'redis'} broker")
-    workers = the_plan["workers"]
+    workers = the_plan["celery"]
     if workers.get("enabled"):
         for h, units in workers["hosts"].items():
             out[h] += [f"worker {u['type']} [{','.join(u['queues'])}]" for u in units]

@@ -46,12 +46,12 @@ has to match them.
 """
 
 import difflib
-import fnmatch
-import ipaddress
 import re
 from urllib.parse import quote
 
+from pyfleet import addresses
 from pyfleet.errors import PyfleetError
+from pyfleet.patterns import all_hosts, match_hosts
 from pyfleet.values import is_int as _is_int, kind_of as _kind
 
 CATALOGUE = "celery_worker_catalogue"
@@ -124,6 +124,7 @@ def plan_workers(
     broker_group="brokers",
     hostvars=None,
     loadbalancer_group="loadbalancers",
+    kind="redis",
 ):
     """Validate the Celery inventory and return the plan the roles render.
 
@@ -140,7 +141,8 @@ def plan_workers(
     worker units' sandbox allows IP traffic to it only).
     The flower host's ``host_settings`` also carry ``celery_flower_domain``,
     ``celery_flower_users`` and ``celery_flower_port`` (see ``plan_flower``);
-    ``loadbalancer_group`` holds the hosts that reach it.
+    ``loadbalancer_group`` holds the hosts that reach it. ``kind``: the
+    broker's ``pyfleet_broker_kind``.
 
     Returns ``{"enabled": False}`` when the inventory uses no Celery (no
     catalogue, no host with types, no beat), else a dict with ``app``,
@@ -150,7 +152,7 @@ def plan_workers(
     ``default_queue``, ``task_routes``, ``beat_schedule`` and ``visibility_timeout``. Raises PyfleetError (one line) at the first mistake.
     """
     groups = {name: list(members or []) for name, members in (groups or {}).items()}
-    everyone = _all_hosts(groups)
+    everyone = all_hosts(groups)
     settings = {host: _host_settings(host, (host_settings or {}).get(host)) for host in everyone}
     used = any(s[TYPES] or s[BEAT] or s[FLOWER] for s in settings.values())
     if not catalogue and not used:
@@ -173,11 +175,11 @@ def plan_workers(
     beat_schedule = _beat_schedule(schedule)
     hosts = {host: _units(app, host, settings[host][TYPES], types) for host in workers}
     longest = max(t["time_limit"] for t in types.values())
-    address, port, ip, kind = None, None, None, "redis"
+    kind = broker_kind(kind)
+    address, port, ip = None, None, None
     if hostvars is not None:
-        kind = broker_kind(((hostvars or {}).get(broker_host) or {}).get(BROKER_KIND))
         address, port = broker_address(broker_host, hostvars, kind=kind)
-        ip = ip_allow(address, broker_host)
+        ip = addresses.ip(address, broker_host, "worker units may only reach the broker by IP")
     flower = None
     if flower_host:
         raw = (host_settings or {}).get(flower_host) or {}
@@ -357,7 +359,7 @@ def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="load
             # bcrypt (the load balancer's password file) reads 72 bytes at most.
             raise PyfleetError(f"{where}.password (user {name}): longer than 72 bytes; use a shorter password")
         names.append(name)
-    port = _port(raw.get(FLOWER_PORT, DEFAULT_FLOWER_PORT), FLOWER_PORT, host, DEFAULT_FLOWER_PORT)
+    port = addresses.port(raw.get(FLOWER_PORT), FLOWER_PORT, host, DEFAULT_FLOWER_PORT)
     balancers = list(groups.get(loadbalancer_group) or [])
     if not balancers:
         raise PyfleetError(
@@ -366,11 +368,11 @@ def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="load
         )
     address, endpoint, allow = None, None, []
     if hostvars is not None:
-        address = _private_address(host, hostvars)
-        endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        address = addresses.private_address(host, hostvars)
+        endpoint = addresses.endpoint(address, port)
         allow = [broker_ip] if broker_ip else []
         for lb in balancers:
-            ip = ip_allow(_private_address(lb, hostvars), lb, "the flower unit admits the load balancers by IP only")
+            ip = addresses.ip(addresses.private_address(lb, hostvars), lb, "the flower unit admits the load balancers by IP only")
             if ip not in allow:
                 allow.append(ip)
     return {
@@ -382,12 +384,6 @@ def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="load
         "endpoint": endpoint,
         "allow": allow,
     }
-
-
-def _private_address(host, hostvars):
-    """A host's ``pyfleet_private_address``, else ``ansible_host``, else its name (no brackets)."""
-    hv = (hostvars or {}).get(host) or {}
-    return str(hv.get("pyfleet_private_address") or hv.get("ansible_host") or host).strip().strip("[]")
 
 
 def broker_kind(kind):
@@ -466,28 +462,8 @@ def broker_address(host, hostvars, kind="redis"):
     after ``kind``.
     """
     variable, default = BROKER_PORTS[broker_kind(kind)]
-    port = ((hostvars or {}).get(host) or {}).get(variable, default)
-    return _private_address(host, hostvars), _port(port, variable, host, default)
-
-
-def _port(value, variable, host, default):
-    """``value`` as a TCP port (digits in a string too), or a one-line error naming ``variable``."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not _is_int(value) or not 1 <= value <= 65535:
-        raise PyfleetError(f"{variable} on {host}: {value!r} is not a TCP port; set {variable}: {default}")
-    return value
-
-
-def ip_allow(address, host, why="worker units may only reach the broker by IP"):
-    """``address`` as an IP for systemd's IPAddressAllow, or a one-line error saying ``why`` it must be one."""
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        raise PyfleetError(
-            f"pyfleet_private_address on {host}: {address!r} is not an IP address, and {why}; "
-            f"set pyfleet_private_address of {host} to its private IP"
-        ) from None
+    port = addresses.host_vars(hostvars or {}, host).get(variable)
+    return addresses.private_address(host, hostvars or {}), addresses.port(port, variable, host, default)
 
 
 def render_config_module(plan):
@@ -936,51 +912,7 @@ def _beat_schedule(schedule):
     return result
 
 
-# --- host patterns and small helpers -----------------------------------------------
-
-
-def _all_hosts(groups):
-    """Every inventory host, in inventory order."""
-    hosts = list(groups.get("all") or [])
-    seen = set(hosts)
-    for members in groups.values():
-        for host in members:
-            if host not in seen:
-                seen.add(host)
-                hosts.append(host)
-    return hosts
-
-
-def match_hosts(pattern, groups):
-    """The hosts an Ansible-style pattern matches (group, host, ``a:b``, ``&x``, ``!x``, wildcards)."""
-    everyone = _all_hosts(groups)
-
-    def term_hosts(term):
-        if term in groups:
-            return set(groups[term])
-        if term in everyone:
-            return {term}
-        if any(c in term for c in "*?["):
-            found = set(fnmatch.filter(everyone, term))
-            for group in fnmatch.filter(list(groups), term):
-                found |= set(groups[group])
-            return found
-        return set()
-
-    chosen, narrow, drop = set(), [], set()
-    for term in re.split(r"[:,]", pattern or ""):
-        term = term.strip()
-        if not term:
-            continue
-        if term.startswith("&"):
-            narrow.append(term_hosts(term[1:]))
-        elif term.startswith("!"):
-            drop |= term_hosts(term[1:])
-        else:
-            chosen |= term_hosts(term)
-    for subset in narrow:
-        chosen &= subset
-    return [h for h in everyone if h in chosen - drop]
+# --- small helpers ----------------------------------------------------------------
 
 
 def _unknown_keys(where, mapping, allowed):

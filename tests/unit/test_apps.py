@@ -80,6 +80,7 @@ def test_minimal_spec_gets_every_default():
         "current_link": "/srv/api/current",
         "socket_dir": "/run/api",
         "unit_name": "pyfleet-api",
+        "upstream": "pyfleet_api",
     }
 
 
@@ -352,20 +353,8 @@ def _load_filter():
     return module
 
 
-def test_filter_returns_plain_dicts():
+def test_filter_gives_the_server_processes_of_an_app():
     filters = _load_filter().FilterModule().filters()
-    (app,) = filters["pyfleet_apps"]([spec()], cpus=2, project_dir=str(FIXTURES))
-    assert type(app) is dict and app["workers"] == 5
-    assert filters["pyfleet_app_workers"](app, 3) == 5  # explicit after normalising with cpus
-
-
-def test_filter_raises_ansible_filter_error_with_the_same_line():
-    pytest.importorskip("ansible")
-    from ansible.errors import AnsibleFilterError
-
-    filters = _load_filter().FilterModule().filters()
-    with pytest.raises(AnsibleFilterError) as caught:
-        filters["pyfleet_apps"]([spec(kind="wsgx")], project_dir=str(FIXTURES))
-    assert str(caught.value).startswith(
-        "pyfleet_apps[0].kind (app api): 'wsgx' is not one of wsgi, asgi; set kind: wsgi or kind: asgi"
-    )
+    (app,) = norm(spec())
+    assert filters["pyfleet_app_workers"](app, 2) == 5  # gunicorn sync: 2 * cpus + 1
+    assert filters["pyfleet_app_workers"](app, "3") == 7  # a fact may come as a string

@@ -35,13 +35,13 @@ def test_with_sources_needs_a_project(tmp_path):
 
 def test_plan_refuses_an_unknown_app_before_building():
     with pytest.raises(PyfleetError, match="deploy_apps: no app nope"):
-        deploy.plan({"apps": APPS, "only": ["nope"], "hosts": {}, "host_apps": {}})
+        deploy.plan({"apps": APPS, "only": ["nope"], "hosts": {}, "plan_hosts": {}})
 
 
 def test_plan_with_no_app_on_the_hosts_says_so():
     with pytest.raises(PyfleetError, match="no app runs on the hosts of this deploy"):
         deploy.plan({"apps": APPS, "hosts": {"web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"}},
-                     "host_apps": {"web1": []}})
+                     "plan_hosts": {"web1": {"deploy_apps": []}}})
 
 
 def test_main_answers_errors_as_one_json_line(monkeypatch, capsys):

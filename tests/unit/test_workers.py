@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from pyfleet import addresses
 from pyfleet.apps import normalize_apps
 from pyfleet.errors import PyfleetError
 from pyfleet.workers import (
     broker_url,
-    ip_allow,
-    match_hosts,
     normalize_catalogue,
     plan_workers,
     render_config_module,
@@ -249,22 +248,6 @@ def test_topology_rows():
     assert ("worker2", "beat", "-", "-", "pyfleet-hello-beat.service") in rows
 
 
-@pytest.mark.parametrize(
-    ("pattern", "expected"),
-    [
-        ("web", ["web1", "web2"]),
-        ("web:workers", ["web1", "web2", "worker1", "worker2"]),
-        ("web,worker1", ["web1", "web2", "worker1"]),
-        ("all:!web", ["lb1", "broker1", "worker1", "worker2"]),
-        ("workers:&worker2", ["worker2"]),
-        ("work*", ["worker1", "worker2"]),
-        ("nothing", []),
-    ],
-)
-def test_match_hosts(pattern, expected):
-    assert match_hosts(pattern, GROUPS) == expected
-
-
 # --- the generated settings module --------------------------------------------------------
 
 
@@ -371,10 +354,10 @@ def test_broker_url_errors(args, kwargs, fragment):
     assert "\n" not in str(caught.value)
 
 
-def test_ip_allow():
-    assert ip_allow("10.0.0.5", "broker1") == "10.0.0.5"
+def test_units_reach_the_broker_by_ip_only():
+    assert addresses.ip("10.0.0.5", "broker1", "why") == "10.0.0.5"
     with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
-        ip_allow("broker1.lan", "broker1")
+        addresses.ip("broker1.lan", "broker1", "why")
 
 
 # --- one-line errors ---------------------------------------------------------------------------
@@ -710,29 +693,10 @@ RAW_APPS = [
 ]
 
 
-def test_filter_plans_from_hostvars():
-    hostvars = {host: HOSTS.get(host, {}) for host in GROUPS["all"]}
-    hostvars["broker1"] = {"pyfleet_private_address": "10.0.0.5"}
-    result = _filters()["pyfleet_workers"](
-        CATALOGUE, hostvars, GROUPS, RAW_APPS, routes=ROUTES, schedule=SCHEDULE
-    )
-    assert result["beat_host"] == "worker2"
-    assert (result["broker_ip"], result["broker_port"]) == ("10.0.0.5", 6379)
-
-
 def test_broker_must_have_an_ip_when_hostvars_are_given():
     hostvars = {"broker1": {"ansible_host": "broker1.lan"}}
     with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
         plan(hostvars=hostvars)
-
-
-def test_filter_turns_errors_into_ansible_filter_errors():
-    from ansible.errors import AnsibleFilterError
-
-    hostvars = {host: {} for host in GROUPS["all"]}
-    hostvars.update(worker1=HOSTS["worker1"], worker2={"celery_worker_types": ["cpu"]})
-    with pytest.raises(AnsibleFilterError, match="celery_beat: no host runs beat"):
-        _filters()["pyfleet_workers"](CATALOGUE, hostvars, GROUPS, RAW_APPS)
 
 
 def test_filter_broker_url():
@@ -761,8 +725,8 @@ def test_filter_result_backend_error_is_an_ansible_filter_error():
 
 
 def test_plan_with_rabbitmq_uses_the_amqp_port_and_the_same_ip():
-    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "rabbitmq"}}
-    result = plan(hostvars=hostvars)
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5"}}
+    result = plan(hostvars=hostvars, kind="rabbitmq")
     assert (result["broker_kind"], result["broker_ip"], result["broker_port"]) == ("rabbitmq", "10.0.0.5", 5672)
 
 
@@ -772,15 +736,15 @@ def test_plan_defaults_to_redis():
 
 
 def test_plan_rejects_an_unknown_broker_kind():
-    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "sqs"}}
-    assert error(hostvars=hostvars) == (
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5"}}
+    assert error(hostvars=hostvars, kind="sqs") == (
         "pyfleet_broker_kind: 'sqs' is not one of redis, rabbitmq; set pyfleet_broker_kind: redis (the default) or rabbitmq"
     )
 
 
 def test_config_module_has_no_redis_visibility_timeout_with_rabbitmq():
-    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "rabbitmq"}}
+    hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5"}}
     namespace = {}
-    exec(compile(render_config_module(plan(hostvars=hostvars)), "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
+    exec(compile(render_config_module(plan(hostvars=hostvars, kind="rabbitmq")), "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
     assert "broker_transport_options" not in namespace
     assert namespace["task_acks_late"] is True
