@@ -2,16 +2,33 @@
 
 Ansible itself parses the inventory (``ansible-inventory --list``), so what pyfleet
 sees is exactly what the playbooks see; this module only turns its mistakes into
-one-line errors.
+one-line errors:
+
+- a file over ``MAX_FILE_BYTES`` (1 MiB) is refused before anything parses it
+  (a thousand-host ``hosts.yml`` is about 50 KB; a 20 MB one is a mistake, and
+  Ansible needs about 45 times its size in memory to refuse it);
+- a YAML mistake names the file, line and column (Ansible names neither for
+  ``group_vars``/``host_vars``), and the variable it is in;
+- each error carries the fix that applies to it, and no other.
 """
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from pyfleet.errors import PyfleetError
 from pyfleet.shell import ROOT, run, tool
+
+# The largest inventory file pyfleet reads (hosts.yml, group_vars/*, host_vars/*).
+MAX_FILE_BYTES = 1024 * 1024
+# Files Ansible skips in an inventory directory (INVENTORY_IGNORE_EXTS).
+IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry")
+YAML_SUFFIXES = (".yml", ".yaml", ".json")
+VARS_DIRS = ("group_vars", "host_vars")
 
 
 @dataclass
@@ -60,6 +77,156 @@ def resolve_path(path):
     return p
 
 
+def inventory_files(path):
+    """Every file Ansible reads for the inventory at ``path``, sorted (hosts files first, then vars).
+
+    Hidden files and the suffixes Ansible ignores are left out; symlinks are followed once.
+    """
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    found, seen = [], set()
+    for top, dirs, files in os.walk(p, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(top) / f for f in sorted(files)
+                  if not f.startswith(".") and not f.endswith(IGNORED_SUFFIXES)]
+    return sorted(found, key=lambda f: (f.relative_to(p).parts[0] in VARS_DIRS, str(f.relative_to(p))))
+
+
+def check_sizes(path, limit=MAX_FILE_BYTES):
+    """Refuse any inventory file over ``limit`` bytes, before anything parses it."""
+    for f in inventory_files(path):
+        size = f.stat().st_size
+        if size > limit:
+            raise PyfleetError(
+                f"inventory {path}: {_rel(path, f)} is {size / 1024 / 1024:.1f} MiB, over the "
+                f"{limit // 1024 // 1024} MiB limit of an inventory file (thousands of hosts take a few hundred KB); "
+                "check it is the file you meant, or split it into group_vars/ and host_vars/ files")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as Ansible reads an inventory: duplicate keys refused, ``!vault``/``!unsafe`` accepted."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base constructor says so
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def _ansible_tag(loader, suffix, node):
+    if suffix in ("vault", "unsafe") and isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    raise yaml.constructor.ConstructorError(
+        None, None, f"tag !{suffix} is not one Ansible reads here (only !vault and !unsafe strings)", node.start_mark)
+
+
+_StrictLoader.add_multi_constructor("!", _ansible_tag)
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def _is_yaml(path, f):
+    """Whether Ansible reads ``f`` as YAML: a .yml/.yaml/.json file, or any file under group_vars/host_vars."""
+    rel = Path(f).relative_to(path) if Path(path).is_dir() else Path(f.name)
+    return f.suffix in YAML_SUFFIXES or (len(rel.parts) > 1 and rel.parts[0] in VARS_DIRS)
+
+
+def yaml_problem(path):
+    """The first YAML mistake in the inventory's files as one line, or None.
+
+    Names the file (relative to the inventory), line and column, the variable
+    it is in (group_vars/host_vars) and the fix.
+    """
+    for f in inventory_files(path):
+        if not _is_yaml(path, f):
+            continue
+        rel = _rel(path, f)
+        data = f.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            return (f"{rel}:{line}: byte {exc.start} is not UTF-8 text (a binary file?); "
+                    f"save it as UTF-8 or move it out of the inventory directory")
+        try:
+            content = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.MarkedYAMLError as exc:
+            return _yaml_error(rel, text, exc)
+        except yaml.YAMLError as exc:
+            return f"{rel}: {exc}; fix the YAML syntax there"
+        vars_file = Path(rel).parts[0] in VARS_DIRS
+        if vars_file and content is not None and not isinstance(content, dict):
+            kind = type(content).__name__.replace("str", "a string").replace("list", "a list")
+            return (f"{rel}: expected a mapping of variable: value at the top, got {kind}; "
+                    "write one 'name: value' per variable")
+    return None
+
+
+def _yaml_error(rel, text, exc):
+    """One line for a PyYAML error: where, what, in which variable, and the fix."""
+    mark = exc.problem_mark or exc.context_mark
+    line, column = mark.line + 1, mark.column + 1
+    problem = exc.problem or "invalid YAML"
+    if problem.startswith("expected <block end>") and exc.context_mark:
+        # PyYAML's words for a line indented deeper than its block allows
+        problem = f"indented deeper than the block at line {exc.context_mark.line + 1} allows"
+        exc.context = None
+    if exc.context and exc.context_mark and exc.context_mark.line != mark.line:
+        problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    elif exc.context:
+        problem += f" ({exc.context})"
+    lines = text.splitlines()
+    where = f"{rel}:{line}:{column}"
+    if Path(rel).parts[0] in VARS_DIRS:
+        start = (exc.context_mark or mark).line  # a flow collection left open: the variable it started in
+        key = next((m.group(1) for m in (re.match(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", lines[i])
+                                         for i in range(min(start, len(lines) - 1), -1, -1)) if m), None)
+        if key:
+            where += f" (variable {key})"
+    if problem.startswith("duplicate key"):
+        fix = ("a host appears once per group; remove one" if _parent_key(lines, mark) == "hosts"
+               else "keep one of them (Ansible refuses both)")
+    elif "\t" in problem or "'\\t'" in problem:
+        fix = "indent with spaces, not tabs"
+    elif "tag" in problem:
+        fix = "remove the tag or quote the value"
+    elif problem.startswith("indented deeper"):
+        fix = "align it with the keys above it"
+    else:
+        fix = "fix the YAML syntax there"
+    return f"{where}: {problem}; {fix}"
+
+
+def _parent_key(lines, mark):
+    """The key of the block mapping that holds the key at ``mark`` (block style only), or None."""
+    for i in range(mark.line - 1, -1, -1):
+        stripped = lines[i].lstrip()
+        if stripped and not stripped.startswith("#") and len(lines[i]) - len(stripped) < mark.column:
+            m = re.match(r"([^:#\s]+)\s*:\s*$", stripped)
+            return m.group(1) if m else None
+    return None
+
+
+def _rel(path, f):
+    p = Path(path)
+    return str(Path(f).relative_to(p)) if p.is_dir() else Path(f).name
+
+
 def _parse_failure(stderr):
     """The useful line of ansible-inventory's complaint, with the file and line it names."""
     reason = next((line.split("failed:", 1)[-1].strip() for line in stderr.splitlines()
@@ -67,7 +234,9 @@ def _parse_failure(stderr):
     origin = re.search(r"Origin: (/\S+?:\d+)", stderr)
     if reason:
         return reason.rstrip(".") + (f" at {origin.group(1)}" if origin else "")
-    return next((line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory")
+    errors = [line.split("]:", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("[ERROR]")]
+    return next(iter(errors), None) or next((line.strip() for line in stderr.splitlines() if line.strip()),
+                                            "unparseable inventory")
 
 
 def load_failure(path, stderr):
@@ -75,7 +244,24 @@ def load_failure(path, stderr):
     if "no vault secrets" in stderr or "Decryption failed" in stderr:
         return (f"inventory {path}: ansible-vault encrypted variables and no (right) vault password; "
                 "set ANSIBLE_VAULT_PASSWORD_FILE=<file with the password> and run the command again")
-    return f"inventory {path}: {_parse_failure(stderr)}; fix it (a host must appear once per group)"
+    problem = yaml_problem(path)
+    if problem:
+        return f"inventory {path}: {problem}"
+    return f"inventory {path}: {_parse_failure(stderr).rstrip('.')}; fix that file (ansible-inventory -i {path} --list shows the whole message)"
+
+
+SKIPPED_KEY = re.compile(r"Skipping unexpected key \((?P<key>[^)]*)\) in group \((?P<group>[^)]*)\)")
+
+
+def _skipped_key(path, stderr):
+    """Ansible only warns about an unknown key in a YAML group (and drops what is under it): refuse it."""
+    m = SKIPPED_KEY.search(stderr or "")
+    if not m:
+        return None
+    close = [k for k in ("children", "hosts", "vars") if k[:3] == m["key"][:3]]
+    hint = f"did you mean {close[0]}? " if close else ""
+    return (f"inventory {path}: group {m['group']} has key {m['key']!r}, which Ansible skips with everything under it "
+            f"(a group has only vars, children and hosts); {hint}rename it")
 
 
 def load(path, with_connection=True):
@@ -85,6 +271,7 @@ def load(path, with_connection=True):
     is read too, so hosts carry the address and key that Ansible uses.
     """
     p = resolve_path(path)
+    check_sizes(p)
     sources = ["-i", p]
     conn = ROOT / ".lab" / p.name / "connection.yml"
     if with_connection and conn.exists():
@@ -98,6 +285,9 @@ def load(path, with_connection=True):
     )
     if proc.returncode != 0:
         raise PyfleetError(load_failure(p, proc.stderr))
+    skipped = _skipped_key(p, proc.stderr)
+    if skipped:
+        raise PyfleetError(skipped)
     data = json.loads(proc.stdout)
     hostvars = data.get("_meta", {}).get("hostvars", {})
     groups = {}

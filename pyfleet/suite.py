@@ -78,7 +78,7 @@ def run(phase=None, scenario=None):
     results = []
     py = str(VENV_BIN / "python")
     if "unit" in wanted:
-        results.append(_step("unit", [py, "-m", "pytest", "-q", "tests/unit"]))
+        results.append(_step("unit", [py, "-m", "pytest", "-q", "tests/unit", "tests/badinput"]))
     if "lint" in wanted:
         results.append(_step("lint", [str(VENV_BIN / "yamllint"), "-s", "."],
                              [str(VENV_BIN / "ansible-lint"), "--profile", "production", "-q"]))

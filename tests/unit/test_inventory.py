@@ -84,3 +84,27 @@ def test_vaulted_inventory_with_the_password_is_read(vaulted_inventory, monkeypa
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(vaulted_inventory.parent / "right"))
     inv = inventory.load(vaulted_inventory)
     assert inv.hosts["web1"]["vault_secret_key"] == "s3cr3t"
+
+
+def test_a_file_at_the_size_limit_is_read_one_byte_more_is_refused(tmp_path):
+    (tmp_path / "hosts.yml").write_bytes(b"#" * inventory.MAX_FILE_BYTES)
+    inventory.check_sizes(tmp_path)
+    (tmp_path / "hosts.yml").write_bytes(b"#" * (inventory.MAX_FILE_BYTES + 1))
+    with pytest.raises(PyfleetError, match=r"^inventory .*: hosts.yml is 1.0 MiB, over the 1 MiB limit"):
+        inventory.check_sizes(tmp_path)
+
+
+def test_yaml_check_accepts_what_ansible_reads(tmp_path):
+    """Vaulted and unsafe strings, merge keys, JSON, and files Ansible ignores are no YAML mistakes."""
+    write(tmp_path, "all:\n  hosts:\n    web1: {}\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        "a: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3030\nb: !unsafe '{{ x }}'\n"
+        "base: &base {x: 1}\nc:\n  <<: *base\n  y: 2\n")
+    (tmp_path / "group_vars" / "web.json").write_text('{"d": [1, 2]}')
+    (tmp_path / "README.md").write_text("not: [yaml")
+    assert inventory.yaml_problem(tmp_path) is None
+
+
+def test_lab_inventory_files_are_far_below_the_limit():
+    assert max(f.stat().st_size for f in inventory.inventory_files("inventory/lab")) < inventory.MAX_FILE_BYTES // 100
