@@ -6,7 +6,7 @@ and picks one beat host; ``plan_workers`` turns that into what the roles render
 broker's visibility timeout), or stops at the first mistake with a one-line
 ``PyfleetError`` naming the variable or host and the fix, for example::
 
-    celery_worker_types on worker3: unknown worker type 'gpu'; use one of cpu, default, io or add gpu to celery_worker_catalogue
+    celery_worker_types on w3: unknown worker type 'gpu'; use one of cpu, io or add gpu to celery_worker_catalogue
 
 The inventory form (group_vars/all/workers.yml and host_vars)::
 
@@ -77,7 +77,7 @@ TYPE_KEYS = (
     "queues", "pool", "concurrency", "autoscale", "prefetch_multiplier", "soft_time_limit",
     "time_limit", "max_tasks_per_child", "max_memory_per_child", "acks_late",
     "reject_on_worker_lost",
-)  # fmt: skip
+)
 SCHEDULE_KEYS = ("task", "every", "cron", "args", "kwargs")
 
 DEFAULT_TIME_LIMIT = 600
@@ -147,7 +147,8 @@ def plan_workers(
     ``types`` (normalised catalogue), ``hosts`` (host -> list of unit specs,
     for every host of ``worker_group``), ``beat_host``, ``flower_host``,
     ``flower`` (``plan_flower``: None without a flower host), ``broker_host``,
-    ``default_queue``, ``task_routes``, ``beat_schedule`` and ``visibility_timeout``. Raises PyfleetError (one line) at the first mistake.
+    ``default_queue``, ``task_routes``, ``beat_schedule`` and ``visibility_timeout``. Raises
+    PyfleetError (one line) at the first mistake.
     """
     groups = {name: list(members or []) for name, members in (groups or {}).items()}
     everyone = _all_hosts(groups)
@@ -750,7 +751,8 @@ def _beat_and_flower(settings, workers, worker_group):
     beats = [h for h, s in settings.items() if s[BEAT]]
     if not beats:
         raise PyfleetError(
-            f"{BEAT}: no host runs beat (exactly one must); set {BEAT}: true in the host_vars of one host of group {worker_group}"
+            f"{BEAT}: no host runs beat (exactly one must); "
+            f"set {BEAT}: true in the host_vars of one host of group {worker_group}"
         )
     if len(beats) > 1:
         raise PyfleetError(

@@ -202,7 +202,8 @@ def pyfleet_upstreams(
     for index, app in enumerate(apps):
         if not isinstance(app, dict) or not app.get("name") or not app.get("domains"):
             raise AnsibleFilterError(
-                f"pyfleet_upstreams: element #{index} is not a normalised app; pipe pyfleet_apps through the pyfleet_apps filter first"
+                f"pyfleet_upstreams: element #{index} is not a normalised app; "
+                "pipe pyfleet_apps through the pyfleet_apps filter first"
             )
         name = app["name"]
         pattern = app.get("hosts") or "web"
@@ -210,7 +211,8 @@ def pyfleet_upstreams(
         if not hosts:
             _fail(
                 name,
-                f"hosts {pattern!r} matches no inventory host; add hosts to that group or set hosts to a group that has some",
+                f"hosts {pattern!r} matches no inventory host; "
+                "add hosts to that group or set hosts to a group that has some",
             )
         servers = []
         for host in hosts:

@@ -9,13 +9,29 @@ from ansible.errors import AnsibleFilterError
 try:
     from pyfleet.apps import normalize_apps
     from pyfleet.errors import PyfleetError
-    from pyfleet.workers import FLOWER, FLOWER_KEYS, HOST_KEYS, broker_url, plan_workers, render_config_module, result_backend
+    from pyfleet.workers import (
+        FLOWER,
+        FLOWER_KEYS,
+        HOST_KEYS,
+        broker_url,
+        plan_workers,
+        render_config_module,
+        result_backend,
+    )
 except ImportError:
     # Ansible loads this file by path: make the repo root (two directories up) importable.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from pyfleet.apps import normalize_apps
     from pyfleet.errors import PyfleetError
-    from pyfleet.workers import FLOWER, FLOWER_KEYS, HOST_KEYS, broker_url, plan_workers, render_config_module, result_backend
+    from pyfleet.workers import (
+        FLOWER,
+        FLOWER_KEYS,
+        HOST_KEYS,
+        broker_url,
+        plan_workers,
+        render_config_module,
+        result_backend,
+    )
 
 DOCUMENTATION = r"""
 name: pyfleet_workers
@@ -102,13 +118,17 @@ _value:
   type: dict
   contains:
     app:
-      description: The Celery app - name, celery_app, user, group, current_link, celery_dir, beat_dir, worker_unit, beat_unit.
+      description: >-
+        The Celery app - name, celery_app, user, group, current_link, celery_dir, beat_dir,
+        worker_unit, beat_unit.
       type: dict
     types:
       description: The normalised catalogue, with each type's stop_timeout.
       type: dict
     hosts:
-      description: Host of group workers -> list of units (type, node, unit, queues, pool, args, time_limit, stop_timeout).
+      description: >-
+        Host of group workers -> list of units (type, node, unit, queues, pool, args, time_limit,
+        stop_timeout).
       type: dict
     beat_host:
       description: The one host that runs beat.
@@ -153,7 +173,8 @@ def _host_settings(hostvars, groups):
     """Only the Celery variables of every host (reading all of hostvars templates everything)."""
     result = {}
     for host in (groups or {}).get("all") or []:
-        hv = hostvars[host] if host in hostvars else {}
+        # Not hostvars.get(host, {}): Ansible's HostVars answers a missing host with Undefined, not KeyError.
+        hv = hostvars[host] if host in hostvars else {}  # noqa: SIM401 - see the line above
         keys = HOST_KEYS + FLOWER_KEYS if hv.get(FLOWER) else HOST_KEYS
         result[host] = {key: hv.get(key) for key in keys if hv.get(key) is not None}
     return result

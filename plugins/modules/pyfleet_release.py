@@ -80,7 +80,9 @@ options:
     description: For C(build) - the artifact's content hash.
     type: str
   config_files:
-    description: For C(build) - files whose content is part of the release (env file, unit); a change forces a new release.
+    description: >-
+      For C(build) - files whose content is part of the release (env file, unit); a change forces
+      a new release.
     type: list
     elements: path
     default: []
@@ -102,7 +104,9 @@ options:
     type: path
     default: /var/cache/pyfleet/uv
   compile_bytecode:
-    description: For C(build) - compile .pyc files (the sandbox makes the release read-only, so Python cannot write them later).
+    description: >-
+      For C(build) - compile .pyc files (the sandbox makes the release read-only, so Python cannot
+      write them later).
     type: bool
     default: false
   group:
@@ -117,7 +121,9 @@ options:
     type: bool
     default: false
   unit:
-    description: For C(activate) - the template unit's base name (C(pyfleet-<app>)); instances are C(<unit>@<release>.service).
+    description: >-
+      For C(activate) - the template unit's base name (C(pyfleet-<app>)); instances are
+      C(<unit>@<release>.service).
     type: str
   socket_dir:
     description: For C(activate) - the app's socket directory; a release listens on C(<socket_dir>/<release>/app.sock).
@@ -222,7 +228,7 @@ def run(args, env=None, timeout=600):
     proc = subprocess.run(
         [str(a) for a in args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+    )
     return proc.returncode, proc.stdout
 
 
@@ -312,7 +318,9 @@ def action_info(params):
     for name, base_dir in (params["apps"] or {}).items():
         wheelhouse = os.path.join(base_dir, "wheelhouse")
         try:
-            houses = sorted(n for n in os.listdir(wheelhouse) if os.path.isfile(os.path.join(wheelhouse, n, "MANIFEST.json")))
+            houses = sorted(
+                n for n in os.listdir(wheelhouse) if os.path.isfile(os.path.join(wheelhouse, n, "MANIFEST.json"))
+            )
         except OSError:
             houses = []
         current = current_release(base_dir)
@@ -353,7 +361,7 @@ def unpack(artifact, wheelhouse_dir):
         for member in tar.getmembers():
             if member.name.startswith(("/", "..")) or "/../" in member.name or not (member.isfile() or member.isdir()):
                 raise Failed(f"artifact {artifact} holds an unsafe member {member.name!r}; rebuild it")
-        tar.extractall(tmp)  # noqa: S202 - members checked above
+        tar.extractall(tmp)  # members checked above
     os.replace(tmp, wheelhouse_dir)
     os.unlink(artifact)
     return True
@@ -575,7 +583,9 @@ def wait_healthy(unit, sock, path, host, timeout):
                     return
                 raise Failed(f"health check {path} over {sock} answered HTTP {status}")
         time.sleep(0.2)
-    raise Failed(f"health check {path} over {sock} got no answer within {timeout} s ({last}); journal: {journal_reason(unit)}")
+    raise Failed(
+        f"health check {path} over {sock} got no answer within {timeout} s ({last}); journal: {journal_reason(unit)}"
+    )
 
 
 def nginx_workers():
@@ -743,7 +753,9 @@ def action_activate(params):
     if release == "previous":
         older = [r for r in releases(base) if current is None or r < current]
         if not older:
-            raise Failed(f"no release older than {current} to roll back to; releases: {', '.join(releases(base)) or 'none'}")
+            raise Failed(
+                f"no release older than {current} to roll back to; releases: {', '.join(releases(base)) or 'none'}"
+            )
         release = older[-1]
     if not RELEASE_RE.fullmatch(release or ""):
         raise Failed(f"release id {release!r} is not a UTC stamp like 20261124T051900Z")
@@ -778,7 +790,7 @@ def action_activate(params):
     try:
         if not was_active:
             run(["systemctl", "reset-failed", new_unit])
-            rc, out = run(["systemctl", "start", new_unit], timeout=params["health_timeout"] + 120)
+            rc, _ = run(["systemctl", "start", new_unit], timeout=params["health_timeout"] + 120)
             if rc != 0:
                 raise Failed(f"{new_unit} did not start: {journal_reason(new_unit)}")
         wait_healthy(new_unit, sock, params["health_path"], params["health_host"], params["health_timeout"])

@@ -185,7 +185,7 @@ def test_worker_args_prefork():
         "--hostname", "cpu@w2", "--queues", "cpu,cpu.bulk", "--pool", "prefork", "--concurrency", "1",
         "-O", "fair", "--prefetch-multiplier", "1", "--time-limit", "60", "--soft-time-limit", "50",
         "--max-tasks-per-child", "100", "--max-memory-per-child", "262144",
-    ]  # fmt: skip
+    ]  # fmt: skip  # each option beside its value
 
 
 def test_worker_args_threads_have_no_time_limit_or_fair():
@@ -271,7 +271,7 @@ def test_match_hosts(pattern, expected):
 def test_config_module_is_python_with_the_settings():
     source = render_config_module(plan())
     namespace = {}
-    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102 - our own output
+    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)  # our own output
     assert namespace["task_routes"]["sampleapp.tasks.sleep"] == {"queue": "io"}
     assert namespace["task_default_queue"] == "default"
     assert namespace["broker_transport_options"] == {"visibility_timeout": 630}
@@ -285,11 +285,11 @@ def test_config_module_is_python_with_the_settings():
 
 def test_config_module_picks_the_worker_types_settings(monkeypatch):
     catalogue = with_type("io", pool="threads", queues=["io"], acks_late=False, reject_on_worker_lost=False,
-                          prefetch_multiplier=4)  # fmt: skip
+                          prefetch_multiplier=4)
     source = render_config_module(plan(catalogue=catalogue))
     monkeypatch.setenv("PYFLEET_CELERY_WORKER_TYPE", "io")
     namespace = {}
-    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
+    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)
     assert namespace["task_acks_late"] is False
     assert namespace["task_reject_on_worker_lost"] is False
     assert namespace["worker_prefetch_multiplier"] == 4
@@ -338,7 +338,7 @@ def test_result_backend_redis_database_1_or_rpc_with_rabbitmq():
 
 
 def test_result_backend_checks_the_broker_settings_too():
-    with pytest.raises(PyfleetError, match="rabbitmq_passwords.hello: not set"):
+    with pytest.raises(PyfleetError, match=r"rabbitmq_passwords\.hello: not set"):
         result_backend(["broker1"], {}, "", kind="rabbitmq", app="hello")
 
 
@@ -355,12 +355,19 @@ def test_broker_url_ipv6():
         ((["b1"], {}, ""), {}, "redis_password: not set for broker b1"),
         ((["b1"], {}, "pw"), {"kind": "kafka"}, "pyfleet_broker_kind: 'kafka' is not one of redis, rabbitmq; set"),
         ((["b1"], {}, "pw"), {"kind": "rabbit"}, "did you mean rabbitmq"),
-        ((["b1"], {}, ""), {"kind": "rabbitmq", "app": "hello"},
-         r"rabbitmq_passwords.hello: not set for broker b1 .*set rabbitmq_passwords: \{hello: ...\} from ansible-vault"),
+        (
+            (["b1"], {}, ""),
+            {"kind": "rabbitmq", "app": "hello"},
+            r"rabbitmq_passwords.hello: not set for broker b1 "
+            r".*set rabbitmq_passwords: \{hello: ...\} from ansible-vault",
+        ),
         ((["b1"], {}, None), {"kind": "rabbitmq", "app": "hello"}, "rabbitmq_passwords.hello: not set"),
         ((["b1"], {}, "pw"), {"kind": "rabbitmq"}, "no app of pyfleet_apps has celery"),
-        ((["b1"], {"b1": {"rabbitmq_port": 70000}}, "pw"), {"kind": "rabbitmq", "app": "hello"},
-         "rabbitmq_port on b1: 70000 is not a TCP port; set rabbitmq_port: 5672"),
+        (
+            (["b1"], {"b1": {"rabbitmq_port": 70000}}, "pw"),
+            {"kind": "rabbitmq", "app": "hello"},
+            "rabbitmq_port on b1: 70000 is not a TCP port; set rabbitmq_port: 5672",
+        ),
         ((["b1"], {}, "pw"), {"db": 16}, "broker database 16 is not 0..15"),
         ((["b1"], {"b1": {"redis_port": "x"}}, "pw"), {}, "redis_port on b1"),
     ],
@@ -373,7 +380,7 @@ def test_broker_url_errors(args, kwargs, fragment):
 
 def test_ip_allow():
     assert ip_allow("10.0.0.5", "broker1") == "10.0.0.5"
-    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+    with pytest.raises(PyfleetError, match=r"pyfleet_private_address on broker1: 'broker1\.lan' is not an IP"):
         ip_allow("broker1.lan", "broker1")
 
 
@@ -494,15 +501,30 @@ def test_flower_app_unit_name():
     [
         ({"celery_flower_domain": None}, "celery_flower_domain: not set but worker2 runs flower"),
         ({"celery_flower_domain": "Flower"}, "celery_flower_domain: 'Flower' is not a lowercase DNS name"),
-        ({"celery_flower_domain": "hello.lab.test"}, "celery_flower_domain: hello.lab.test is also a domain of app hello"),
+        (
+            {"celery_flower_domain": "hello.lab.test"},
+            "celery_flower_domain: hello.lab.test is also a domain of app hello",
+        ),
         ({"celery_flower_users": None}, "celery_flower_users: not set but worker2 runs flower"),
         ({"celery_flower_users": []}, "celery_flower_users: not set but worker2 runs flower"),
         ({"celery_flower_users": "ops"}, "celery_flower_users: expected a list of {name, password}, got a string"),
-        ({"celery_flower_users": [{"name": "a:b", "password": "x"}]}, "celery_flower_users[0].name: 'a:b' is not a user name"),
+        (
+            {"celery_flower_users": [{"name": "a:b", "password": "x"}]},
+            "celery_flower_users[0].name: 'a:b' is not a user name",
+        ),
         ({"celery_flower_users": [{"name": "ops"}]}, "celery_flower_users[0].password (user ops): not set"),
-        ({"celery_flower_users": [{"name": "ops", "password": "x" * 73}]}, "celery_flower_users[0].password (user ops): longer than 72 bytes"),
-        ({"celery_flower_users": [{"name": "ops", "pasword": "x"}]}, "celery_flower_users[0].pasword: unknown key; did you mean password?"),
-        ({"celery_flower_users": [{"name": "ops", "password": "x"}] * 2}, "celery_flower_users[1].name: user ops is listed twice"),
+        (
+            {"celery_flower_users": [{"name": "ops", "password": "x" * 73}]},
+            "celery_flower_users[0].password (user ops): longer than 72 bytes",
+        ),
+        (
+            {"celery_flower_users": [{"name": "ops", "pasword": "x"}]},
+            "celery_flower_users[0].pasword: unknown key; did you mean password?",
+        ),
+        (
+            {"celery_flower_users": [{"name": "ops", "password": "x"}] * 2},
+            "celery_flower_users[1].name: user ops is listed twice",
+        ),
         ({"celery_flower_port": 70000}, "celery_flower_port on worker2: 70000 is not a TCP port"),
     ],
 )
@@ -522,7 +544,8 @@ def test_flower_error_never_prints_a_password():
 def test_flower_error_without_load_balancers():
     groups = dict(GROUPS, loadbalancers=[])
     assert error(hosts=with_flower(), groups=groups).startswith(
-        "celery_flower on worker2: group loadbalancers has no host, and flower is only reached through the load balancers"
+        "celery_flower on worker2: group loadbalancers has no host, "
+        "and flower is only reached through the load balancers"
     )
 
 
@@ -577,7 +600,7 @@ def test_error_two_apps_with_celery():
             for n in ("one", "two")
         ],
         check_paths=False,
-    )  # fmt: skip
+    )
     assert "apps one, two all have celery" in error(app_list=two)
 
 
@@ -722,7 +745,7 @@ def test_filter_plans_from_hostvars():
 
 def test_broker_must_have_an_ip_when_hostvars_are_given():
     hostvars = {"broker1": {"ansible_host": "broker1.lan"}}
-    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+    with pytest.raises(PyfleetError, match=r"pyfleet_private_address on broker1: 'broker1\.lan' is not an IP"):
         plan(hostvars=hostvars)
 
 
@@ -753,7 +776,7 @@ def test_filter_rabbitmq_url_and_result_backend():
 def test_filter_result_backend_error_is_an_ansible_filter_error():
     from ansible.errors import AnsibleFilterError
 
-    with pytest.raises(AnsibleFilterError, match="rabbitmq_passwords.hello: not set for broker broker1"):
+    with pytest.raises(AnsibleFilterError, match=r"rabbitmq_passwords\.hello: not set for broker broker1"):
         _filters()["pyfleet_result_backend"](["broker1"], {}, "", kind="rabbitmq", app="hello")
 
 
@@ -774,13 +797,14 @@ def test_plan_defaults_to_redis():
 def test_plan_rejects_an_unknown_broker_kind():
     hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "sqs"}}
     assert error(hostvars=hostvars) == (
-        "pyfleet_broker_kind: 'sqs' is not one of redis, rabbitmq; set pyfleet_broker_kind: redis (the default) or rabbitmq"
+        "pyfleet_broker_kind: 'sqs' is not one of redis, rabbitmq; "
+        "set pyfleet_broker_kind: redis (the default) or rabbitmq"
     )
 
 
 def test_config_module_has_no_redis_visibility_timeout_with_rabbitmq():
     hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5", "pyfleet_broker_kind": "rabbitmq"}}
     namespace = {}
-    exec(compile(render_config_module(plan(hostvars=hostvars)), "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
+    exec(compile(render_config_module(plan(hostvars=hostvars)), "pyfleet_celeryconfig.py", "exec"), namespace)
     assert "broker_transport_options" not in namespace
     assert namespace["task_acks_late"] is True

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from pyfleet.workers import broker_url  # noqa: E402
+from pyfleet.workers import broker_url
 
 APP = "hello"
 PASSWORD = "molecule-only-rabbitmq/password"
