@@ -53,8 +53,9 @@ VAR = "pyfleet_apps"
 KINDS = ("wsgi", "asgi")
 # Which servers may run which kind; the first one is the default. Standalone
 # uvicorn is the ASGI default: the zero-downtime switch starts a new instance
-# on a second socket, so gunicorn's HUP is not needed (FINDINGS: HUP is not
-# clean for UvicornWorker anyway) and uvicorn alone has one moving part less.
+# on a second socket, so gunicorn's HUP is not needed (HUP is not clean for
+# UvicornWorker anyway: under load it reset connections and POSTs got 502) and
+# uvicorn alone has one moving part less.
 SERVERS = {"wsgi": ("gunicorn",), "asgi": ("uvicorn", "gunicorn")}
 # Packages the release venv must contain for each (kind, server).
 SERVER_PACKAGES = {

@@ -565,7 +565,7 @@ def render_config_module(plan):
     lines += [
         "}",
         "",
-        "# Per worker type: no task lost when a worker dies (shared/FINDINGS.md).",
+        "# Per worker type: late acks, re-queue on worker loss, prefetch 1: no task lost when a worker dies.",
         f"_WORKER_TYPES = {per_type!r}",
         "_TYPE = _WORKER_TYPES.get(os.environ.get('PYFLEET_CELERY_WORKER_TYPE', ''), {})",
         "task_acks_late = _TYPE.get('acks_late', True)",
