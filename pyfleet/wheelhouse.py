@@ -154,8 +154,6 @@ class Target:
 
 
 DEBIAN_12 = Target("3.11.2", "x86_64", "2.36")
-DEBIAN_12_ARM = Target("3.11.2", "aarch64", "2.36")
-DEBIAN_13 = Target("3.13.5", "x86_64", "2.41")
 DEBIAN_13_ARM = Target("3.13.5", "aarch64", "2.41")
 
 
