@@ -104,7 +104,8 @@ def test_upstream_points_at_the_release_socket():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Starting\nTraceback (most recent call last):\n  File x\nModuleNotFoundError: No module named 'nope'\nexiting\n",
+    ("Starting\nTraceback (most recent call last):\n  File x\n"
+     "ModuleNotFoundError: No module named 'nope'\nexiting\n",
      "ModuleNotFoundError: No module named 'nope'"),
     ("one\ntwo\n", "two"),
     ("", "no output"),
