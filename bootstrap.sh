@@ -14,8 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 [ -r /etc/debian_version ] || die "pyfleet's controller setup supports Debian 12/13; this machine is not Debian"
 
-# Controller packages. podman runs the lab hosts (runc: crun fails on this kind of
-# cgroup setup, see shared/LAB.md); debootstrap builds the lab base image.
+# Controller packages. podman runs the lab hosts (runc: crun fails with "cgroups in
+# hybrid mode not supported" on hybrid cgroup machines); debootstrap builds the lab base image.
 APT_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap openssh-client
               python3 python3-venv ca-certificates rsync)
 missing=()

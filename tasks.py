@@ -222,7 +222,9 @@ def history(c, inventory=None, last=20):
     commands.show_history(_inventory(c, inventory), last)
 
 
-@task(help={"inventory": INV_HELP, "clear": "remove the lock (of --app) on purpose", "app": "the app whose lock to clear"})
+@task(
+    help={"inventory": INV_HELP, "clear": "remove the lock (of --app) on purpose", "app": "the app whose lock to clear"}
+)
 @friendly
 def lock(c, inventory=None, clear=False, app=None):
     """Show deploy locks (owner, age); --clear --app NAME removes a lock left by a crashed deploy."""

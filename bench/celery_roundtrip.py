@@ -21,10 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
 
-from pyfleet import ansible, inventory, lab  # noqa: E402
+from pyfleet import ansible, inventory, lab
+
+ROOT = Path(__file__).resolve().parent.parent
 
 APP = "hello"
 EXTRA_HOST = "worker3"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyfleet import ansible, inventory  # noqa: E402
+from pyfleet import ansible, inventory
 
 STOCK = {  # Ansible's own defaults for what ansible.cfg tunes
     "ANSIBLE_STRATEGY": "linear",

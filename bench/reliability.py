@@ -29,14 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
 
-from pyfleet import ansible, commands, inventory, lab  # noqa: E402
-from pyfleet.load import Load  # noqa: E402
-from pyfleet.podman import podman  # noqa: E402
-from pyfleet.shell import VENV_BIN  # noqa: E402
-from pyfleet.tables import table  # noqa: E402
+from pyfleet import ansible, commands, inventory, lab
+from pyfleet.load import Load
+from pyfleet.podman import podman
+from pyfleet.shell import VENV_BIN
+from pyfleet.tables import table
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE = ROOT / "examples" / "sampleapp"
 
@@ -106,7 +107,7 @@ def main():
             try:
                 action()
                 outcome = ""
-            except Exception as exc:  # noqa: BLE001 - the table says what went wrong
+            except Exception as exc:  # the table says what went wrong
                 outcome = f" ({type(exc).__name__}: {str(exc)[:80]})"
             seconds = time.monotonic() - started
             time.sleep(2)

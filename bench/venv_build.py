@@ -14,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
 
-from pyfleet import inventory, lab  # noqa: E402
+from pyfleet import inventory, lab
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REMOTE = r"""
 import glob, json, os, shutil, subprocess, sys, tempfile, time

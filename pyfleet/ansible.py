@@ -52,7 +52,9 @@ def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=N
     """
     path = ROOT / "playbooks" / f"{name}.yml"
     if not path.exists():
-        raise PyfleetError(f"no playbook {path}; choose one of {', '.join(p.stem for p in (ROOT / 'playbooks').glob('*.yml'))}")
+        raise PyfleetError(
+            f"no playbook {path}; choose one of {', '.join(p.stem for p in (ROOT / 'playbooks').glob('*.yml'))}"
+        )
     cmd = [tool("ansible-playbook"), *inventory_args(inventory_path), str(path), *args]
     env = ansible_env(mitogen)
     env.update(extra_env or {})

@@ -53,8 +53,9 @@ VAR = "pyfleet_apps"
 KINDS = ("wsgi", "asgi")
 # Which servers may run which kind; the first one is the default. Standalone
 # uvicorn is the ASGI default: the zero-downtime switch starts a new instance
-# on a second socket, so gunicorn's HUP is not needed (FINDINGS: HUP is not
-# clean for UvicornWorker anyway) and uvicorn alone has one moving part less.
+# on a second socket, so gunicorn's HUP is not needed (HUP is not clean for
+# UvicornWorker anyway: under load it reset connections and POSTs got 502) and
+# uvicorn alone has one moving part less.
 SERVERS = {"wsgi": ("gunicorn",), "asgi": ("uvicorn", "gunicorn")}
 # Packages the release venv must contain for each (kind, server).
 SERVER_PACKAGES = {
@@ -68,16 +69,46 @@ SANDBOX_OPTIONS = RELAXABLE
 
 # Users an app must never run as: root, system accounts and the other services'.
 RESERVED_USERS = frozenset(
-    "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc "
-    "gnats nobody nogroup systemd-network systemd-resolve systemd-timesync messagebus "
-    "sshd _apt nginx redis rabbitmq postgres mysql celery".split()
+    [
+        "root",
+        "daemon",
+        "bin",
+        "sys",
+        "sync",
+        "games",
+        "man",
+        "lp",
+        "mail",
+        "news",
+        "uucp",
+        "proxy",
+        "www-data",
+        "backup",
+        "list",
+        "irc",
+        "gnats",
+        "nobody",
+        "nogroup",
+        "systemd-network",
+        "systemd-resolve",
+        "systemd-timesync",
+        "messagebus",
+        "sshd",
+        "_apt",
+        "nginx",
+        "redis",
+        "rabbitmq",
+        "postgres",
+        "mysql",
+        "celery",
+    ]
 )
 
 KEYS = (
     "name", "source", "requirements", "kind", "entry", "server", "workers", "threads",
     "env", "secrets", "static_dir", "static_url", "domains", "health_path", "hooks",
     "user", "base_dir", "keep_releases", "hosts", "celery", "sandbox_relax",
-)  # fmt: skip
+)
 REQUIRED = ("name", "source", "kind", "entry", "domains")
 SOURCE_KEYS = ("path", "wheel", "requirement")
 HOOK_KEYS = ("once", "every_host")
@@ -103,7 +134,7 @@ class AppSpec(dict):
     def __repr__(self):
         shown = dict(self)
         if shown.get("secrets"):
-            shown["secrets"] = {key: "***" for key in shown["secrets"]}
+            shown["secrets"] = dict.fromkeys(shown["secrets"], "***")
         return f"AppSpec({shown!r})"
 
     __str__ = __repr__
@@ -362,7 +393,7 @@ def _source(where, source, base, check_paths):
                 key, f"{path} {problem}", "point it at the project directory that holds pyproject.toml"
             )
     else:
-        if not (value.endswith(".whl") or value.endswith(".tar.gz")):
+        if not value.endswith((".whl", ".tar.gz")):
             where.fail(
                 key, f"{value!r} is neither a .whl nor a .tar.gz sdist", "point it at a built wheel or sdist"
             )

@@ -13,7 +13,7 @@ import shlex
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyfleet.errors import PyfleetError
 from pyfleet.remote import connection
@@ -28,7 +28,9 @@ def control_host(inv):
     any_vars = next(iter(inv.hosts.values()), {})
     chosen = any_vars.get("pyfleet_control_host") or (inv.groups.get("loadbalancers") or list(inv.hosts))[0]
     if chosen not in inv.hosts:
-        raise PyfleetError(f"pyfleet_control_host: '{chosen}' is not an inventory host; set it to one of {', '.join(inv.hosts)}")
+        raise PyfleetError(
+            f"pyfleet_control_host: '{chosen}' is not an inventory host; set it to one of {', '.join(inv.hosts)}"
+        )
     return chosen
 
 
@@ -43,7 +45,7 @@ def new_id():
 
 
 def now():
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _run(inv, command):
@@ -97,7 +99,9 @@ def release(inv, apps):
 
 def locks(inv):
     """{app: holder record} of the locks held now."""
-    result = _run(inv, f"for f in {LOCK_DIR}/*.json; do [ -f \"$f\" ] && printf '%s\\t%s\\n' \"$f\" \"$(cat \"$f\")\"; done; true")
+    result = _run(
+        inv, f'for f in {LOCK_DIR}/*.json; do [ -f "$f" ] && printf \'%s\\t%s\\n\' "$f" "$(cat "$f")"; done; true'
+    )
     held = {}
     for line in result.stdout.splitlines():
         path, _, text = line.partition("\t")

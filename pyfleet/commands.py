@@ -80,10 +80,10 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
     """
     taken = audit.acquire(inv, apps, action)
     start = time.monotonic()
-    summary_file = tempfile.NamedTemporaryFile(prefix="pyfleet-summary-", suffix=".json", delete=False)
-    summary_file.close()
+    fd, summary_path = tempfile.mkstemp(prefix="pyfleet-summary-", suffix=".json")
+    os.close(fd)
     env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress",
-           "PYFLEET_SUMMARY": summary_file.name}
+           "PYFLEET_SUMMARY": summary_path}
     error, change_map, fields = None, None, {}
     try:
         before = _fleet(inv, apps)
@@ -101,7 +101,7 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
                 ansible.playbook(inv.path, playbook, *more, mitogen=mitogen, extra_env=env)
             except PyfleetError as exc:
                 error = exc
-            summary = _read_summary(summary_file.name)
+            summary = _read_summary(summary_path)
         try:
             change_map = rollback.changes(before, _fleet(inv, apps))
         except PyfleetError as exc:  # a host went away: say so, keep the record
@@ -118,7 +118,7 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
         audit.record(inv, record)
     finally:
         audit.release(inv, taken)
-        os.unlink(summary_file.name)
+        os.unlink(summary_path)
     print_summary(action, summary, time.monotonic() - start, change_map)
     if error:
         raise PyfleetError(f"{action} failed: {_reason(summary, error)}")
@@ -134,7 +134,12 @@ def rollback_prepare(inv, apps, release=None, app_given=False):
         fields = {"undoes": the_plan.undoes, "targets": the_plan.targets}
         if not the_plan.switch:
             return [], fields, notes
-        args = ["-e", json.dumps({"rollback_targets": the_plan.switch}), "-e", f"deploy_hosts={','.join(the_plan.hosts())}"]
+        args = [
+            "-e",
+            json.dumps({"rollback_targets": the_plan.switch}),
+            "-e",
+            f"deploy_hosts={','.join(the_plan.hosts())}",
+        ]
         return args, fields, notes
 
     return prepare
@@ -168,7 +173,9 @@ def print_summary(action, summary, seconds, change_map=None):
         switched = summary.get("custom", {}).get("switched") or sorted(
             h for h, tasks in (summary.get("changed") or {}).items() if h != "localhost")
     print()
-    print(f"{action}: release {release or '-'}; hosts switched: {', '.join(switched) or 'none'}; {seconds:.0f} s in all")
+    print(
+        f"{action}: release {release or '-'}; hosts switched: {', '.join(switched) or 'none'}; {seconds:.0f} s in all"
+    )
     plays = summary.get("plays") or []
     if plays:
         print(table(["phase", "hosts", "seconds"], [[p["name"], ", ".join(p["hosts"]), p["seconds"]] for p in plays]))
@@ -187,7 +194,7 @@ def releases(inv, limit=None):
     rows, current = [], {}
     for h in hosts:
         for line in outputs[h][1].splitlines():
-            app, rel, mark, revision = (line.split("|") + ["", "", "", ""])[:4]
+            app, rel, mark, revision = [*line.split("|"), "", "", ""][:4]
             rows.append([h, app, rel, "*" if mark else "", revision])
             if mark:
                 current.setdefault(app, {})[h] = rel
@@ -224,8 +231,10 @@ def unit_pattern(inv, service):
         return f"pyfleet-{service}@*.service"
     if service in types:
         return f"pyfleet-*-worker@{service}.service"
-    raise PyfleetError(f"unknown service '{service}'; choose nginx, redis, rabbitmq, beat, flower, an app ({', '.join(apps)}) "
-                       f"or a worker type ({', '.join(types)})")
+    raise PyfleetError(
+        f"unknown service '{service}'; choose nginx, redis, rabbitmq, beat, flower, an app ({', '.join(apps)}) "
+        f"or a worker type ({', '.join(types)})"
+    )
 
 
 class _Prefixed:
@@ -299,7 +308,8 @@ def show_locks(inv, clear_app=None):
         if clear_app not in held:
             raise PyfleetError(f"app {clear_app} is not locked; nothing to clear")
         audit.release(inv, [clear_app])
-        print(f"cleared the lock of {clear_app} ({audit.describe_holder(clear_app, json.dumps(held[clear_app])).split(';')[0]})")
+        holder = audit.describe_holder(clear_app, json.dumps(held[clear_app])).split(";")[0]
+        print(f"cleared the lock of {clear_app} ({holder})")
         return
     if not held:
         print("no locks held")
@@ -359,8 +369,12 @@ def workers(inv, type_filter=None, host_filter=None):
         print("no worker node answered" + (f" for type {type_filter}" if type_filter else ""))
         return rows
     print(table(["node", "host", "type", "queues", "active", "reserved", "processed"], rows))
-    expected = {u["node"] for units in plan["hosts"].values() for u in units
-                if (not type_filter or u["type"] == type_filter) and (not host_filter or u["node"].endswith("@" + host_filter))}
+    expected = {
+        u["node"]
+        for units in plan["hosts"].values()
+        for u in units
+        if (not type_filter or u["type"] == type_filter) and (not host_filter or u["node"].endswith("@" + host_filter))
+    }
     missing = sorted(expected - {r[0] for r in rows})
     if missing:
         print(f"not answering: {', '.join(missing)}")

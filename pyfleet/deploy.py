@@ -163,10 +163,14 @@ def with_sources(apps, sources, base="."):
     names = {app["name"] for app in apps}
     for name, path in (sources or {}).items():
         if name not in names:
-            raise PyfleetError(f"deploy_sources.{name}: no app {name} in pyfleet_apps; use one of {', '.join(sorted(names))}")
+            raise PyfleetError(
+                f"deploy_sources.{name}: no app {name} in pyfleet_apps; use one of {', '.join(sorted(names))}"
+            )
         full = (Path(base) / path).resolve()
         if not (full / "pyproject.toml").is_file():
-            raise PyfleetError(f"deploy_sources.{name}: {full} has no pyproject.toml; point it at the project directory")
+            raise PyfleetError(
+                f"deploy_sources.{name}: {full} has no pyproject.toml; point it at the project directory"
+            )
     return [dict(app, source={"type": "path", "path": str((Path(base) / sources[app["name"]]).resolve())})
             if app["name"] in (sources or {}) else app for app in apps]
 
@@ -232,7 +236,7 @@ def plan(request, out_dir=DEFAULT_OUT):
     for name in artifacts:
         artifact_of = {host: apps_[name]["hash"] for host, apps_ in hosts.items() if name in apps_}
         release = shared_release(name, artifact_of, infos, fresh)
-        for host, apps_ in hosts.items():
+        for apps_ in hosts.values():
             if name in apps_:
                 apps_[name] = dict(apps_[name], release=release)
     summary = {name: next(iter(by_target.values())) for name, by_target in artifacts.items()}

@@ -40,7 +40,7 @@ def controller_mirror():
     if os.environ.get("PYFLEET_DEBIAN_MIRROR"):
         return os.environ["PYFLEET_DEBIAN_MIRROR"], os.environ.get("PYFLEET_DEBIAN_SECURITY_MIRROR")
     texts = []
-    for f in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]:
+    for f in [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]:
         if f.exists():
             texts.append(f.read_text())
     return parse_mirrors("\n".join(texts))
@@ -90,7 +90,9 @@ def ensure_image(suite="bookworm", log=print):
     cache.mkdir(exist_ok=True)
     free = shutil.disk_usage(cache).free
     if free < 2 * 1024**3:
-        raise PyfleetError(f"only {free // 1024**2} MiB free under {cache}; the base image needs 2 GiB: free some space")
+        raise PyfleetError(
+            f"only {free // 1024**2} MiB free under {cache}; the base image needs 2 GiB: free some space"
+        )
     log(f"building base image {tag} with debootstrap from {mirror} (about 2 minutes, once)")
     rootfs = Path(tempfile.mkdtemp(prefix=f"rootfs-{suite}-", dir=cache))
     try:

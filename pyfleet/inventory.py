@@ -73,7 +73,9 @@ def resolve_path(path):
     if not p.is_absolute():
         p = (ROOT / p) if not p.exists() else p.resolve()
     if not p.exists():
-        raise PyfleetError(f"inventory {path} does not exist; pass --inventory inventory/lab or another directory under inventory/")
+        raise PyfleetError(
+            f"inventory {path} does not exist; pass --inventory inventory/lab or another directory under inventory/"
+        )
     return p
 
 

@@ -128,7 +128,9 @@ def address(lab, host):
     nets = json.loads(proc.stdout)[0]["NetworkSettings"]["Networks"]
     ip = (nets.get(lab.network) or {}).get("IPAddress")
     if not ip:
-        raise PyfleetError(f"lab host {host} has no address on network {lab.network}; run fab lab.down, then fab lab.up")
+        raise PyfleetError(
+            f"lab host {host} has no address on network {lab.network}; run fab lab.down, then fab lab.up"
+        )
     return ip
 
 
@@ -280,7 +282,9 @@ def down(inventory, log=print):
     if names:
         podman("rm", "-f", "-t", "0", *names, what="removing lab hosts", fix="check `podman ps -a`")
     if podman("network", "exists", lab.network, check=False).returncode == 0:
-        podman("network", "rm", "-f", lab.network, what=f"removing network {lab.network}", fix="check `podman network ls`")
+        podman(
+            "network", "rm", "-f", lab.network, what=f"removing network {lab.network}", fix="check `podman network ls`"
+        )
     for state in (lab.connection_file, lab.addresses_file):
         if state.exists():
             state.unlink()

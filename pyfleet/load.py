@@ -20,6 +20,7 @@ Such requests are sent again once on a new connection and counted as
 """
 
 import asyncio
+import contextlib
 import http.client
 import json
 import socket
@@ -204,7 +205,7 @@ class Load:
                     conn = None
                     self.report.resent[app] += 1
                     conn, status, seconds = await self._send(None, domain, data)
-            except (_Cut, OSError, ssl.SSLError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+            except (TimeoutError, _Cut, OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
                 self._close(conn)
                 conn = None
                 what = str(exc) if isinstance(exc, _Cut) else f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -223,10 +224,8 @@ class Load:
     @staticmethod
     def _close(conn):
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail any way
                 conn[1].close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
-                pass
 
     async def _main(self):
         self._stop = asyncio.Event()

@@ -40,8 +40,9 @@ def probe_command(dirs):
         b = shlex.quote(base)
         parts.append(
             f"cur=$(basename \"$(readlink {b}/current 2>/dev/null)\" 2>/dev/null); rels=''; "
-            f"for r in $(ls {b}/releases 2>/dev/null | sort); do [ -f {b}/releases/$r/{META} ] && rels=\"$rels $r\"; done; "
-            f"printf '%s|%s|%s\\n' {shlex.quote(app)} \"$cur\" \"$rels\""
+            f"for r in $(ls {b}/releases 2>/dev/null | sort); do "
+            f'[ -f {b}/releases/$r/{META} ] && rels="$rels $r"; done; '
+            f'printf \'%s|%s|%s\\n\' {shlex.quote(app)} "$cur" "$rels"'
         )
     return "; ".join(parts) + "; true"
 
@@ -225,8 +226,10 @@ def _from_hosts(app, hosts):
     current = _the_one_release(app, serving, ": hosts serve different releases", pick=0)
     for host, state in sorted(hosts.items()):
         if not [r for r in state["releases"] if r < current]:
-            raise PyfleetError(f"app {app} on {host} has no release older than {current} (it keeps "
-                               f"{', '.join(state['releases']) or 'none'}); nothing to roll back to, nothing was switched")
+            raise PyfleetError(
+                f"app {app} on {host} has no release older than {current} (it keeps "
+                f"{', '.join(state['releases']) or 'none'}); nothing to roll back to, nothing was switched"
+            )
     common = set.intersection(*(set(s["releases"]) for s in hosts.values()))
     older = sorted(r for r in common if r < current)
     if not older:
@@ -245,7 +248,7 @@ def plan_rollback(records, state, apps, release=None, app_given=False):
     """
     result = Plan()
     if release:
-        result.targets = {app: release for app in apps}
+        result.targets = dict.fromkeys(apps, release)
     else:
         record, todo = pick_deploy(records, apps)
         if record and not app_given:

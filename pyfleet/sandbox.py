@@ -1,7 +1,7 @@
 """The systemd sandbox of every pyfleet unit (app servers, Celery workers, beat, Flower).
 
 One list of hardening options for all of them: ``systemd-analyze security``
-scores a unit with these 0.9 to 1.1 inside a lab host (FINDINGS.md). An app
+scores a unit with these 0.9 to 1.1 inside a lab host (9.2 with only User=). An app
 may drop an option only through its spec's ``sandbox_relax``, with a reason
 (``pyfleet.apps`` checks it); ``directives`` writes the unit's lines.
 """

@@ -80,8 +80,10 @@ def run(phase=None, scenario=None):
     if "unit" in wanted:
         results.append(_step("unit", [py, "-m", "pytest", "-q", "tests/unit", "tests/badinput"]))
     if "lint" in wanted:
+        ruff = str(VENV_BIN / "ruff")
         results.append(_step("lint", [str(VENV_BIN / "yamllint"), "-s", "."],
-                             [str(VENV_BIN / "ansible-lint"), "--profile", "production", "-q"]))
+                             [str(VENV_BIN / "ansible-lint"), "--profile", "production", "-q"],
+                             [ruff, "check", "."], [ruff, "format", "--check", "."]))
     if "molecule" in wanted:
         names = [scenario] if scenario else scenarios()
         if scenario and scenario not in scenarios():

@@ -73,7 +73,14 @@ def layout(inv, the_plan):
         column = {"label": label, "x": x, "boxes": []}
         for h in hosts:
             lines = svc[h] or ["-"]
-            box = {"host": h, "x": x, "y": y, "width": BOX_WIDTH, "height": 34 + LINE_HEIGHT * len(lines), "lines": lines}
+            box = {
+                "host": h,
+                "x": x,
+                "y": y,
+                "width": BOX_WIDTH,
+                "height": 34 + LINE_HEIGHT * len(lines),
+                "lines": lines,
+            }
             column["boxes"].append(box)
             boxes[h] = box
             y += box["height"] + 20

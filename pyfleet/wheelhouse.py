@@ -43,7 +43,6 @@ from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -155,8 +154,6 @@ class Target:
 
 
 DEBIAN_12 = Target("3.11.2", "x86_64", "2.36")
-DEBIAN_12_ARM = Target("3.11.2", "aarch64", "2.36")
-DEBIAN_13 = Target("3.13.5", "x86_64", "2.41")
 DEBIAN_13_ARM = Target("3.13.5", "aarch64", "2.41")
 
 
@@ -252,7 +249,7 @@ def check_entry_importable(wheelhouse_dir, app, tool=None):
         proc = subprocess.run(
             [python, "-I", "-c", _IMPORT_ENTRY, app["module"], app["callable"]],
             cwd=tmp, env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        )
     if proc.returncode != 0:
         why = _scrub(_last_line(proc.stderr or proc.stdout), app.get("secrets", {}))
         raise PyfleetError(
@@ -431,7 +428,7 @@ def _resolve_uv(uv, name, lines, target, work):
     args = [
         uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:",
         "--python-version", target.python, "--python-platform", target.uv_platform(), infile,
-    ]  # fmt: skip
+    ]
     out = _offline_first(
         args,
         f"app {name}: resolving its requirements for Python {target.python} on {target.arch}",
@@ -615,7 +612,9 @@ def _cannot_run_here(target):
         return f"the controller is {machine}, the hosts {target.arch}"
     libc, version = platform.libc_ver()
     if libc != "glibc" or Version(version or "0") < Version(target.glibc):
-        return f"the controller's C library ({libc or 'unknown'} {version}) is older than the hosts' glibc {target.glibc}"
+        return (
+            f"the controller's C library ({libc or 'unknown'} {version}) is older than the hosts' glibc {target.glibc}"
+        )
     return None
 
 
@@ -764,7 +763,7 @@ def _offline_first(args, what, fix, env=None):
 
 def _last_line(text):
     """The last non-empty line of a tool's output, without uv's box drawing."""
-    lines = [line.strip(" ╰─▶×│") for line in (text or "").splitlines()]
+    lines = [line.strip(" ╰─▶\u00d7│") for line in (text or "").splitlines()]  # \u00d7: uv's error mark
     lines = [line for line in lines if line and not line.startswith("hint:")]
     if not lines:
         return "no output"

@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 try:
     import bcrypt
-except ImportError:  # pragma: no cover - paramiko (fabric) brings it to the controller
+except ImportError:  # paramiko (fabric) brings it to the controller
     bcrypt = None
 
 DOCUMENTATION = r"""
@@ -72,7 +72,9 @@ def _salt(realm, name, cost):
 def pyfleet_htpasswd(users, realm, cost=8):
     """``name:bcrypt-hash`` lines for nginx; see DOCUMENTATION."""
     if bcrypt is None:
-        raise AnsibleFilterError("pyfleet_htpasswd: the bcrypt Python package is missing on the controller; pip install bcrypt")
+        raise AnsibleFilterError(
+            "pyfleet_htpasswd: the bcrypt Python package is missing on the controller; pip install bcrypt"
+        )
     if not isinstance(realm, str) or not realm:
         raise AnsibleFilterError("pyfleet_htpasswd: realm must be a non-empty string, e.g. the domain")
     if isinstance(cost, bool) or not isinstance(cost, int) or not 4 <= cost <= 14:

@@ -9,6 +9,7 @@ warm restarts on a deploy, re-delivery of a task whose pool child dies.
 
 import base64
 import http.client
+import itertools
 import json
 import socket
 import ssl
@@ -93,7 +94,7 @@ def test_beat_ticks_once_per_period_across_the_cluster(inv, host_run, beat_every
     stamps.sort()
     low, high = int(window // beat_every), int(window // beat_every) + 1
     assert low <= len(stamps) <= high, f"{len(stamps)} ticks in {window} s with every={beat_every}: {stamps}"
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(g >= beat_every / 2 for g in gaps), f"ticks too close (two beats?): {gaps}"
 
 

@@ -37,7 +37,9 @@ def test_status_lists_every_host_and_the_app_units(inv, converged):
     hosts_in_table = {line.split()[0] for line in out.splitlines()[2:] if line.strip()}
     assert hosts_in_table == set(inv.hosts)
     for web in inv.groups["web"]:
-        assert any(line.startswith(web) and "pyfleet-hello@" in line and " active " in line for line in out.splitlines())
+        assert any(
+            line.startswith(web) and "pyfleet-hello@" in line and " active " in line for line in out.splitlines()
+        )
 
 
 def test_releases_table_and_agreement_verdict_match(inv, converged):
@@ -115,7 +117,7 @@ def test_a_second_concurrent_deploy_is_refused_by_the_lock(inv, converged):
         assert_one_line_error(code, err)
         assert "app hello is locked by " in err and "fab lock --clear --app hello" in err
     finally:
-        out, err = first.communicate(timeout=600)
+        _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert "hello" not in audit.locks(inv)
 

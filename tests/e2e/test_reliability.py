@@ -96,7 +96,9 @@ def test_no_request_fails_during_fab_restart_of_one_app(inv, under_load):
     assert report.failed == 0, report.describe()
 
 
-def test_a_web_host_stopped_hard_costs_no_later_request_and_rejoins_by_itself(inv, lab, lb_address, under_load, host_run):
+def test_a_web_host_stopped_hard_costs_no_later_request_and_rejoins_by_itself(
+    inv, lab, lb_address, under_load, host_run
+):
     the_lab = labmod.Lab(inv)
     host = sorted(inv.groups["web"])[-1]
     marks = {}

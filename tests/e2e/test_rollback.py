@@ -124,7 +124,7 @@ def test_a_rollback_whose_target_is_missing_on_one_host_touches_nothing(inv, hos
     try:
         before = serving(inv)
         records = len(audit.history(inv, 1000))
-        code, out, err = fab("rollback")
+        code, _, err = fab("rollback")
         lines = [line for line in err.splitlines() if line.strip()]
         assert code != 0 and "Traceback" not in err and len(lines) == 1, err
         assert f"release {old} of app hello-async is not on web2" in lines[0] and "nothing was switched" in lines[0]

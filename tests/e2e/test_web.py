@@ -139,7 +139,9 @@ def test_rollback_serves_the_old_code(lb_address, run_playbook, state):
     assert {b["version"] for b in answers(lb_address, ASGI, 4)} == {state["new_version"]}
 
 
-def test_broken_release_is_refused_while_the_old_keeps_serving(lb_address, web_hosts, run_playbook, host_run, tmp_path_factory):
+def test_broken_release_is_refused_while_the_old_keeps_serving(
+    lb_address, web_hosts, run_playbook, host_run, tmp_path_factory
+):
     serving = answers(lb_address, WSGI, 4)
     first = web_hosts[0]
     before = releases(host_run, first)

@@ -278,7 +278,7 @@ ERRORS = [
     ("relax-reason", {"sandbox_relax": [{"option": "PrivateTmp"}]}, "pyfleet_apps[0].sandbox_relax[0].reason (app api): dropping PrivateTmp needs a reason; add reason: why the app needs it"),
     ("relax-key", {"sandbox_relax": [{"option": "PrivateTmp", "reason": "x", "why": "y"}]}, "pyfleet_apps[0].sandbox_relax[0].why (app api): unknown key; allowed keys: option, reason"),
     ("relax-twice", {"sandbox_relax": [{"option": "PrivateTmp", "reason": "x"}, {"option": "PrivateTmp", "reason": "y"}]}, "pyfleet_apps[0].sandbox_relax[1].option (app api): PrivateTmp is listed twice; remove one"),
-]  # fmt: skip
+]  # fmt: skip  # one case per line: name, override, the exact one-line message
 
 
 @pytest.mark.parametrize("overrides, expected", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])

@@ -3,14 +3,13 @@
 import json
 import subprocess
 
+import pytest
 import yaml
 
 from pyfleet import ansible, image, lab, suite
 from pyfleet.errors import PyfleetError
 from pyfleet.inventory import Inventory
 from pyfleet.tables import table
-
-import pytest
 
 DEB822 = """Types: deb
 URIs: http://mirror.example/debian
@@ -44,7 +43,7 @@ def test_mirror_override_from_environment(monkeypatch):
 
 def test_image_tag_changes_with_the_recipe(monkeypatch):
     before = image.image_tag("bookworm")
-    monkeypatch.setattr(image, "PACKAGES", image.PACKAGES + ["htop"])
+    monkeypatch.setattr(image, "PACKAGES", [*image.PACKAGES, "htop"])
     assert image.image_tag("bookworm") != before
     assert image.image_tag("trixie").startswith(f"{image.IMAGE_NAME}:trixie-")
 

@@ -8,7 +8,10 @@ import pytest
 from pyfleet import deploy
 from pyfleet.errors import PyfleetError
 
-APPS = [{"name": "hello", "source": {"type": "path", "path": "/x"}}, {"name": "other", "source": {"type": "path", "path": "/y"}}]
+APPS = [
+    {"name": "hello", "source": {"type": "path", "path": "/x"}},
+    {"name": "other", "source": {"type": "path", "path": "/y"}},
+]
 
 
 def test_release_id_is_a_utc_stamp():
@@ -24,12 +27,14 @@ def test_with_sources_replaces_only_the_named_app(tmp_path):
 
 
 def test_with_sources_names_an_unknown_app(tmp_path):
-    with pytest.raises(PyfleetError, match=r"deploy_sources.nope: no app nope in pyfleet_apps; use one of hello, other"):
+    with pytest.raises(
+        PyfleetError, match=r"deploy_sources.nope: no app nope in pyfleet_apps; use one of hello, other"
+    ):
         deploy.with_sources(APPS, {"nope": str(tmp_path)})
 
 
 def test_with_sources_needs_a_project(tmp_path):
-    with pytest.raises(PyfleetError, match="has no pyproject.toml"):
+    with pytest.raises(PyfleetError, match=r"has no pyproject\.toml"):
         deploy.with_sources(APPS, {"hello": str(tmp_path)})
 
 
@@ -67,6 +72,6 @@ def test_shared_release_reuses_the_id_of_the_same_artifact():
     other = "20261124T050200Z"
     infos = {"web1": info(other, **{new: "sha256:b", other: "sha256:b"}), "web2": info(new, **{new: "sha256:b"}),
              "web3": info(new, **{new: "sha256:b"})}
-    assert deploy.shared_release("hello", {h: "sha256:b" for h in infos}, infos, fresh) == new
+    assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, fresh) == new
     # A host that does not run the app has no say.
     assert deploy.shared_release("hello", {"web1": "sha256:z"}, {"web1": {"apps": {}}}, fresh) == fresh

@@ -19,7 +19,7 @@ USERS = [{"name": "ops", "password": "s3cret"}, {"name": "dev.team", "password":
 def test_one_bcrypt_line_per_user_that_checks_the_password():
     lines = htpasswd(USERS, "flower.lab.test", cost=4)
     assert [line.split(":", 1)[0] for line in lines] == ["ops", "dev.team"]
-    for line, user in zip(lines, USERS):
+    for line, user in zip(lines, USERS, strict=True):
         hashed = line.split(":", 1)[1].encode()
         assert hashed.startswith(b"$2b$04$")
         assert bcrypt.checkpw(user["password"].encode(), hashed)

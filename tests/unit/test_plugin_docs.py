@@ -12,7 +12,11 @@ PLUGINS = sorted(p for p in Path("plugins").rglob("*.py") if "strategy" not in p
 def doc_blocks(path):
     tree = ast.parse(path.read_text())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in (
+            "DOCUMENTATION",
+            "EXAMPLES",
+            "RETURN",
+        ):
             yield node.targets[0].id, node.value.value
 
 
@@ -20,5 +24,5 @@ def doc_blocks(path):
 def test_plugin_documentation_is_yaml(path):
     blocks = dict(doc_blocks(path))
     assert "DOCUMENTATION" in blocks, f"{path} has no DOCUMENTATION"
-    for name, text in blocks.items():
+    for text in blocks.values():
         yaml.safe_load(text)  # raises with the line that breaks ansible-doc

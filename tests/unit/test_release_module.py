@@ -30,7 +30,9 @@ def make_release(base, release, house="aaaa", **meta):
     """A complete release directory with its metadata."""
     path = base / "releases" / release
     path.mkdir(parents=True)
-    (path / rel.META).write_text(json.dumps(dict({"release": release, "wheelhouse": str(base / "wheelhouse" / house)}, **meta)))
+    (path / rel.META).write_text(
+        json.dumps(dict({"release": release, "wheelhouse": str(base / "wheelhouse" / house)}, **meta))
+    )
     return path
 
 
@@ -78,7 +80,7 @@ def test_prune_keeps_the_newest_and_the_protected(tmp_path):
         make_release(tmp_path, release)
     removed = rel.prune(str(tmp_path), 5, {IDS[0]})
     assert removed == [IDS[1]]
-    assert rel.releases(str(tmp_path)) == [IDS[0]] + IDS[2:]
+    assert rel.releases(str(tmp_path)) == [IDS[0], *IDS[2:]]
 
 
 def test_prune_after_six_deploys_leaves_five(tmp_path):
@@ -106,7 +108,8 @@ def test_upstream_points_at_the_release_socket():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Starting\nTraceback (most recent call last):\n  File x\nModuleNotFoundError: No module named 'nope'\nexiting\n",
+    ("Starting\nTraceback (most recent call last):\n  File x\n"
+     "ModuleNotFoundError: No module named 'nope'\nexiting\n",
      "ModuleNotFoundError: No module named 'nope'"),
     ("one\ntwo\n", "two"),
     ("", "no output"),
@@ -134,7 +137,14 @@ def test_build_is_a_no_op_when_the_current_release_has_the_same_artifact_and_con
     make_release(tmp_path, IDS[0], artifact_hash=params["artifact_hash"], config_hash=rel.sha256_files([str(env)]))
     rel.switch_current(str(tmp_path), IDS[0])
     result = rel.action_build(params)
-    assert result == {"changed": False, "release": IDS[0], "previous": IDS[0], "new": False, "built": False, "seconds": {}}
+    assert result == {
+        "changed": False,
+        "release": IDS[0],
+        "previous": IDS[0],
+        "new": False,
+        "built": False,
+        "seconds": {},
+    }
 
 
 def test_build_switches_to_an_existing_release_of_the_same_artifact_the_deploy_names(tmp_path):
@@ -203,7 +213,10 @@ def test_build_with_pip_from_a_wheelhouse(tmp_path):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("tiny.py", "VALUE = 42\n")
         zf.writestr("tiny-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tiny\nVersion: 1.0\n")
-        zf.writestr("tiny-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(
+            "tiny-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         zf.writestr("tiny-1.0.dist-info/RECORD", "")
     (house / "requirements.lock").write_text("tiny==1.0\n")
     (house / "MANIFEST.json").write_text(json.dumps({"project": "tiny", "version": "1.0", "content_hash": "sha256:00"}))
@@ -257,7 +270,7 @@ def test_ensure_uv_unpacks_the_binary_once(tmp_path):
 class _Handler(http.server.BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):  # http.server's naming
         self.send_response(self.status if self.path == "/healthz" else 404)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -301,9 +314,10 @@ def test_wait_healthy_refuses_a_500_at_once(unix_app):
 
 
 def test_wait_healthy_gives_up_when_the_unit_exited(tmp_path, monkeypatch):
-    monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "failed", "Result": "exit-code", "NRestarts": "0"})
+    state = {"ActiveState": "failed", "Result": "exit-code", "NRestarts": "0"}
+    monkeypatch.setattr(rel, "unit_state", lambda unit: state)
     monkeypatch.setattr(rel, "journal_reason", lambda unit: "ModuleNotFoundError: No module named 'nope'")
-    with pytest.raises(rel.Failed, match="stopped: .*No module named 'nope'"):
+    with pytest.raises(rel.Failed, match=r"stopped: .*No module named 'nope'"):
         rel.wait_healthy("x@1.service", str(tmp_path / "none.sock"), "/healthz", "h", 5)
 
 

@@ -26,7 +26,9 @@ def test_relaxed_option_is_left_out_with_its_reason():
 
 
 def test_relaxing_the_ip_allow_list_lifts_the_deny_list_too():
-    lines = sandbox.directives(relax=[{"option": "IPAddressAllow", "reason": "talks to an API"}], ip_allow=["localhost"])
+    lines = sandbox.directives(
+        relax=[{"option": "IPAddressAllow", "reason": "talks to an API"}], ip_allow=["localhost"]
+    )
     assert not any(line.startswith(("IPAddressAllow=", "IPAddressDeny=")) for line in lines)
 
 

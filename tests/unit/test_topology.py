@@ -61,6 +61,8 @@ def test_control_host_defaults_to_first_load_balancer_and_can_be_chosen():
 
 
 def test_lock_holder_is_described_with_owner_age_and_fix():
-    line = audit.describe_holder("shop", '{"owner": "ann@ops", "action": "deploy", "since": "2026-01-01T00:00:00Z", "epoch": 0}')
+    line = audit.describe_holder(
+        "shop", '{"owner": "ann@ops", "action": "deploy", "since": "2026-01-01T00:00:00Z", "epoch": 0}'
+    )
     assert line.startswith("app shop is locked by ann@ops (deploy) since 2026-01-01T00:00:00Z")
     assert line.endswith("fab lock --clear --app shop")

@@ -1,4 +1,4 @@
-"""Tests for pyfleet.wheelhouse: real builds of examples/sampleapp (needs the package index)."""
+"""Tests for pyfleet.wheelhouse: real builds of examples/sampleapp, from the local wheels of conftest.py."""
 
 import hashlib
 import json

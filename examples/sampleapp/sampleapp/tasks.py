@@ -13,7 +13,7 @@ Run a worker with ``celery -A sampleapp.tasks:app worker``.
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery import Celery
 
@@ -61,7 +61,7 @@ def noop():
 def tick(self):
     """Beat's task: append "<UTC time> <host>" to PYFLEET_TICK_LOG, then say where."""
     path = os.environ.get("PYFLEET_TICK_LOG", "/tmp/pyfleet-ticks.log")
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     with open(path, "a", encoding="utf-8") as log:
         log.write(f"{stamp} {socket.gethostname()}\n")
     return _where(self)

@@ -11,7 +11,9 @@ def test_package_installed(host, package):
     assert host.package(package).is_installed
 
 
-@pytest.mark.parametrize("cert", sorted(os.path.basename(p) for p in glob.glob("/usr/local/share/ca-certificates/*.crt")))
+@pytest.mark.parametrize(
+    "cert", sorted(os.path.basename(p) for p in glob.glob("/usr/local/share/ca-certificates/*.crt"))
+)
 def test_extra_ca_certificate_trusted(host, cert):
     # update-ca-certificates links each extra certificate into /etc/ssl/certs.
     assert host.file(f"/usr/local/share/ca-certificates/{cert}").exists
