@@ -38,15 +38,19 @@ def _mitogen(c):
 
 # --- lab ------------------------------------------------------------------
 
+
 @task(help={"inventory": "inventory directory (default: inventory/lab)"})
 @friendly
 def lab_up(c, inventory=None):
     """Create the lab: one podman host (systemd + sshd) per inventory host."""
     inv = _inventory(c, inventory)
     addresses, started = lab.up(inv)
-    print(table(["host", "address", "groups", "state"],
-                [[h, addresses[h], ",".join(inv.groups_of(h)), "started" if h in started else "was up"]
-                 for h in inv.hosts]))
+    print(
+        table(
+            ["host", "address", "groups", "state"],
+            [[h, addresses[h], ",".join(inv.groups_of(h)), "started" if h in started else "was up"] for h in inv.hosts],
+        )
+    )
 
 
 @task(help={"inventory": "inventory directory (default: inventory/lab)"})
@@ -68,9 +72,14 @@ def lab_ssh(c, host, inventory=None):
 
 # --- converge and the main job ----------------------------------------------
 
-@task(help={"inventory": "inventory directory (default: inventory/lab)",
-            "limit": "only these hosts or groups (Ansible --limit)",
-            "check": "dry run: show what would change (--check --diff)"})
+
+@task(
+    help={
+        "inventory": "inventory directory (default: inventory/lab)",
+        "limit": "only these hosts or groups (Ansible --limit)",
+        "check": "dry run: show what would change (--check --diff)",
+    }
+)
 @friendly
 def site(c, inventory=None, limit=None, check=False):
     """Converge the whole stack (playbooks/site.yml) on the inventory's hosts."""
@@ -100,8 +109,9 @@ def up(c, inventory=None):
     timings["site.yml"] = time.monotonic() - t
     print()
     print(table(["host", "address", "groups", "runs"], topo.rows(inv, the_plan)))
-    print("\n" + "  ".join(f"{k}: {v:.1f} s" for k, v in timings.items())
-          + f"  changes: {ansible.total_changed(stats)}")
+    print(
+        "\n" + "  ".join(f"{k}: {v:.1f} s" for k, v in timings.items()) + f"  changes: {ansible.total_changed(stats)}"
+    )
     lbs = inv.groups.get("loadbalancers") or []
     if lbs:
         lb_ip = inv.hosts[lbs[0]].get("ansible_host", lbs[0])
@@ -125,8 +135,13 @@ def status(c, inventory=None, limit=None):
     print(table(["host", "service", "state", "release", "since"], rows))
 
 
-@task(help={"inventory": INV_HELP, "app": "only this app (default: every app)",
-            "batch": "web hosts switched at a time (default 1)"})
+@task(
+    help={
+        "inventory": INV_HELP,
+        "app": "only this app (default: every app)",
+        "batch": "web hosts switched at a time (default 1)",
+    }
+)
 @friendly
 def deploy(c, inventory=None, app=None, batch=1):
     """Deploy the apps: build once, then switch web hosts in batches, health-gated and drained."""
@@ -136,9 +151,14 @@ def deploy(c, inventory=None, app=None, batch=1):
     commands.run_release_playbook(inv, "deploy", "deploy", extra, apps, mitogen=_mitogen(c))
 
 
-@task(help={"inventory": INV_HELP, "app": "only this app (default: every app the last deploy changed)",
-            "release": "release id to return to (default: the one each app ran before the last deploy)",
-            "batch": "web hosts switched at a time (default 1)"})
+@task(
+    help={
+        "inventory": INV_HELP,
+        "app": "only this app (default: every app the last deploy changed)",
+        "release": "release id to return to (default: the one each app ran before the last deploy)",
+        "batch": "web hosts switched at a time (default 1)",
+    }
+)
 @friendly
 def rollback(c, inventory=None, app=None, release=None, batch=1):
     """Undo the last deploy (every app it changed, back to the release it ran before), or go to a named release.
@@ -160,9 +180,15 @@ def releases(c, inventory=None, limit=None):
     commands.releases(_inventory(c, inventory), limit)
 
 
-@task(help={"service": "nginx, redis, rabbitmq, beat, flower, an app name or a worker type",
-            "inventory": INV_HELP, "limit": "host or group (default: every host running it)",
-            "lines": "lines of history to show (default 50)", "follow": "keep following new lines"})
+@task(
+    help={
+        "service": "nginx, redis, rabbitmq, beat, flower, an app name or a worker type",
+        "inventory": INV_HELP,
+        "limit": "host or group (default: every host running it)",
+        "lines": "lines of history to show (default 50)",
+        "follow": "keep following new lines",
+    }
+)
 @friendly
 def logs(c, service, inventory=None, limit=None, lines=50, follow=False):
     """Show the journal of a service on one host or a group, optionally following it."""
@@ -188,23 +214,31 @@ def check(c, inventory=None, limit=None):
     inv = _inventory(c, inventory)
     the_plan = commands.fleet_plan(inv)
     commands.check_limit(inv, limit)
-    print(f"inventory {inv.path}: {len(inv.hosts)} hosts, {len(the_plan['apps'])} apps, "
-          f"{len(the_plan['celery'].get('types') or {})} worker types: valid")
+    print(
+        f"inventory {inv.path}: {len(inv.hosts)} hosts, {len(the_plan['apps'])} apps, "
+        f"{len(the_plan['celery'].get('types') or {})} worker types: valid"
+    )
     args = ["--check", "--diff"] + (["--limit", limit] if limit else [])
     stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")
 
 
-@task(help={"service": "nginx, redis, rabbitmq, beat, flower, an app name or a worker type", "inventory": INV_HELP,
-            "limit": "only these hosts (default: every host running it)"})
+@task(
+    help={
+        "service": "nginx, redis, rabbitmq, beat, flower, an app name or a worker type",
+        "inventory": INV_HELP,
+        "limit": "only these hosts (default: every host running it)",
+    }
+)
 @friendly
 def restart(c, service, inventory=None, limit=None):
     """Restart a service or a worker type: one host at a time, apps drained and health-checked."""
     inv = _inventory(c, inventory)
     hosts = commands.restart_targets(inv, service)
     extra = ["-e", f"restart_service={service}", "-e", f"restart_hosts={hosts}"] + (["--limit", limit] if limit else [])
-    ansible.playbook(inv.path, "restart", *extra, mitogen=_mitogen(c),
-                     extra_env={"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress"})
+    ansible.playbook(
+        inv.path, "restart", *extra, mitogen=_mitogen(c), extra_env={"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress"}
+    )
     print(f"restarted {service} on {hosts}")
 
 
@@ -233,8 +267,12 @@ def lock(c, inventory=None, clear=False, app=None):
     commands.show_locks(_inventory(c, inventory), app if clear else None)
 
 
-@task(help={"phase": "run only this phase: unit, lint, molecule, e2e (default: all)",
-            "scenario": "only this molecule scenario"})
+@task(
+    help={
+        "phase": "run only this phase: unit, lint, molecule, e2e (default: all)",
+        "scenario": "only this molecule scenario",
+    }
+)
 @friendly
 def test(c, phase=None, scenario=None):
     """Run the whole test suite: unit tests, lint, molecule scenarios, lab end-to-end."""
@@ -251,8 +289,9 @@ lab_ns.add_task(lab_up, "up")
 lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_ssh, "ssh")
 
-ns = Collection(up, site, deploy, rollback, status, releases, logs, restart, workers, topology, check, history, lock,
-                test, lab_ns)
+ns = Collection(
+    up, site, deploy, rollback, status, releases, logs, restart, workers, topology, check, history, lock, test, lab_ns
+)
 ns.configure({"pyfleet": {"inventory": "inventory/lab", "mitogen": True}})
 
 if __name__ == "__main__":

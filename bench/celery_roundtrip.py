@@ -61,7 +61,11 @@ def measure(inv, host, count, window):
     )
     out = subprocess.run(
         ["ssh", *lab.SSH_OPTIONS, "-i", conn["ansible_ssh_private_key_file"], f"root@{conn['ansible_host']}", remote],
-        input=PRODUCER, capture_output=True, text=True, timeout=330, check=False,
+        input=PRODUCER,
+        capture_output=True,
+        text=True,
+        timeout=330,
+        check=False,
     )
     if out.returncode != 0:
         sys.exit(f"producer on {host} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")

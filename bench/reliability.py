@@ -50,8 +50,9 @@ def sample_copy(tmp, version):
 
 
 def fab(inv, *args):
-    subprocess.run([str(VENV_BIN / "fab"), *args, "--inventory", str(inv.path)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(VENV_BIN / "fab"), *args, "--inventory", str(inv.path)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def code_deploy(inv, apps, tmp, *extra):
@@ -95,9 +96,13 @@ def main():
             ("fab rollback", lambda: fab(inv, "rollback")),
             (f"fab restart {first}", lambda: fab(inv, "restart", first)),
             ("deploy --batch 2", lambda: code_deploy(inv, list(apps), tmp, "-e", "deploy_batch_size=2")),
-            ("site.yml: a new domain, then back", lambda: (
-                ansible.playbook(with_domain(inv, tmp, first, f"new.{apps[first]}"), "site", quiet=True),
-                ansible.playbook(inv.path, "site", quiet=True))),
+            (
+                "site.yml: a new domain, then back",
+                lambda: (
+                    ansible.playbook(with_domain(inv, tmp, first, f"new.{apps[first]}"), "site", quiet=True),
+                    ansible.playbook(inv.path, "site", quiet=True),
+                ),
+            ),
             (f"{web_last} stopped hard, then started", lambda: stop_and_start(inv, web_last)),
         ]
         for name, action in scenarios:
@@ -112,8 +117,16 @@ def main():
             seconds = time.monotonic() - started
             time.sleep(2)
             report = load.stop()
-            rows.append([name + outcome, f"{seconds:.0f}", report.total, report.failed,
-                         sum(report.resent.values()), report.p99_ms()])
+            rows.append(
+                [
+                    name + outcome,
+                    f"{seconds:.0f}",
+                    report.total,
+                    report.failed,
+                    sum(report.resent.values()),
+                    report.p99_ms(),
+                ]
+            )
             print(f"{name}: {report.describe(5)}", flush=True)
         # Leave the lab on the inventory's own source.
         ansible.playbook(inv.path, "deploy", quiet=True)

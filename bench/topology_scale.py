@@ -30,9 +30,15 @@ def generated(directory, count):
         "loadbalancers": {"hosts": {f"lb{i}": {"ansible_host": f"10.90.0.{i}"} for i in (1, 2)}},
         "brokers": {"hosts": {"broker1": {"ansible_host": "10.90.0.3"}}},
         "web": {"hosts": {f"web{i}": {"ansible_host": f"10.91.{i // 250}.{i % 250 + 1}"} for i in range(webs)}},
-        "workers": {"hosts": {f"worker{i}": {"ansible_host": f"10.92.{i // 250}.{i % 250 + 1}",
-                                             "celery_worker_types": ["default", "io"] if i % 2 else ["cpu"]}
-                              for i in range(workers)}},
+        "workers": {
+            "hosts": {
+                f"worker{i}": {
+                    "ansible_host": f"10.92.{i // 250}.{i % 250 + 1}",
+                    "celery_worker_types": ["default", "io"] if i % 2 else ["cpu"],
+                }
+                for i in range(workers)
+            }
+        },
     }
     hosts["workers"]["hosts"]["worker0"]["celery_beat"] = True
     directory.mkdir()
@@ -51,8 +57,19 @@ def main(count):
         topology.plan(inv, check_paths=False)
         planned = time.monotonic() - start
         start = time.monotonic()
-        subprocess.run([str(ROOT / ".venv" / "bin" / "fab"), "topology", "--inventory", str(path),
-                        "--picture", str(Path(tmp) / "t.svg")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "fab"),
+                "topology",
+                "--inventory",
+                str(path),
+                "--picture",
+                str(Path(tmp) / "t.svg"),
+            ],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         whole = time.monotonic() - start
     print(f"{count} hosts: inventory read {read:.2f} s, plan {planned:.2f} s, fab topology {whole:.2f} s")
 

@@ -65,9 +65,19 @@ def main():
     host = sys.argv[2] if len(sys.argv) > 2 else "web1"
     conn = inventory.load("inventory/lab").hosts[host]
     out = subprocess.run(
-        ["ssh", *lab.SSH_OPTIONS, "-i", conn["ansible_ssh_private_key_file"], f"root@{conn['ansible_host']}",
-         f"timeout 900 python3 - {app}"],
-        input=REMOTE, capture_output=True, text=True, timeout=960, check=False,
+        [
+            "ssh",
+            *lab.SSH_OPTIONS,
+            "-i",
+            conn["ansible_ssh_private_key_file"],
+            f"root@{conn['ansible_host']}",
+            f"timeout 900 python3 - {app}",
+        ],
+        input=REMOTE,
+        capture_output=True,
+        text=True,
+        timeout=960,
+        check=False,
     )
     if out.returncode != 0:
         sys.exit(f"venv bench on {host} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")

@@ -17,7 +17,8 @@ HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 def host_vars(hostvars, host):
     """The variables of ``host`` (Ansible's lazily templated hostvars, or a plain dict), {} when unknown."""
-    return hostvars[host] if host in hostvars else {}
+    # Not .get(): Ansible's HostVars answers Undefined for an unknown host, not the default.
+    return hostvars[host] if host in hostvars else {}  # noqa: SIM401
 
 
 def private_address(host, hostvars):

@@ -9,8 +9,10 @@ from pyfleet.errors import PyfleetError
 from pyfleet.lab import connection_path
 from pyfleet.shell import ROOT, tool
 
-RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
-                   r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
+    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)"
+)
 
 
 def inventory_args(inventory_path):
@@ -89,4 +91,3 @@ def _first_failure(output):
 def total_changed(stats):
     """Sum of changed tasks over all hosts of a recap."""
     return sum(s["changed"] for s in stats.values())
-

@@ -105,9 +105,27 @@ RESERVED_USERS = frozenset(
 )
 
 KEYS = (
-    "name", "source", "requirements", "kind", "entry", "server", "workers", "threads",
-    "env", "secrets", "static_dir", "static_url", "domains", "health_path", "hooks",
-    "user", "base_dir", "keep_releases", "hosts", "celery", "sandbox_relax",
+    "name",
+    "source",
+    "requirements",
+    "kind",
+    "entry",
+    "server",
+    "workers",
+    "threads",
+    "env",
+    "secrets",
+    "static_dir",
+    "static_url",
+    "domains",
+    "health_path",
+    "hooks",
+    "user",
+    "base_dir",
+    "keep_releases",
+    "hosts",
+    "celery",
+    "sandbox_relax",
 )
 REQUIRED = ("name", "source", "kind", "entry", "domains")
 SOURCE_KEYS = ("path", "wheel", "requirement")
@@ -175,8 +193,7 @@ def normalize_apps(apps, cpus=None, project_dir=".", check_paths=True):
         return []
     if not isinstance(apps, list):
         raise PyfleetError(
-            f"{VAR}: expected a list of app mappings, got {_kind(apps)}; "
-            f"write {VAR}: [{{name: myapp, ...}}]"
+            f"{VAR}: expected a list of app mappings, got {_kind(apps)}; write {VAR}: [{{name: myapp, ...}}]"
         )
     if cpus is not None and (not _is_int(cpus) or cpus < 1):
         raise PyfleetError(f"cpus: {cpus!r} is not a positive integer; pass the host's CPU count")
@@ -300,8 +317,7 @@ def _name(where, spec):
         suggestion = suggestion if NAME_RE.fullmatch(suggestion or "-") else "myapp"
         where.fail(
             "name",
-            f"{name!r} is not a valid app name (a lowercase letter, then up to 30 "
-            "lowercase letters, digits or '-')",
+            f"{name!r} is not a valid app name (a lowercase letter, then up to 30 lowercase letters, digits or '-')",
             f"rename it, e.g. name: {suggestion}",
         )
     return name
@@ -389,14 +405,10 @@ def _source(where, source, base, check_paths):
     if kind == "path":
         if check_paths and not (path / "pyproject.toml").is_file():
             problem = "has no pyproject.toml" if path.is_dir() else "is not a directory"
-            where.fail(
-                key, f"{path} {problem}", "point it at the project directory that holds pyproject.toml"
-            )
+            where.fail(key, f"{path} {problem}", "point it at the project directory that holds pyproject.toml")
     else:
         if not value.endswith((".whl", ".tar.gz")):
-            where.fail(
-                key, f"{value!r} is neither a .whl nor a .tar.gz sdist", "point it at a built wheel or sdist"
-            )
+            where.fail(key, f"{value!r} is neither a .whl nor a .tar.gz sdist", "point it at a built wheel or sdist")
         if check_paths and not path.is_file():
             where.fail(key, f"{path} does not exist", "build it first (uv build) or fix the path")
     return {"type": kind, kind: str(path)}
@@ -475,9 +487,7 @@ def _server_packages(where, app):
     """The pinned requirements must include the packages the server needs."""
     if not app["requirements"] or not Path(app["requirements"]).is_file():
         return
-    missing = [
-        p for p in SERVER_PACKAGES[(app["kind"], app["server"])] if p not in pinned_names(app["requirements"])
-    ]
+    missing = [p for p in SERVER_PACKAGES[(app["kind"], app["server"])] if p not in pinned_names(app["requirements"])]
     if missing:
         where.fail(
             "requirements",
@@ -492,9 +502,7 @@ def _env(where, key, value, secret):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        where.fail(
-            key, f"expected a mapping of NAME: value, got {_kind(value)}", f"write {key}: {{NAME: value}}"
-        )
+        where.fail(key, f"expected a mapping of NAME: value, got {_kind(value)}", f"write {key}: {{NAME: value}}")
     result = {}
     for name, val in value.items():
         if not isinstance(name, str) or not ENV_RE.fullmatch(name):
@@ -576,9 +584,7 @@ def _hooks(where, value):
     for key in HOOK_KEYS:
         commands = value.get(key) or []
         if not isinstance(commands, list):
-            where.fail(
-                f"hooks.{key}", f"expected a list of commands, got {_kind(commands)}", f'write {key}: ["cmd"]'
-            )
+            where.fail(f"hooks.{key}", f"expected a list of commands, got {_kind(commands)}", f'write {key}: ["cmd"]')
         for i, command in enumerate(commands):
             if not isinstance(command, str) or not command.strip():
                 where.fail(
@@ -602,9 +608,7 @@ def _celery(where, value):
     if value is None:
         return None
     if not isinstance(value, dict):
-        where.fail(
-            "celery", f"expected a mapping, got {_kind(value)}", "write celery: {app: 'myapp.tasks:app'}"
-        )
+        where.fail("celery", f"expected a mapping, got {_kind(value)}", "write celery: {app: 'myapp.tasks:app'}")
     if "app" in value:
         target = value["app"]
         ok = (
@@ -648,9 +652,7 @@ def _sandbox_relax(where, value):
             )
         reason = item.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            where.fail(
-                f"{key}.reason", f"dropping {option} needs a reason", "add reason: why the app needs it"
-            )
+            where.fail(f"{key}.reason", f"dropping {option} needs a reason", "add reason: why the app needs it")
         if option in seen:
             where.fail(f"{key}.option", f"{option} is listed twice", "remove one")
         seen.add(option)
@@ -720,9 +722,6 @@ def _resolve(base, value):
     """``value`` as an absolute path, relative ones taken from ``base``."""
     path = Path(value).expanduser()
     return (path if path.is_absolute() else Path(base).resolve() / path).resolve()
-
-
-
 
 
 _EXAMPLES = {

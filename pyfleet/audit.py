@@ -54,8 +54,10 @@ def _run(inv, command):
     try:
         return conn.run(command, hide=True, warn=True, in_stream=False)
     except Exception as exc:  # network errors: one line
-        raise PyfleetError(f"control host {host} is unreachable ({exc.__class__.__name__}: {exc}); "
-                           "bring it up or set pyfleet_control_host") from None
+        raise PyfleetError(
+            f"control host {host} is unreachable ({exc.__class__.__name__}: {exc}); "
+            "bring it up or set pyfleet_control_host"
+        ) from None
     finally:
         conn.close()
 
@@ -63,8 +65,13 @@ def _run(inv, command):
 def acquire(inv, apps, action):
     """Take the lock of each app, or fail naming who holds it and since when (nothing is taken then)."""
     # The token tells our own lock file from an identical-looking one of another operator.
-    record = {"owner": operator(), "action": action, "since": now(), "epoch": int(time.time()),
-              "token": uuid.uuid4().hex}
+    record = {
+        "owner": operator(),
+        "action": action,
+        "since": now(),
+        "epoch": int(time.time()),
+        "token": uuid.uuid4().hex,
+    }
     data = shlex.quote(json.dumps(record))
     taken = []
     for app in sorted(apps):
@@ -86,8 +93,9 @@ def describe_holder(app, text):
         who = f"{holder.get('owner')} ({holder.get('action')}) since {holder.get('since')}, {age // 60} min ago"
     except (ValueError, IndexError):
         who = "an unreadable lock"
-    return (f"app {app} is locked by {who}; wait for it to finish, or if that deploy crashed: "
-            f"fab lock --clear --app {app}")
+    return (
+        f"app {app} is locked by {who}; wait for it to finish, or if that deploy crashed: fab lock --clear --app {app}"
+    )
 
 
 def release(inv, apps):

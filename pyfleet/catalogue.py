@@ -141,9 +141,7 @@ def worker_args(node, spec, events=False):
 def _normalize_type(where, name, spec):
     """One catalogue entry with its defaults, checked."""
     if not isinstance(spec, dict):
-        raise PyfleetError(
-            f"{where}: expected a mapping, got {_kind(spec)}; write {name}: {{queues: [{name}]}}"
-        )
+        raise PyfleetError(f"{where}: expected a mapping, got {_kind(spec)}; write {name}: {{queues: [{name}]}}")
     unknown_keys(where, spec, TYPE_KEYS)
     queues = spec.get("queues", [name])
     if isinstance(queues, str):
@@ -154,9 +152,7 @@ def _normalize_type(where, name, spec):
         )
     for queue in queues:
         if not isinstance(queue, str) or not QUEUE_RE.fullmatch(queue):
-            raise PyfleetError(
-                f"{where}.queues: {queue!r} is not a queue name (letters, digits, _ . : -); rename it"
-            )
+            raise PyfleetError(f"{where}.queues: {queue!r} is not a queue name (letters, digits, _ . : -); rename it")
     if len(set(queues)) != len(queues):
         raise PyfleetError(f"{where}.queues: a queue is listed twice; remove one")
 
@@ -169,9 +165,7 @@ def _normalize_type(where, name, spec):
         if concurrency is not None:
             raise PyfleetError(f"{where}: concurrency and autoscale both set; keep one of them")
         if pool != "prefork":
-            raise PyfleetError(
-                f"{where}.autoscale: only the prefork pool autoscales, not {pool}; use concurrency"
-            )
+            raise PyfleetError(f"{where}.autoscale: only the prefork pool autoscales, not {pool}; use concurrency")
         ok = (
             isinstance(autoscale, list)
             and len(autoscale) == 2
@@ -196,17 +190,13 @@ def _normalize_type(where, name, spec):
             f"set soft_time_limit below time_limit (e.g. {max(1, time_limit * 9 // 10)})"
         )
     if soft is not None and pool not in TIME_LIMIT_POOLS:
-        raise PyfleetError(
-            f"{where}.soft_time_limit: the {pool} pool cannot interrupt a task; remove soft_time_limit"
-        )
+        raise PyfleetError(f"{where}.soft_time_limit: the {pool} pool cannot interrupt a task; remove soft_time_limit")
     per_child = {}
     for key, high in (("max_tasks_per_child", 10_000_000), ("max_memory_per_child", 64 * 1024 * 1024)):
         low = 1024 if key == "max_memory_per_child" else 1
         per_child[key] = _int(where, key, spec.get(key), low, high)
         if per_child[key] is not None and pool != "prefork":
-            raise PyfleetError(
-                f"{where}.{key}: only prefork pool children are replaced, not {pool}; remove {key}"
-            )
+            raise PyfleetError(f"{where}.{key}: only prefork pool children are replaced, not {pool}; remove {key}")
     acks_late = boolean(where, "acks_late", spec.get("acks_late", True))
     reject = boolean(where, "reject_on_worker_lost", spec.get("reject_on_worker_lost", True))
     if reject and not acks_late:
@@ -238,7 +228,5 @@ def _int(where, key, value, low, high):
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if not _is_int(value) or not low <= value <= high:
-        raise PyfleetError(
-            f"{where}.{key}: {value!r} is not an integer from {low} to {high}; set {key}: {low}..{high}"
-        )
+        raise PyfleetError(f"{where}.{key}: {value!r} is not an integer from {low} to {high}; set {key}: {low}..{high}")
     return value

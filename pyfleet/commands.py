@@ -10,8 +10,8 @@ import time
 
 from pyfleet import ansible, audit, remote, rollback, status, topology
 from pyfleet.errors import PyfleetError
-from pyfleet.tables import table
 from pyfleet.patterns import match_hosts
+from pyfleet.tables import table
 
 
 def releases_probe(dirs):
@@ -23,9 +23,9 @@ def releases_probe(dirs):
     for app, base in sorted(dirs.items()):
         d = shlex.quote(base + "/releases")
         parts.append(
-            f"cur=$(basename \"$(readlink {shlex.quote(base + '/current')} 2>/dev/null)\" 2>/dev/null); "
-            f"for r in $(ls {d} 2>/dev/null | sort); do mark=''; [ \"$cur\" = \"$r\" ] && mark=current; "
-            f"printf '%s|%s|%s|%s\\n' {shlex.quote(app)} \"$r\" \"$mark\" \"$(head -n1 {d}/$r/REVISION 2>/dev/null)\"; done; "
+            f'cur=$(basename "$(readlink {shlex.quote(base + "/current")} 2>/dev/null)" 2>/dev/null); '
+            f'for r in $(ls {d} 2>/dev/null | sort); do mark=\'\'; [ "$cur" = "$r" ] && mark=current; '
+            f'printf \'%s|%s|%s|%s\\n\' {shlex.quote(app)} "$r" "$mark" "$(head -n1 {d}/$r/REVISION 2>/dev/null)"; done; '
         )
     return "".join(parts) + "true"
 
@@ -47,8 +47,10 @@ def check_limit(inv, limit):
         return
     if not match_hosts(limit, inv.groups):
         groups = sorted(g for g in inv.groups if g not in ("all", "ungrouped"))
-        raise PyfleetError(f"--limit {limit}: matches no host of inventory {inv.path}; "
-                           f"use hosts ({', '.join(inv.hosts)}) or groups ({', '.join(groups)})")
+        raise PyfleetError(
+            f"--limit {limit}: matches no host of inventory {inv.path}; "
+            f"use hosts ({', '.join(inv.hosts)}) or groups ({', '.join(groups)})"
+        )
 
 
 def _apps(inv, app=None):
@@ -82,8 +84,7 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
     start = time.monotonic()
     fd, summary_path = tempfile.mkstemp(prefix="pyfleet-summary-", suffix=".json")
     os.close(fd)
-    env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress",
-           "PYFLEET_SUMMARY": summary_path}
+    env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress", "PYFLEET_SUMMARY": summary_path}
     error, change_map, fields = None, None, {}
     try:
         before = _fleet(inv, apps)
@@ -107,11 +108,22 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
         except PyfleetError as exc:  # a host went away: say so, keep the record
             print(f"could not read the releases after the {action}: {exc}")
         result = "failed" if error else "ok"
-        release = rollback.release_text(change_map) if change_map is not None else \
-            summary.get("custom", {}).get("release", "")
-        record = {"id": audit.new_id(), "when": audit.now(), "who": audit.operator(), "action": action,
-                  "apps": apps, "release": release, "result": result,
-                  "reason": _reason(summary, error), "seconds": round(time.monotonic() - start, 1)}
+        release = (
+            rollback.release_text(change_map)
+            if change_map is not None
+            else summary.get("custom", {}).get("release", "")
+        )
+        record = {
+            "id": audit.new_id(),
+            "when": audit.now(),
+            "who": audit.operator(),
+            "action": action,
+            "apps": apps,
+            "release": release,
+            "result": result,
+            "reason": _reason(summary, error),
+            "seconds": round(time.monotonic() - start, 1),
+        }
         if change_map is not None:
             record.update(changes=change_map, releases=rollback.releases_now(change_map))
         record.update(fields)
@@ -171,7 +183,8 @@ def print_summary(action, summary, seconds, change_map=None):
     else:
         release = summary.get("custom", {}).get("release", "")
         switched = summary.get("custom", {}).get("switched") or sorted(
-            h for h, tasks in (summary.get("changed") or {}).items() if h != "localhost")
+            h for h, tasks in (summary.get("changed") or {}).items() if h != "localhost"
+        )
     print()
     print(
         f"{action}: release {release or '-'}; hosts switched: {', '.join(switched) or 'none'}; {seconds:.0f} s in all"
@@ -204,8 +217,11 @@ def releases(inv, limit=None):
     print(table(["host", "app", "release", "current", "revision"], rows))
     for app, per_host in sorted(current.items()):
         ids = set(per_host.values())
-        verdict = f"all hosts on {ids.pop()}" if len(ids) == 1 else \
-            "hosts DISAGREE: " + ", ".join(f"{h}={r}" for h, r in sorted(per_host.items()))
+        verdict = (
+            f"all hosts on {ids.pop()}"
+            if len(ids) == 1
+            else "hosts DISAGREE: " + ", ".join(f"{h}={r}" for h, r in sorted(per_host.items()))
+        )
         print(f"{app}: {verdict}")
     return current
 
@@ -213,8 +229,10 @@ def releases(inv, limit=None):
 # Services named after their package: fab name -> systemd unit.
 SYSTEM_UNITS = {
     "nginx": "nginx.service",
-    "redis": "redis-server.service", "redis-server": "redis-server.service",
-    "rabbitmq": "rabbitmq-server.service", "rabbitmq-server": "rabbitmq-server.service",
+    "redis": "redis-server.service",
+    "redis-server": "redis-server.service",
+    "rabbitmq": "rabbitmq-server.service",
+    "rabbitmq-server": "rabbitmq-server.service",
 }
 
 
@@ -265,16 +283,24 @@ def logs(inv, service, limit, lines=50, follow=False):
     present = remote.run_on(inv, hosts, f"systemctl list-units --all --no-legend --plain '{pattern}' | grep -q .")
     hosts = [h for h in hosts if present[h][0] == 0]
     if not hosts:
-        raise PyfleetError(f"service {service} ({pattern}) is not deployed on {limit or 'any host'}; "
-                           "see fab status for what runs where")
+        raise PyfleetError(
+            f"service {service} ({pattern}) is not deployed on {limit or 'any host'}; "
+            "see fab status for what runs where"
+        )
     cmd = f"journalctl --no-pager -o short-iso -n {int(lines)} -u '{pattern}'" + (" -f" if follow else "")
     width = max(len(h) for h in hosts)
 
     def one(h):
         conn = remote.connection(inv, h)
         try:
-            conn.run(cmd, warn=True, hide=False, out_stream=_Prefixed(h, width), err_stream=_Prefixed(h, width),
-                     in_stream=False)
+            conn.run(
+                cmd,
+                warn=True,
+                hide=False,
+                out_stream=_Prefixed(h, width),
+                err_stream=_Prefixed(h, width),
+                in_stream=False,
+            )
         finally:
             conn.close()
 
@@ -295,9 +321,24 @@ def show_history(inv, last=20):
     if not entries:
         print(f"no deploys recorded yet (history lives on {audit.control_host(inv)}:{audit.HISTORY})")
         return entries
-    print(table(["when", "who", "action", "apps", "release", "result", "seconds", "reason"],
-                [[e.get("when"), e.get("who"), e.get("action"), ",".join(e.get("apps", [])), e.get("release"),
-                  e.get("result"), e.get("seconds"), e.get("reason", "")] for e in entries]))
+    print(
+        table(
+            ["when", "who", "action", "apps", "release", "result", "seconds", "reason"],
+            [
+                [
+                    e.get("when"),
+                    e.get("who"),
+                    e.get("action"),
+                    ",".join(e.get("apps", [])),
+                    e.get("release"),
+                    e.get("result"),
+                    e.get("seconds"),
+                    e.get("reason", ""),
+                ]
+                for e in entries
+            ],
+        )
+    )
     return entries
 
 
@@ -315,9 +356,15 @@ def show_locks(inv, clear_app=None):
         print("no locks held")
         return
     now = int(time.time())
-    print(table(["app", "owner", "action", "since", "age"],
-                [[a, h.get("owner"), h.get("action"), h.get("since"), f"{(now - int(h.get('epoch', now))) // 60} min"]
-                 for a, h in sorted(held.items())]))
+    print(
+        table(
+            ["app", "owner", "action", "since", "age"],
+            [
+                [a, h.get("owner"), h.get("action"), h.get("since"), f"{(now - int(h.get('epoch', now))) // 60} min"]
+                for a, h in sorted(held.items())
+            ],
+        )
+    )
 
 
 INSPECT = (
@@ -339,8 +386,17 @@ def worker_rows(data, type_filter=None, host_filter=None):
             continue
         queues = ",".join(q.get("name", "?") for q in data.get("queues", {}).get(node, []))
         processed = sum((data["stats"][node].get("total") or {}).values())
-        rows.append([node, host, wtype, queues, len(data.get("active", {}).get(node, [])),
-                     len(data.get("reserved", {}).get(node, [])), processed])
+        rows.append(
+            [
+                node,
+                host,
+                wtype,
+                queues,
+                len(data.get("active", {}).get(node, [])),
+                len(data.get("reserved", {}).get(node, [])),
+                processed,
+            ]
+        )
     return rows
 
 
@@ -358,8 +414,10 @@ def workers(inv, type_filter=None, host_filter=None):
     via = next(iter(plan["hosts"]))
     script = INSPECT.format(celery_app=app["celery_app"])
     env_file = f"/etc/pyfleet/celery/{app['name']}.env"
-    cmd = (f"set -a; . {env_file}; set +a; cd {app['current_link']} && "
-           f"runuser -u {app['user']} -- {app['current_link']}/venv/bin/python -c {shlex.quote(script)}")
+    cmd = (
+        f"set -a; . {env_file}; set +a; cd {app['current_link']} && "
+        f"runuser -u {app['user']} -- {app['current_link']}/venv/bin/python -c {shlex.quote(script)}"
+    )
     code, out = remote.run_on(inv, [via], cmd)[via]
     if code != 0 or not out.strip():
         raise PyfleetError(f"celery inspect on {via} failed (exit {code}); is the app deployed there? see fab status")

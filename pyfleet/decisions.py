@@ -57,8 +57,9 @@ def units_to_restart(units, everything, changed_types, started):
     module changed (``everything``), else those whose type's drop-in changed;
     never one that was just started (it already runs the new settings).
     """
-    return [unit["unit"] for unit in units
-            if (everything or unit["type"] in changed_types) and unit["unit"] not in started]
+    return [
+        unit["unit"] for unit in units if (everything or unit["type"] in changed_types) and unit["unit"] not in started
+    ]
 
 
 def rabbitmq_problem(host, bind_addresses, apps, passwords, consumer_timeout, longest_time_limit):
@@ -68,12 +69,16 @@ def rabbitmq_problem(host, bind_addresses, apps, passwords, consumer_timeout, lo
     for app in apps or []:
         password = (passwords or {}).get(app)
         if not isinstance(password, str) or len(password) < MIN_RABBITMQ_PASSWORD or password.startswith("-"):
-            return (f"rabbitmq_passwords.{app} on {host}: not set, shorter than {MIN_RABBITMQ_PASSWORD} characters "
-                    f"or starting with -; set it from ansible-vault (rabbitmq_passwords: {{{app}: ...}})")
+            return (
+                f"rabbitmq_passwords.{app} on {host}: not set, shorter than {MIN_RABBITMQ_PASSWORD} characters "
+                f"or starting with -; set it from ansible-vault (rabbitmq_passwords: {{{app}: ...}})"
+            )
     if int(consumer_timeout) <= int(longest_time_limit):
-        return (f"rabbitmq_consumer_timeout on {host}: {consumer_timeout} s is not longer than the longest task "
-                f"time limit ({longest_time_limit} s), so RabbitMQ would cancel running tasks; remove the override "
-                "or set it above that")
+        return (
+            f"rabbitmq_consumer_timeout on {host}: {consumer_timeout} s is not longer than the longest task "
+            f"time limit ({longest_time_limit} s), so RabbitMQ would cancel running tasks; remove the override "
+            "or set it above that"
+        )
     return ""
 
 
@@ -91,7 +96,9 @@ def failure_line(host, result):
         app = item[0].get("app", {}).get("name", "?") if isinstance(item, (list, tuple)) and item else "?"
         output = (str(first.get("stderr") or "") + "\n" + str(first.get("stdout") or "")).strip().splitlines()
         command = first["cmd"][-1] if isinstance(first["cmd"], list) else first["cmd"]
-        return (f"{host}: app {app}: hook {command} failed (exit {first.get('rc', '?')}): "
-                f"{output[-1] if output else 'no output'}")
+        return (
+            f"{host}: app {app}: hook {command} failed (exit {first.get('rc', '?')}): "
+            f"{output[-1] if output else 'no output'}"
+        )
     lines = str(first.get("msg") or "failed").splitlines()
     return lines[0] if lines else "failed"

@@ -40,12 +40,22 @@ def source_revision(app):
         return source.get("requirement") or Path(source.get("wheel", "")).name
     path = source["path"]
     try:
-        head = subprocess.run(["git", "-C", path, "rev-parse", "--short=12", "HEAD"],
-                              capture_output=True, text=True, check=False, timeout=10)
+        head = subprocess.run(
+            ["git", "-C", path, "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
         if head.returncode != 0:
             return ""
-        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, check=False, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", path, "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return ""
@@ -171,8 +181,12 @@ def with_sources(apps, sources, base="."):
             raise PyfleetError(
                 f"deploy_sources.{name}: {full} has no pyproject.toml; point it at the project directory"
             )
-    return [dict(app, source={"type": "path", "path": str((Path(base) / sources[app["name"]]).resolve())})
-            if app["name"] in (sources or {}) else app for app in apps]
+    return [
+        dict(app, source={"type": "path", "path": str((Path(base) / sources[app["name"]]).resolve())})
+        if app["name"] in (sources or {})
+        else app
+        for app in apps
+    ]
 
 
 def shared_release(app, artifact_of, infos, fresh):
@@ -211,11 +225,15 @@ def plan(request, out_dir=DEFAULT_OUT):
     if only:
         unknown = sorted(set(only) - {app["name"] for app in apps})
         if unknown:
-            raise PyfleetError(f"deploy_apps: no app {unknown[0]} in pyfleet_apps; use one of "
-                               f"{', '.join(app['name'] for app in apps)}")
+            raise PyfleetError(
+                f"deploy_apps: no app {unknown[0]} in pyfleet_apps; use one of {', '.join(app['name'] for app in apps)}"
+            )
     plan_hosts = request.get("plan_hosts") or {}
-    host_apps = {host: [app["name"] for app in plan_hosts[host]["deploy_apps"]]
-                 for host in request.get("hosts") or {} if host in plan_hosts}
+    host_apps = {
+        host: [app["name"] for app in plan_hosts[host]["deploy_apps"]]
+        for host in request.get("hosts") or {}
+        if host in plan_hosts
+    }
     wanted = {name for names in host_apps.values() for name in names if not only or name in only}
     targets, host_keys = {}, {}
     for host, info in sorted((request.get("hosts") or {}).items()):

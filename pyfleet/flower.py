@@ -103,7 +103,9 @@ def plan_flower(host, raw, groups, apps, hostvars=None, loadbalancer_group="load
         endpoint = addresses.endpoint(address, port)
         allow = [broker_ip] if broker_ip else []
         for lb in balancers:
-            ip = addresses.ip(addresses.private_address(lb, hostvars), lb, "the flower unit admits the load balancers by IP only")
+            ip = addresses.ip(
+                addresses.private_address(lb, hostvars), lb, "the flower unit admits the load balancers by IP only"
+            )
             if ip not in allow:
                 allow.append(ip)
     return {

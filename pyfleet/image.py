@@ -24,9 +24,25 @@ IMAGE_NAME = "localhost/pyfleet-base"
 # Ansible needs on a host (python3, python3-apt, acl for become_user), systemd and
 # sshd, and the packages the roles use. Roles still declare every package they need.
 PACKAGES = [
-    "python3", "python3-apt", "python3-venv", "openssh-server", "sudo", "systemd",
-    "systemd-sysv", "dbus", "iproute2", "ca-certificates", "acl", "locales", "tzdata",
-    "curl", "procps", "less", "openssl", "nginx", "redis-server",
+    "python3",
+    "python3-apt",
+    "python3-venv",
+    "openssh-server",
+    "sudo",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "ca-certificates",
+    "acl",
+    "locales",
+    "tzdata",
+    "curl",
+    "procps",
+    "less",
+    "openssl",
+    "nginx",
+    "redis-server",
 ]
 # Services baked in but not wanted on every host: the roles enable them where needed.
 DISABLED_SERVICES = ["nginx", "redis-server"]
@@ -96,9 +112,12 @@ def ensure_image(suite="bookworm", log=print):
     log(f"building base image {tag} with debootstrap from {mirror} (about 2 minutes, once)")
     rootfs = Path(tempfile.mkdtemp(prefix=f"rootfs-{suite}-", dir=cache))
     try:
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, rootfs, mirror],
-            what=f"debootstrap {suite}", fix="check the mirror (PYFLEET_DEBIAN_MIRROR) and free disk space",
-            timeout=1800)
+        run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, rootfs, mirror],
+            what=f"debootstrap {suite}",
+            fix="check the mirror (PYFLEET_DEBIAN_MIRROR) and free disk space",
+            timeout=1800,
+        )
         _customise(rootfs, suite, mirror, security)
         _import(rootfs, tag)
     finally:
@@ -116,26 +135,38 @@ def _customise(rootfs, suite, mirror, security):
         shutil.copy(cert, rootfs / "usr/local/share/ca-certificates" / cert.name)
     (rootfs / "etc/machine-id").write_text("")  # systemd makes one per container
     (rootfs / "etc/hostname").write_text("localhost\n")
-    script = "; ".join([
-        "update-ca-certificates >/dev/null",
-        f"systemctl disable {' '.join(DISABLED_SERVICES)} >/dev/null 2>&1 || true",
-        # Units that make no sense in a container and slow boot down.
-        "systemctl mask getty@tty1.service console-getty.service systemd-udevd.service "
-        "systemd-modules-load.service sys-kernel-debug.mount >/dev/null 2>&1 || true",
-        "systemctl enable ssh >/dev/null 2>&1",
-        "apt-get clean",
-    ])
-    run(["chroot", rootfs, "/bin/sh", "-c", script], what="configuring the base image",
-        fix="see the message; the image is rebuilt on the next fab lab.up")
+    script = "; ".join(
+        [
+            "update-ca-certificates >/dev/null",
+            f"systemctl disable {' '.join(DISABLED_SERVICES)} >/dev/null 2>&1 || true",
+            # Units that make no sense in a container and slow boot down.
+            "systemctl mask getty@tty1.service console-getty.service systemd-udevd.service "
+            "systemd-modules-load.service sys-kernel-debug.mount >/dev/null 2>&1 || true",
+            "systemctl enable ssh >/dev/null 2>&1",
+            "apt-get clean",
+        ]
+    )
+    run(
+        ["chroot", rootfs, "/bin/sh", "-c", script],
+        what="configuring the base image",
+        fix="see the message; the image is rebuilt on the next fab lab.up",
+    )
 
 
 def _import(rootfs, tag):
     """Stream the root file system into podman as ``tag``."""
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-    imp = subprocess.run(["podman", "import", "--change", "CMD=/sbin/init", "-", tag],
-                         stdin=tar.stdout, capture_output=True, text=True, env=podman_env())
+    imp = subprocess.run(
+        ["podman", "import", "--change", "CMD=/sbin/init", "-", tag],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+        env=podman_env(),
+    )
     tar.stdout.close()
     tar.wait()
     if tar.returncode != 0 or imp.returncode != 0:
-        raise PyfleetError(f"importing the base image failed: {imp.stderr.strip().splitlines()[-1:] or 'tar failed'}; "
-                           "check free disk space and run fab lab.up again")
+        raise PyfleetError(
+            f"importing the base image failed: {imp.stderr.strip().splitlines()[-1:] or 'tar failed'}; "
+            "check free disk space and run fab lab.up again"
+        )

@@ -46,8 +46,7 @@ class Inventory:
 
     def groups_of(self, host):
         """Sorted groups a host belongs to, without the implicit ``all``/``ungrouped``."""
-        return sorted(g for g, members in self.groups.items()
-                      if host in members and g not in ("all", "ungrouped"))
+        return sorted(g for g, members in self.groups.items() if host in members and g not in ("all", "ungrouped"))
 
     def select(self, pattern):
         """Hosts matching a host name, a group name or a comma-separated list of them."""
@@ -62,7 +61,8 @@ class Inventory:
             else:
                 raise PyfleetError(
                     f"'{part}' is neither a host nor a group of inventory {self.path}; "
-                    f"hosts: {', '.join(sorted(self.hosts))}; groups: {', '.join(sorted(self.groups))}")
+                    f"hosts: {', '.join(sorted(self.hosts))}; groups: {', '.join(sorted(self.groups))}"
+                )
             chosen += [n for n in names if n not in chosen]
         return chosen
 
@@ -95,8 +95,7 @@ def inventory_files(path):
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(top) / f for f in sorted(files)
-                  if not f.startswith(".") and not f.endswith(IGNORED_SUFFIXES)]
+        found += [Path(top) / f for f in sorted(files) if not f.startswith(".") and not f.endswith(IGNORED_SUFFIXES)]
     return sorted(found, key=lambda f: (f.relative_to(p).parts[0] in VARS_DIRS, str(f.relative_to(p))))
 
 
@@ -108,7 +107,8 @@ def check_sizes(path, limit=MAX_FILE_BYTES):
             raise PyfleetError(
                 f"inventory {path}: {_rel(path, f)} is {size / 1024 / 1024:.1f} MiB, over the "
                 f"{limit // 1024 // 1024} MiB limit of an inventory file (thousands of hosts take a few hundred KB); "
-                "check it is the file you meant, or split it into group_vars/ and host_vars/ files")
+                "check it is the file you meant, or split it into group_vars/ and host_vars/ files"
+            )
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -126,7 +126,8 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key: the base constructor says so
             if first is not None:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark)
+                    None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
 
@@ -135,7 +136,8 @@ def _ansible_tag(loader, suffix, node):
     if suffix in ("vault", "unsafe") and isinstance(node, yaml.ScalarNode):
         return loader.construct_scalar(node)
     raise yaml.constructor.ConstructorError(
-        None, None, f"tag !{suffix} is not one Ansible reads here (only !vault and !unsafe strings)", node.start_mark)
+        None, None, f"tag !{suffix} is not one Ansible reads here (only !vault and !unsafe strings)", node.start_mark
+    )
 
 
 _StrictLoader.add_multi_constructor("!", _ansible_tag)
@@ -162,11 +164,13 @@ def yaml_problem(path):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            return (f"{rel}:{line}: byte {exc.start} is not UTF-8 text (a binary file?); "
-                    f"save it as UTF-8 or move it out of the inventory directory")
+            line = data[: exc.start].count(b"\n") + 1
+            return (
+                f"{rel}:{line}: byte {exc.start} is not UTF-8 text (a binary file?); "
+                f"save it as UTF-8 or move it out of the inventory directory"
+            )
         try:
-            content = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+            content = yaml.load(text, Loader=_StrictLoader)
         except yaml.MarkedYAMLError as exc:
             return _yaml_error(rel, text, exc)
         except yaml.YAMLError as exc:
@@ -174,8 +178,10 @@ def yaml_problem(path):
         vars_file = Path(rel).parts[0] in VARS_DIRS
         if vars_file and content is not None and not isinstance(content, dict):
             kind = type(content).__name__.replace("str", "a string").replace("list", "a list")
-            return (f"{rel}: expected a mapping of variable: value at the top, got {kind}; "
-                    "write one 'name: value' per variable")
+            return (
+                f"{rel}: expected a mapping of variable: value at the top, got {kind}; "
+                "write one 'name: value' per variable"
+            )
     return None
 
 
@@ -196,13 +202,25 @@ def _yaml_error(rel, text, exc):
     where = f"{rel}:{line}:{column}"
     if Path(rel).parts[0] in VARS_DIRS:
         start = (exc.context_mark or mark).line  # a flow collection left open: the variable it started in
-        key = next((m.group(1) for m in (re.match(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", lines[i])
-                                         for i in range(min(start, len(lines) - 1), -1, -1)) if m), None)
+        key = next(
+            (
+                m.group(1)
+                for m in (
+                    re.match(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", lines[i])
+                    for i in range(min(start, len(lines) - 1), -1, -1)
+                )
+                if m
+            ),
+            None,
+        )
         if key:
             where += f" (variable {key})"
     if problem.startswith("duplicate key"):
-        fix = ("a host appears once per group; remove one" if _parent_key(lines, mark) == "hosts"
-               else "keep one of them (Ansible refuses both)")
+        fix = (
+            "a host appears once per group; remove one"
+            if _parent_key(lines, mark) == "hosts"
+            else "keep one of them (Ansible refuses both)"
+        )
     elif "\t" in problem or "'\\t'" in problem:
         fix = "indent with spaces, not tabs"
     elif "tag" in problem:
@@ -231,21 +249,30 @@ def _rel(path, f):
 
 def _parse_failure(stderr):
     """The useful line of ansible-inventory's complaint, with the file and line it names."""
-    reason = next((line.split("failed:", 1)[-1].strip() for line in stderr.splitlines()
-                   if "YAML parsing failed" in line or "Syntax Error" in line), None)
+    reason = next(
+        (
+            line.split("failed:", 1)[-1].strip()
+            for line in stderr.splitlines()
+            if "YAML parsing failed" in line or "Syntax Error" in line
+        ),
+        None,
+    )
     origin = re.search(r"Origin: (/\S+?:\d+)", stderr)
     if reason:
         return reason.rstrip(".") + (f" at {origin.group(1)}" if origin else "")
     errors = [line.split("]:", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("[ERROR]")]
-    return next(iter(errors), None) or next((line.strip() for line in stderr.splitlines() if line.strip()),
-                                            "unparseable inventory")
+    return next(iter(errors), None) or next(
+        (line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory"
+    )
 
 
 def load_failure(path, stderr):
     """The one line for an inventory that ansible-inventory refused."""
     if "no vault secrets" in stderr or "Decryption failed" in stderr:
-        return (f"inventory {path}: ansible-vault encrypted variables and no (right) vault password; "
-                "set ANSIBLE_VAULT_PASSWORD_FILE=<file with the password> and run the command again")
+        return (
+            f"inventory {path}: ansible-vault encrypted variables and no (right) vault password; "
+            "set ANSIBLE_VAULT_PASSWORD_FILE=<file with the password> and run the command again"
+        )
     problem = yaml_problem(path)
     if problem:
         return f"inventory {path}: {problem}"
@@ -262,8 +289,10 @@ def _skipped_key(path, stderr):
         return None
     close = [k for k in ("children", "hosts", "vars") if k[:3] == m["key"][:3]]
     hint = f"did you mean {close[0]}? " if close else ""
-    return (f"inventory {path}: group {m['group']} has key {m['key']!r}, which Ansible skips with everything under it "
-            f"(a group has only vars, children and hosts); {hint}rename it")
+    return (
+        f"inventory {path}: group {m['group']} has key {m['key']!r}, which Ansible skips with everything under it "
+        f"(a group has only vars, children and hosts); {hint}rename it"
+    )
 
 
 def load(path, with_connection=True):
@@ -280,9 +309,9 @@ def load(path, with_connection=True):
         sources += ["-i", conn]
     proc = run(
         [tool("ansible-inventory"), *sources, "--list"],
-        what=f"reading inventory {p}", fix="fix the inventory file it names",
-        env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
-             "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error"},
+        what=f"reading inventory {p}",
+        fix="fix the inventory file it names",
+        env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true", "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error"},
         check=False,
     )
     if proc.returncode != 0:

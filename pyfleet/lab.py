@@ -23,8 +23,16 @@ from pyfleet.podman import podman
 from pyfleet.shell import ROOT, last_line, run
 
 LAB_DIR = ROOT / ".lab"
-SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-               "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+SSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+]
 BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
 # The cgroup v2 hierarchy of a machine with the hybrid cgroup layout (v1 controllers
 # plus this). See cgroup_options().
@@ -78,8 +86,11 @@ def ensure_key(lab):
     """Create the lab's SSH key pair unless it exists."""
     lab.state_dir.mkdir(parents=True, exist_ok=True)
     if not lab.key.exists():
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{lab.name}", "-f", lab.key],
-            what="generating the lab SSH key", fix="install openssh-client (./bootstrap.sh)")
+        run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{lab.name}", "-f", lab.key],
+            what="generating the lab SSH key",
+            fix="install openssh-client (./bootstrap.sh)",
+        )
     return lab.key.with_suffix(".pub").read_text()
 
 
@@ -152,32 +163,61 @@ def cgroup_options(unified=UNIFIED_CGROUP):
 
 
 def _create(lab, host, tag):
-    podman("run", "-d", "--name", lab.container(host), "--hostname", host,
-           "--network", lab.network, "--ip", fixed_address(lab, host), "--systemd=always", *cgroup_options(),
-           "--label", f"pyfleet.lab={lab.name}", tag, "/sbin/init",
-           what=f"starting lab host {host}", fix="check `podman info`, then run fab lab.up again")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        lab.container(host),
+        "--hostname",
+        host,
+        "--network",
+        lab.network,
+        "--ip",
+        fixed_address(lab, host),
+        "--systemd=always",
+        *cgroup_options(),
+        "--label",
+        f"pyfleet.lab={lab.name}",
+        tag,
+        "/sbin/init",
+        what=f"starting lab host {host}",
+        fix="check `podman info`, then run fab lab.up again",
+    )
 
 
 def _sees_unified_cgroup(lab, host):
     """Whether the host's container has the machine's unified cgroup hierarchy mounted."""
-    proc = podman("container", "inspect", "--format", "{{range .Mounts}}{{.Destination}} {{end}}",
-                  lab.container(host), check=False)
+    proc = podman(
+        "container",
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Destination}} {{end}}",
+        lab.container(host),
+        check=False,
+    )
     return str(UNIFIED_CGROUP) in proc.stdout.split()
 
 
 def _why_stopped(lab, host):
     """Exit code and last log line of a container that stopped: what to tell the user."""
-    proc = podman("container", "inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}",
-                  lab.container(host), check=False)
+    proc = podman(
+        "container", "inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}", lab.container(host), check=False
+    )
     logs = podman("logs", "--tail", "5", lab.container(host), check=False)
     return f"exit code {proc.stdout.strip() or '?'}, last log line: {last_line(logs.stdout + logs.stderr)}"
 
 
 def _install_key(lab, host, pubkey):
-    return podman("exec", "-i", lab.container(host), "sh", "-c",
-                  "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"
-                  " && chmod 600 /root/.ssh/authorized_keys",
-                  input_text=pubkey, check=False)
+    return podman(
+        "exec",
+        "-i",
+        lab.container(host),
+        "sh",
+        "-c",
+        "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+        input_text=pubkey,
+        check=False,
+    )
 
 
 def start_host(lab, host, tag, pubkey, log=print):
@@ -193,30 +233,36 @@ def start_host(lab, host, tag, pubkey, log=print):
     if status == "running" and img and img != tag:
         log(f"{host}: runs an older base image ({img}); fab lab.down && fab lab.up rebuilds it")
     if status == "running" and cgroup_options() and not _sees_unified_cgroup(lab, host):
-        log(f"{host}: was created without the unified cgroup hierarchy (crashed units restart late); "
-            "fab lab.down && fab lab.up recreates it")
+        log(
+            f"{host}: was created without the unified cgroup hierarchy (crashed units restart late); "
+            "fab lab.down && fab lab.up recreates it"
+        )
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         if status is None:
             _create(lab, host, tag)
         elif status != "running":
-            podman("start", lab.container(host), what=f"starting lab host {host}",
-                   fix="run fab lab.down, then fab lab.up")
+            podman(
+                "start", lab.container(host), what=f"starting lab host {host}", fix="run fab lab.down, then fab lab.up"
+            )
         # Every time, so that a lab whose key was regenerated still lets us in.
         proc = _install_key(lab, host, pubkey)
         if proc.returncode == 0:
             return started
         status, _ = container_state(lab, host)
         if status == "running":
-            raise PyfleetError(f"installing the lab key on {host} failed: {last_line(proc.stderr)}; "
-                               "run fab lab.down, then fab lab.up")
+            raise PyfleetError(
+                f"installing the lab key on {host} failed: {last_line(proc.stderr)}; run fab lab.down, then fab lab.up"
+            )
         why = _why_stopped(lab, host)
         if attempt < BOOT_ATTEMPTS:
             log(f"{host}: the container stopped while it booted ({why}); creating it once more")
             podman("rm", "-f", "-t", "0", lab.container(host), check=False)
             time.sleep(BOOT_RETRY_PAUSE)
             status, started = None, True
-    raise PyfleetError(f"lab host {host} stops as soon as it boots ({why}); "
-                       f"check `podman info` and free memory/disk, then fab lab.down && fab lab.up")
+    raise PyfleetError(
+        f"lab host {host} stops as soon as it boots ({why}); "
+        f"check `podman info` and free memory/disk, then fab lab.down && fab lab.up"
+    )
 
 
 def wait_for_ssh(lab, host, ip, timeout=60):
@@ -227,31 +273,41 @@ def wait_for_ssh(lab, host, ip, timeout=60):
         try:
             with socket.create_connection((ip, 22), timeout=2):
                 pass
-            proc = run(["ssh", *SSH_OPTIONS, "-o", "BatchMode=yes", "-i", lab.key, f"root@{ip}", "true"],
-                       what="ssh", fix="", check=False, timeout=15)
+            proc = run(
+                ["ssh", *SSH_OPTIONS, "-o", "BatchMode=yes", "-i", lab.key, f"root@{ip}", "true"],
+                what="ssh",
+                fix="",
+                check=False,
+                timeout=15,
+            )
             if proc.returncode == 0:
                 return
             last = proc.stderr.strip() or f"ssh exit code {proc.returncode}"
         except OSError as exc:
             last = str(exc)
         time.sleep(0.5)
-    raise PyfleetError(f"lab host {host} ({ip}) does not answer SSH after {timeout} s ({last}); "
-                       f"look at `podman logs {lab.container(host)}`, then fab lab.down && fab lab.up")
+    raise PyfleetError(
+        f"lab host {host} ({ip}) does not answer SSH after {timeout} s ({last}); "
+        f"look at `podman logs {lab.container(host)}`, then fab lab.down && fab lab.up"
+    )
 
 
 def write_connection_file(lab, addresses):
     """Write the connection inventory; return True when its content changed."""
-    data = {"all": {
-        "hosts": {h: {"ansible_host": ip} for h, ip in sorted(addresses.items())},
-        "vars": {
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(lab.key),
-            "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
-            "ansible_python_interpreter": "/usr/bin/python3",
-        },
-    }}
-    text = "# Written by `fab lab.up`: how to reach the lab hosts. Regenerated on each run.\n" + \
-        yaml.safe_dump(data, sort_keys=False)
+    data = {
+        "all": {
+            "hosts": {h: {"ansible_host": ip} for h, ip in sorted(addresses.items())},
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(lab.key),
+                "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
+                "ansible_python_interpreter": "/usr/bin/python3",
+            },
+        }
+    }
+    text = "# Written by `fab lab.up`: how to reach the lab hosts. Regenerated on each run.\n" + yaml.safe_dump(
+        data, sort_keys=False
+    )
     old = lab.connection_file.read_text() if lab.connection_file.exists() else None
     if old != text:
         lab.connection_file.write_text(text)
@@ -265,8 +321,7 @@ def up(inventory, log=print):
     tags = {s: image.ensure_image(s, log=log) for s in sorted(suites)}
     pubkey = ensure_key(lab)
     ensure_network(lab)
-    started = [h for h in inventory.hosts
-               if start_host(lab, h, tags[_suite_of(inventory, h)], pubkey, log=log)]
+    started = [h for h in inventory.hosts if start_host(lab, h, tags[_suite_of(inventory, h)], pubkey, log=log)]
     addresses = {h: address(lab, h) for h in inventory.hosts}
     for h in inventory.hosts:
         wait_for_ssh(lab, h, addresses[h])

@@ -69,11 +69,14 @@ class Report:
 
     def describe(self, limit=10):
         """One line, then the first ``limit`` failures with their time: for assertion messages."""
-        head = (f"{self.total} requests in {self.seconds:.0f} s, {self.failed} failed, "
-                f"{sum(self.resent.values())} resent after an idle keepalive close, p99 {self.p99_ms()} ms")
+        head = (
+            f"{self.total} requests in {self.seconds:.0f} s, {self.failed} failed, "
+            f"{sum(self.resent.values())} resent after an idle keepalive close, p99 {self.p99_ms()} ms"
+        )
         lines = [head] + [
-            f"  {time.strftime('%H:%M:%S', time.gmtime(f.at))}.{int(f.at % 1 * 1000):03d} "
-            f"{f.app} {f.method}: {f.what}" for f in self.failures[:limit]]
+            f"  {time.strftime('%H:%M:%S', time.gmtime(f.at))}.{int(f.at % 1 * 1000):03d} {f.app} {f.method}: {f.what}"
+            for f in self.failures[:limit]
+        ]
         return "\n".join(lines)
 
 
@@ -148,8 +151,7 @@ class Load:
     manager or call ``start()`` and ``stop()``; ``stop()`` returns the Report.
     """
 
-    def __init__(self, address, apps, connections=4, port=443, max_seconds=300,
-                 max_requests=100_000, pause=0.0):
+    def __init__(self, address, apps, connections=4, port=443, max_seconds=300, max_requests=100_000, pause=0.0):
         self.address, self.port, self.apps = address, port, dict(apps)
         self.connections = connections
         self.max_seconds = min(max_seconds, HARD_LIMIT_SECONDS)
@@ -165,8 +167,8 @@ class Load:
 
     async def _open(self, domain):
         return await asyncio.wait_for(
-            asyncio.open_connection(self.address, self.port, ssl=self._tls, server_hostname=domain),
-            REQUEST_TIMEOUT)
+            asyncio.open_connection(self.address, self.port, ssl=self._tls, server_hostname=domain), REQUEST_TIMEOUT
+        )
 
     async def _send(self, conn, domain, data):
         """Send one request on ``conn`` (opened when None); returns (conn, status, seconds)."""
@@ -230,8 +232,11 @@ class Load:
     async def _main(self):
         self._stop = asyncio.Event()
         self._ready.set()
-        tasks = [asyncio.create_task(self._connection(app, domain, n))
-                 for app, domain in self.apps.items() for n in range(self.connections)]
+        tasks = [
+            asyncio.create_task(self._connection(app, domain, n))
+            for app, domain in self.apps.items()
+            for n in range(self.connections)
+        ]
         await asyncio.gather(*tasks)
 
     def _run(self):

@@ -80,7 +80,7 @@ def _term(term, groups, everyone):
         if not -len(found) <= start < len(found):
             raise PyfleetError(f"host pattern {term}[{start}]: no host at that position ({len(found)} match {term})")
         return [found[start]]
-    return found[start:] if end == -1 else found[start:end + 1]
+    return found[start:] if end == -1 else found[start : end + 1]
 
 
 def _subscript(term):

@@ -70,9 +70,15 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
     brokers = groups.get(BROKERS) or everyone[:1]
     kind = broker_kind(addresses.host_vars(hostvars, brokers[0]).get(BROKER_KIND))
     celery = plan_workers(
-        fleet.get(CATALOGUE), settings, groups, apps,
-        routes=fleet.get(ROUTES), schedule=fleet.get(SCHEDULE),
-        default_type=fleet.get(DEFAULT_TYPE) or "default", hostvars=hostvars if check_addresses else None, kind=kind,
+        fleet.get(CATALOGUE),
+        settings,
+        groups,
+        apps,
+        routes=fleet.get(ROUTES),
+        schedule=fleet.get(SCHEDULE),
+        default_type=fleet.get(DEFAULT_TYPE) or "default",
+        hostvars=hostvars if check_addresses else None,
+        kind=kind,
     )
     if celery["enabled"]:
         _check_broker_password(celery, hostvars)
@@ -81,14 +87,16 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
         "placement": placement,
         "hosts": {host: _host(host, apps, placement) for host in everyone},
         "upstreams": [_upstream(app, placement[app["name"]]["web"], hostvars) for app in apps],
-        "loadbalancers": [{"host": h, "address": addresses.private_address(h, hostvars)}
-                          for h in groups.get(LOADBALANCERS, [])],
+        "loadbalancers": [
+            {"host": h, "address": addresses.private_address(h, hostvars)} for h in groups.get(LOADBALANCERS, [])
+        ],
         "broker_kind": kind,
         "celery": celery,
         # The apps with Celery (a RabbitMQ vhost and user each), and the broker IP their web units may reach.
         "celery_apps": [celery["app"]["name"]] if celery["enabled"] else [],
         "producer_ip_allow": {celery["app"]["name"]: [celery["broker_ip"]]}
-        if celery["enabled"] and celery["broker_ip"] else {},
+        if celery["enabled"] and celery["broker_ip"]
+        else {},
     }
     # Plain JSON types: Ansible stores the plan as a fact, and AppSpec and
     # Ansible's own str/dict subclasses must not leak into it.
@@ -98,7 +106,9 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
 def from_inventory(inv, project_dir=".", check_paths=True, check_addresses=True):
     """``build`` on an inventory read on the controller (``pyfleet.inventory.load``)."""
     if not inv.hosts:
-        raise PyfleetError(f"inventory {inv.path} has no hosts; add hosts to groups loadbalancers, web, brokers and workers")
+        raise PyfleetError(
+            f"inventory {inv.path} has no hosts; add hosts to groups loadbalancers, web, brokers and workers"
+        )
     return build(ControllerHostVars(inv.hosts, inv.groups), inv.groups, project_dir, check_paths, check_addresses)
 
 
@@ -189,8 +199,9 @@ def _celery_settings(hv):
 def _host(host, apps, placement):
     """The apps a host serves, and those a deploy puts there (``web: false``: Celery units only)."""
     served = [app for app in apps if host in placement[app["name"]]["web"]]
-    deployed = [dict(app, web=app in served) for app in apps
-                if app in served or host in placement[app["name"]]["workers"]]
+    deployed = [
+        dict(app, web=app in served) for app in apps if app in served or host in placement[app["name"]]["workers"]
+    ]
     worker_only = [app["name"] for app in deployed if not app["web"]]
     return {"apps": served, "deploy_apps": deployed, "worker_app": worker_only[0] if worker_only else None}
 
@@ -200,12 +211,15 @@ def _upstream(app, hosts, hostvars):
     servers = []
     for host in hosts:
         address = addresses.private_address(host, hostvars)
-        port = addresses.port(addresses.host_vars(hostvars, host).get(NGINX_PORT), NGINX_PORT, host,
-                              DEFAULT_NGINX_PORT)
-        servers.append({"host": host, "address": address, "port": port,
-                        "endpoint": addresses.endpoint(address, port)})
-    return {"app": app["name"], "name": app["upstream"], "domains": list(app["domains"]),
-            "health_path": app["health_path"], "servers": servers}
+        port = addresses.port(addresses.host_vars(hostvars, host).get(NGINX_PORT), NGINX_PORT, host, DEFAULT_NGINX_PORT)
+        servers.append({"host": host, "address": address, "port": port, "endpoint": addresses.endpoint(address, port)})
+    return {
+        "app": app["name"],
+        "name": app["upstream"],
+        "domains": list(app["domains"]),
+        "health_path": app["health_path"],
+        "servers": servers,
+    }
 
 
 def _check_broker_password(celery, hostvars):
@@ -223,4 +237,3 @@ def _check_broker_password(celery, hostvars):
     else:
         password = hv.get("redis_password")
     broker_url([broker], hostvars, password, kind=celery["broker_kind"], app=app)
-

@@ -20,5 +20,12 @@ def podman(*args, check=True, what=None, fix="see podman's message", timeout=300
         raise PyfleetError("podman is not installed; run ./bootstrap.sh")
     if os.geteuid() != 0:
         raise PyfleetError("the lab needs root for podman; run fab as root (sudo .venv/bin/fab ...)")
-    return run(["podman", *args], env={"CONTAINERS_CONF": str(CONTAINERS_CONF)}, check=check,
-               what=what or f"podman {args[0]}", fix=fix, timeout=timeout, input=input_text)
+    return run(
+        ["podman", *args],
+        env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+        check=check,
+        what=what or f"podman {args[0]}",
+        fix=fix,
+        timeout=timeout,
+        input=input_text,
+    )

@@ -20,8 +20,11 @@ def connection(inv, host):
     if hv.get("ansible_ssh_private_key_file"):
         kwargs["key_filename"] = hv["ansible_ssh_private_key_file"]
     return Connection(
-        hv.get("ansible_host", host), user=hv.get("ansible_user", "root"), port=int(hv.get("ansible_port", 22)),
-        connect_timeout=10, connect_kwargs=kwargs,
+        hv.get("ansible_host", host),
+        user=hv.get("ansible_user", "root"),
+        port=int(hv.get("ansible_port", 22)),
+        connect_timeout=10,
+        connect_kwargs=kwargs,
     )
 
 
@@ -38,8 +41,10 @@ def run_on(inv, hosts, command, sudo=False):
             result = conn.run(cmd, hide=True, warn=True, in_stream=False)
             return host, (result.exited, result.stdout)
         except Exception as exc:  # paramiko/socket errors: report them as one line
-            raise PyfleetError(f"host {host} ({conn.host}) is unreachable: {exc.__class__.__name__}: {exc}; "
-                               "check it is up (fab lab.up for the lab) and its ansible_host") from None
+            raise PyfleetError(
+                f"host {host} ({conn.host}) is unreachable: {exc.__class__.__name__}: {exc}; "
+                "check it is up (fab lab.up for the lab) and its ansible_host"
+            ) from None
         finally:
             conn.close()
 

@@ -98,8 +98,13 @@ def changes(before, after):
     out = {}
     for app in sorted(set(before) | set(after or {})):
         hosts = set(before.get(app, {})) | set((after or {}).get(app, {}))
-        out[app] = {h: {"from": (before.get(app, {}).get(h) or {}).get("current"),
-                        "to": ((after or {}).get(app, {}).get(h) or {}).get("current")} for h in sorted(hosts)}
+        out[app] = {
+            h: {
+                "from": (before.get(app, {}).get(h) or {}).get("current"),
+                "to": ((after or {}).get(app, {}).get(h) or {}).get("current"),
+            }
+            for h in sorted(hosts)
+        }
     return out
 
 
@@ -134,8 +139,11 @@ def release_text(change_map):
 
 def summary_rows(change_map):
     """Rows (app, host, serves, before) of every host of every app the action touched or meant to."""
-    return [[app, host, c["to"] or "-", c["from"] or "-"]
-            for app, hosts in sorted(change_map.items()) for host, c in sorted(hosts.items())]
+    return [
+        [app, host, c["to"] or "-", c["from"] or "-"]
+        for app, hosts in sorted(change_map.items())
+        for host, c in sorted(hosts.items())
+    ]
 
 
 def verdicts(change_map):
@@ -146,8 +154,11 @@ def verdicts(change_map):
         if len(now) == 1:
             lines.append(f"{app}: every host on {now.pop() or 'nothing'}")
         else:
-            lines.append(f"{app}: SPLIT: " + ", ".join(f"{h} {c['to'] or '-'}" for h, c in sorted(hosts.items()))
-                         + f"; finish with fab rollback or fab deploy --app {app}")
+            lines.append(
+                f"{app}: SPLIT: "
+                + ", ".join(f"{h} {c['to'] or '-'}" for h, c in sorted(hosts.items()))
+                + f"; finish with fab rollback or fab deploy --app {app}"
+            )
     return lines
 
 
@@ -174,8 +185,12 @@ def pick_deploy(records, apps):
     Returns ``(record, [apps it changed that are still to undo])`` or ``(None, [])``.
     A rollback undoes a deploy for an app when it succeeded and names it in ``undoes``.
     """
-    undone = {(rid, app) for r in records if r.get("action") == "rollback" and r.get("result") == "ok"
-              for app, rid in (r.get("undoes") or {}).items()}
+    undone = {
+        (rid, app)
+        for r in records
+        if r.get("action") == "rollback" and r.get("result") == "ok"
+        for app, rid in (r.get("undoes") or {}).items()
+    }
     for record in reversed(records):
         if record.get("action") != "deploy" or not record.get("changes") or not record.get("id"):
             continue
@@ -189,10 +204,12 @@ def _the_one_release(app, by_host, what, pick):
     """The release every host of ``by_host`` names; else one line ("app X" + ``what``) suggesting ``--release``."""
     distinct = sorted(set(by_host.values()))
     if len(distinct) > 1:
-        raise PyfleetError(f"app {app}{what} ("
-                           + ", ".join(f"{h} {r}" for h, r in sorted(by_host.items()))
-                           + f"); nothing was switched; name the one to return to: "
-                           f"fab rollback --app {app} --release {distinct[pick]}")
+        raise PyfleetError(
+            f"app {app}{what} ("
+            + ", ".join(f"{h} {r}" for h, r in sorted(by_host.items()))
+            + f"); nothing was switched; name the one to return to: "
+            f"fab rollback --app {app} --release {distinct[pick]}"
+        )
     return distinct[0]
 
 
@@ -203,14 +220,18 @@ def _from_history(app, record, hosts):
     before = {h: c["from"] for h, c in ch.items()}
     first = sorted(h for h, rel in before.items() if rel is None)
     if first:
-        raise PyfleetError(f"app {app} had no release on {first[0]} before the deploy of {when} (its first there); "
-                           f"nothing to roll back to there, nothing was switched; name a release every host keeps: "
-                           f"fab rollback --app {app} --release ID (fab releases lists them)")
+        raise PyfleetError(
+            f"app {app} had no release on {first[0]} before the deploy of {when} (its first there); "
+            f"nothing to roll back to there, nothing was switched; name a release every host keeps: "
+            f"fab rollback --app {app} --release ID (fab releases lists them)"
+        )
     target = _the_one_release(app, before, f" ran different releases before the deploy of {when}", pick=-1)
     moved = sorted(h for h, s in hosts.items() if s["current"] not in (target, (ch.get(h) or {}).get("to")))
     if moved:
-        return None, (f"{app}: {moved[0]} serves {hosts[moved[0]]['current'] or 'nothing'}, not what the deploy of "
-                      f"{when} left there; going back from the releases the hosts keep")
+        return None, (
+            f"{app}: {moved[0]} serves {hosts[moved[0]]['current'] or 'nothing'}, not what the deploy of "
+            f"{when} left there; going back from the releases the hosts keep"
+        )
     return target, None
 
 
@@ -221,8 +242,10 @@ def _from_hosts(app, hosts):
     serving = {h: s["current"] for h, s in hosts.items()}
     missing = sorted(h for h, rel in serving.items() if rel is None)
     if missing:
-        raise PyfleetError(f"app {app} is not deployed on {missing[0]} (no current release); nothing was switched; "
-                           f"deploy it first: fab deploy --app {app}")
+        raise PyfleetError(
+            f"app {app} is not deployed on {missing[0]} (no current release); nothing was switched; "
+            f"deploy it first: fab deploy --app {app}"
+        )
     current = _the_one_release(app, serving, ": hosts serve different releases", pick=0)
     for host, state in sorted(hosts.items()):
         if not [r for r in state["releases"] if r < current]:
@@ -233,10 +256,11 @@ def _from_hosts(app, hosts):
     common = set.intersection(*(set(s["releases"]) for s in hosts.values()))
     older = sorted(r for r in common if r < current)
     if not older:
-        raise PyfleetError(f"app {app}: no release older than {current} is on every host ("
-                           + "; ".join(f"{h}: {', '.join(r for r in s['releases'] if r < current)}"
-                                       for h, s in sorted(hosts.items()))
-                           + f"); nothing was switched; name one: fab rollback --app {app} --release ID")
+        raise PyfleetError(
+            f"app {app}: no release older than {current} is on every host ("
+            + "; ".join(f"{h}: {', '.join(r for r in s['releases'] if r < current)}" for h, s in sorted(hosts.items()))
+            + f"); nothing was switched; name one: fab rollback --app {app} --release ID"
+        )
     return older[-1]
 
 
@@ -253,8 +277,10 @@ def plan_rollback(records, state, apps, release=None, app_given=False):
         record, todo = pick_deploy(records, apps)
         if record and not app_given:
             apps = todo
-            result.notes.append(f"undoing the deploy of {record.get('when')} by {record.get('who')} "
-                                f"(release {record.get('release')}): {', '.join(todo)}")
+            result.notes.append(
+                f"undoing the deploy of {record.get('when')} by {record.get('who')} "
+                f"(release {record.get('release')}): {', '.join(todo)}"
+            )
         for app in apps:
             target = None
             if record and app in todo:
@@ -272,9 +298,11 @@ def plan_rollback(records, state, apps, release=None, app_given=False):
             raise PyfleetError(f"app {app} runs on no host of this inventory; nothing to roll back")
         for host, host_state in sorted(hosts.items()):
             if target not in host_state["releases"]:
-                raise PyfleetError(f"release {target} of app {app} is not on {host} (it keeps "
-                                   f"{', '.join(host_state['releases']) or 'none'}); nothing was switched; "
-                                   "fab releases lists the releases each host keeps")
+                raise PyfleetError(
+                    f"release {target} of app {app} is not on {host} (it keeps "
+                    f"{', '.join(host_state['releases']) or 'none'}); nothing was switched; "
+                    "fab releases lists the releases each host keeps"
+                )
         switch = {h: target for h, s in sorted(hosts.items()) if s["current"] != target}
         if switch:
             result.switch[app] = switch

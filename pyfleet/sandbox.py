@@ -53,8 +53,9 @@ def directives(relax=(), read_write=(), ip_allow=(), syscalls=()):
     if "IPAddressAllow" in relaxed:
         relaxed.add("IPAddressDeny")
     lines = [f"ReadWritePaths={path}" for path in read_write]
-    lines += [f"{option}={value}" for option, values in sorted(OPTIONS.items())
-              if option not in relaxed for value in values]
+    lines += [
+        f"{option}={value}" for option, values in sorted(OPTIONS.items()) if option not in relaxed for value in values
+    ]
     if "SystemCallFilter" not in relaxed:
         lines += [f"SystemCallFilter={group}" for group in syscalls]
         lines.append("SystemCallErrorNumber=EPERM")

@@ -37,8 +37,13 @@ def run(args, *, what, fix, env=None, input=None, check=True, capture=True, time
     full_env = dict(os.environ, **(env or {}))
     try:
         proc = subprocess.run(
-            [str(a) for a in args], env=full_env, input=input, text=True,
-            capture_output=capture, timeout=timeout, check=False,
+            [str(a) for a in args],
+            env=full_env,
+            input=input,
+            text=True,
+            capture_output=capture,
+            timeout=timeout,
+            check=False,
         )
     except FileNotFoundError:
         raise PyfleetError(f"{what} failed: {args[0]} is not installed; run ./bootstrap.sh") from None

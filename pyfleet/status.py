@@ -12,8 +12,8 @@ UNIT_PATTERNS = "'pyfleet-*' 'celery*' 'flower*' nginx.service redis-server.serv
 UNITS_PROBE = (
     f"for u in $(systemctl list-units --all --type=service --no-legend --plain {UNIT_PATTERNS} "
     "| awk '{print $1}'); do "
-    "printf 'unit|%s|%s|%s|%s\\n' \"$u\" \"$(systemctl show -p ActiveState --value \"$u\")\" "
-    "\"$(systemctl show -p SubState --value \"$u\")\" \"$(systemctl show -p ActiveEnterTimestamp --value \"$u\")\"; "
+    'printf \'unit|%s|%s|%s|%s\\n\' "$u" "$(systemctl show -p ActiveState --value "$u")" '
+    '"$(systemctl show -p SubState --value "$u")" "$(systemctl show -p ActiveEnterTimestamp --value "$u")"; '
     "done; "
 )
 
@@ -30,7 +30,7 @@ def probe(dirs):
     """
     currents = "".join(
         f"[ -L {shlex.quote(base + '/current')} ] && printf 'current|%s|%s\\n' {shlex.quote(app)} "
-        f"\"$(basename \"$(readlink {shlex.quote(base + '/current')})\")\"; "
+        f'"$(basename "$(readlink {shlex.quote(base + "/current")})")"; '
         for app, base in sorted(dirs.items())
     )
     return UNITS_PROBE + currents + "true"
@@ -71,8 +71,9 @@ def rows(host, output):
         if u["active"] == "inactive" and "@" in u["unit"] and release_of(u["unit"], currents):
             continue  # an old release's stopped instance: history, not status
         state = u["active"] if u["sub"] in ("running", "exited", "", u["active"]) else f"{u['active']} ({u['sub']})"
-        out.append([host, u["unit"].removesuffix(".service"), state, release_of(u["unit"], currents),
-                    u["since"] or "-"])
+        out.append(
+            [host, u["unit"].removesuffix(".service"), state, release_of(u["unit"], currents), u["since"] or "-"]
+        )
     if not out:
         out.append([host, "-", "no pyfleet services", "", ""])
     return out

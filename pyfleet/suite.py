@@ -27,8 +27,14 @@ def scenarios():
 
 
 def _env():
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), CONTAINERS_CONF=str(CONTAINERS_CONF),
-               PYTHONUNBUFFERED="1", PY_COLORS="0", ANSIBLE_FORCE_COLOR="0")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        CONTAINERS_CONF=str(CONTAINERS_CONF),
+        PYTHONUNBUFFERED="1",
+        PY_COLORS="0",
+        ANSIBLE_FORCE_COLOR="0",
+    )
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     return env
 
@@ -44,8 +50,7 @@ def _step(name, *commands, capture=False):
     start = time.monotonic()
     with tempfile.TemporaryFile("w+") as out:
         streams = {"stdout": out, "stderr": subprocess.STDOUT} if capture else {}
-        ok = all(subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, **streams).returncode == 0
-                 for cmd in commands)
+        ok = all(subprocess.run(cmd, cwd=ROOT, env=_env(), check=False, **streams).returncode == 0 for cmd in commands)
         if capture:
             out.seek(0)
             print(header + out.read(), end="", flush=True)
@@ -81,9 +86,15 @@ def run(phase=None, scenario=None):
         results.append(_step("unit", [py, "-m", "pytest", "-q", "tests/unit", "tests/badinput"]))
     if "lint" in wanted:
         ruff = str(VENV_BIN / "ruff")
-        results.append(_step("lint", [str(VENV_BIN / "yamllint"), "-s", "."],
-                             [str(VENV_BIN / "ansible-lint"), "--profile", "production", "-q"],
-                             [ruff, "check", "."], [ruff, "format", "--check", "."]))
+        results.append(
+            _step(
+                "lint",
+                [str(VENV_BIN / "yamllint"), "-s", "."],
+                [str(VENV_BIN / "ansible-lint"), "--profile", "production", "-q"],
+                [ruff, "check", "."],
+                [ruff, "format", "--check", "."],
+            )
+        )
     if "molecule" in wanted:
         names = [scenario] if scenario else scenarios()
         if scenario and scenario not in scenarios():
@@ -94,9 +105,14 @@ def run(phase=None, scenario=None):
         results.append(Result("base image", "passed", time.monotonic() - start))
         # Each scenario has its own container and molecule state, so they can run side by side.
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results.extend(pool.map(
-                lambda name: _step(f"molecule {name}", [str(VENV_BIN / "molecule"), "test", "-s", name],
-                                   capture=True), names))
+            results.extend(
+                pool.map(
+                    lambda name: _step(
+                        f"molecule {name}", [str(VENV_BIN / "molecule"), "test", "-s", name], capture=True
+                    ),
+                    names,
+                )
+            )
     if "e2e" in wanted:
         results.append(_step("e2e", [py, "-m", "pytest", "-q", "-x", "tests/e2e"]))
     return results

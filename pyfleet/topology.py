@@ -19,8 +19,12 @@ def plan(inv, check_paths=True, check_addresses=None):
     local source paths, and (unless ``check_addresses``) the hosts' IP
     addresses, which a lab that is not up yet does not have.
     """
-    return fleet_plan.from_inventory(inv, project_dir=str(ROOT), check_paths=check_paths,
-                                     check_addresses=check_paths if check_addresses is None else check_addresses)
+    return fleet_plan.from_inventory(
+        inv,
+        project_dir=str(ROOT),
+        check_paths=check_paths,
+        check_addresses=check_paths if check_addresses is None else check_addresses,
+    )
 
 
 def services(inv, the_plan):
@@ -50,8 +54,10 @@ def services(inv, the_plan):
 def rows(inv, the_plan):
     """Table rows (host, address, groups, runs) for ``fab topology``."""
     svc = services(inv, the_plan)
-    return [[h, inv.hosts[h].get("ansible_host", "-"), ",".join(inv.groups_of(h)), "; ".join(svc[h]) or "-"]
-            for h in inv.hosts]
+    return [
+        [h, inv.hosts[h].get("ansible_host", "-"), ",".join(inv.groups_of(h)), "; ".join(svc[h]) or "-"]
+        for h in inv.hosts
+    ]
 
 
 BOX_WIDTH, GAP, LINE_HEIGHT = 230, 70, 16
@@ -97,7 +103,11 @@ def layout(inv, the_plan):
                 else:
                     arrows.append({"x1": src["x"], "y1": sy, "x2": dst["x"] + BOX_WIDTH, "y2": dy})
     return {
-        "title": inv.name, "columns": columns, "arrows": arrows, "margin": GAP, "line_height": LINE_HEIGHT,
+        "title": inv.name,
+        "columns": columns,
+        "arrows": arrows,
+        "margin": GAP,
+        "line_height": LINE_HEIGHT,
         "width": len(columns) * (BOX_WIDTH + GAP) + GAP,
         "height": max([c["bottom"] - 64 for c in columns] + [60]) + 80,
     }
@@ -105,6 +115,11 @@ def layout(inv, the_plan):
 
 def svg(inv, the_plan):
     """The SVG picture of ``layout``, drawn by templates/topology.svg.j2."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROOT / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     return env.get_template("topology.svg.j2").render(layout(inv, the_plan))

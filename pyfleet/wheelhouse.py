@@ -92,9 +92,7 @@ class Target:
         if self.arch not in ("x86_64", "aarch64"):
             raise PyfleetError(f"target arch {self.arch!r} is not supported; hosts must be x86_64 or aarch64")
         if not re.fullmatch(r"2\.\d+", self.glibc):
-            raise PyfleetError(
-                f"target glibc {self.glibc!r} is not a version like 2.36; give the hosts' glibc"
-            )
+            raise PyfleetError(f"target glibc {self.glibc!r} is not a version like 2.36; give the hosts' glibc")
 
     @property
     def python_short(self):
@@ -220,9 +218,7 @@ def read_manifest(wheelhouse_dir):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise PyfleetError(
-            f"{path}: not a readable wheelhouse manifest ({exc}); rebuild the wheelhouse"
-        ) from None
+        raise PyfleetError(f"{path}: not a readable wheelhouse manifest ({exc}); rebuild the wheelhouse") from None
 
 
 def check_entry_importable(wheelhouse_dir, app, tool=None):
@@ -248,7 +244,12 @@ def check_entry_importable(wheelhouse_dir, app, tool=None):
         env.pop("PYTHONPATH", None)
         proc = subprocess.run(
             [python, "-I", "-c", _IMPORT_ENTRY, app["module"], app["callable"]],
-            cwd=tmp, env=env, capture_output=True, text=True, timeout=120, check=False,
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     if proc.returncode != 0:
         why = _scrub(_last_line(proc.stderr or proc.stdout), app.get("secrets", {}))
@@ -426,8 +427,19 @@ def _resolve_uv(uv, name, lines, target, work):
     infile = work / "resolve.in"
     infile.write_text("\n".join(lines) + "\n", encoding="utf-8")
     args = [
-        uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:",
-        "--python-version", target.python, "--python-platform", target.uv_platform(), infile,
+        uv,
+        "pip",
+        "compile",
+        "--quiet",
+        "--no-header",
+        "--no-annotate",
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        target.python,
+        "--python-platform",
+        target.uv_platform(),
+        infile,
     ]
     out = _offline_first(
         args,
@@ -699,9 +711,7 @@ def _wheel_identity(path, app_name=None):
 def _requires(wheel):
     """The Requires-Dist requirements of a wheel (from its METADATA)."""
     with zipfile.ZipFile(wheel) as zf:
-        name = next(
-            (n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None
-        )
+        name = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
         if name is None:
             raise PyfleetError(f"{Path(wheel).name} has no METADATA; it is not a valid wheel, rebuild it")
         headers = HeaderParser().parsestr(zf.read(name).decode("utf-8"))
@@ -726,10 +736,7 @@ def _pinned_names(req_file):
     """Canonical names a requirements file pins, or None without one."""
     if not req_file or not Path(req_file).is_file():
         return None
-    names = (
-        _requirement_name(line.split(" --hash")[0])
-        for _, line in requirement_lines(Path(req_file).read_text())
-    )
+    names = (_requirement_name(line.split(" --hash")[0]) for _, line in requirement_lines(Path(req_file).read_text()))
     return {n for n in names if n}
 
 
@@ -740,9 +747,7 @@ def _run(args, what, fix, env=None):
     """Run a tool; on failure raise "<what> failed: <its last line>; <fix>". Returns stdout."""
     full_env = dict(os.environ, **(env or {}))
     try:
-        proc = subprocess.run(
-            [str(a) for a in args], env=full_env, capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run([str(a) for a in args], env=full_env, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise PyfleetError(f"{what} failed: {exc}; {fix}") from None
     if proc.returncode != 0:

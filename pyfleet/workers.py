@@ -250,9 +250,7 @@ def _beat_and_flower(settings, workers, worker_group):
         )
     flowers = [h for h, s in settings.items() if s[FLOWER]]
     if len(flowers) > 1:
-        raise PyfleetError(
-            f"{FLOWER}: {' and '.join(flowers)} both run flower; keep {FLOWER}: true on one host only"
-        )
+        raise PyfleetError(f"{FLOWER}: {' and '.join(flowers)} both run flower; keep {FLOWER}: true on one host only")
     for key, host in ((BEAT, beats[0]), (FLOWER, flowers[0] if flowers else None)):
         if host and host not in workers:
             raise PyfleetError(
@@ -362,9 +360,7 @@ def _task_routes(routes, types):
         else:
             close = difflib.get_close_matches(str(target), list(types), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise PyfleetError(
-                f"{where}: unknown worker type {target!r}; {hint}route to one of {_names(types)}"
-            )
+            raise PyfleetError(f"{where}: unknown worker type {target!r}; {hint}route to one of {_names(types)}")
         result[pattern] = {"queue": queue}
     return result
 
@@ -404,9 +400,7 @@ def _beat_schedule(schedule):
             cron = item["cron"]
             fields = cron.split() if isinstance(cron, str) else []
             if len(fields) != 5 or not all(CRON_RE.fullmatch(f) for f in fields):
-                raise PyfleetError(
-                    f"{where}.cron: {cron!r} is not five cron fields; write cron: '*/5 * * * *'"
-                )
+                raise PyfleetError(f"{where}.cron: {cron!r} is not five cron fields; write cron: '*/5 * * * *'")
             entry["cron"] = " ".join(fields)
         result[str(name)] = entry
     return result

@@ -86,7 +86,9 @@ def pyfleet_celery_config(plan):
     try:
         return render_config_module(plan)
     except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError(f"pyfleet_celery_config: expected the Celery plan, pyfleet_plan.celery ({exc})") from None
+        raise AnsibleFilterError(
+            f"pyfleet_celery_config: expected the Celery plan, pyfleet_plan.celery ({exc})"
+        ) from None
 
 
 class FilterModule:

@@ -345,7 +345,9 @@ def action_info(params):
     for name, base_dir in (params["apps"] or {}).items():
         wheelhouse = os.path.join(base_dir, "wheelhouse")
         try:
-            houses = sorted(n for n in os.listdir(wheelhouse) if os.path.isfile(os.path.join(wheelhouse, n, "MANIFEST.json")))
+            houses = sorted(
+                n for n in os.listdir(wheelhouse) if os.path.isfile(os.path.join(wheelhouse, n, "MANIFEST.json"))
+            )
         except OSError:
             houses = []
         current = current_release(base_dir)
@@ -386,7 +388,7 @@ def unpack(artifact, wheelhouse_dir):
         for member in tar.getmembers():
             if member.name.startswith(("/", "..")) or "/../" in member.name or not (member.isfile() or member.isdir()):
                 raise Failed(f"artifact {artifact} holds an unsafe member {member.name!r}; rebuild it")
-        tar.extractall(tmp)  # noqa: S202 - members checked above
+        tar.extractall(tmp)
     os.replace(tmp, wheelhouse_dir)
     os.unlink(artifact)
     return True
@@ -394,8 +396,11 @@ def unpack(artifact, wheelhouse_dir):
 
 def ensure_uv(wheelhouse_dir, uv_dir):
     """The uv binary of the wheelhouse's uv wheel, unpacked once per version."""
-    wheels = sorted(f for f in os.listdir(os.path.join(wheelhouse_dir, "uv")) if f.endswith(".whl")) \
-        if os.path.isdir(os.path.join(wheelhouse_dir, "uv")) else []
+    wheels = (
+        sorted(f for f in os.listdir(os.path.join(wheelhouse_dir, "uv")) if f.endswith(".whl"))
+        if os.path.isdir(os.path.join(wheelhouse_dir, "uv"))
+        else []
+    )
     if not wheels:
         raise Failed(f"{wheelhouse_dir} has no uv wheel; use installer pip or rebuild the wheelhouse")
     version = wheels[0].split("-")[1]
@@ -424,8 +429,20 @@ def build_venv(params, wheelhouse_dir, venv, project=None):
         uv = ensure_uv(wheelhouse_dir, params["uv_dir"])
         env.update(UV_CACHE_DIR=params["cache_dir"], UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never")
         must([uv, "venv", "--quiet", "--python", params["python"], venv], "creating the venv with uv", env)
-        cmd = [uv, "pip", "install", "--quiet", "--offline", "--no-index", "--find-links", wheelhouse_dir,
-               "--python", os.path.join(venv, "bin", "python"), "-r", lock]
+        cmd = [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--offline",
+            "--no-index",
+            "--find-links",
+            wheelhouse_dir,
+            "--python",
+            os.path.join(venv, "bin", "python"),
+            "-r",
+            lock,
+        ]
         # No stale app wheel from uv's cache: the app's wheel keeps its name and
         # version across code changes, but each artifact unpacks to a path of its own.
         if params["compile_bytecode"]:
@@ -433,8 +450,17 @@ def build_venv(params, wheelhouse_dir, venv, project=None):
         must(cmd, "installing the wheelhouse with uv", env)
     else:
         must([params["python"], "-m", "venv", venv], "creating the venv with python3 -m venv", env)
-        cmd = [os.path.join(venv, "bin", "pip"), "install", "--quiet", "--isolated", "--no-index",
-               "--find-links", wheelhouse_dir, "-r", lock]
+        cmd = [
+            os.path.join(venv, "bin", "pip"),
+            "install",
+            "--quiet",
+            "--isolated",
+            "--no-index",
+            "--find-links",
+            wheelhouse_dir,
+            "-r",
+            lock,
+        ]
         if not params["compile_bytecode"]:
             cmd.append("--no-compile")
         must(cmd, "installing the wheelhouse with pip", env)
@@ -483,8 +509,14 @@ def action_build(params):
         return meta.get("artifact_hash") == artifact_hash and meta.get("config_hash") == config_hash
 
     release, build = build_target(params, existing, current, matches)
-    result = {"changed": False, "release": release, "previous": current, "new": release != current,
-              "built": False, "seconds": {}}
+    result = {
+        "changed": False,
+        "release": release,
+        "previous": current,
+        "new": release != current,
+        "built": False,
+        "seconds": {},
+    }
     if not build:
         return result  # already here (or built by an earlier run that stopped before the switch)
     if release == current:
@@ -579,8 +611,11 @@ def journal_reason(unit):
     (from the worker's traceback) comes before it and says more.
     """
     _, out = run(["journalctl", "--no-pager", "-o", "cat", "-n", "80", f"_SYSTEMD_UNIT={unit}"])
-    exceptions = [line.strip() for line in out.splitlines()
-                  if EXCEPTION_RE.match(line.strip()) and not line.strip().startswith("gunicorn.errors.")]
+    exceptions = [
+        line.strip()
+        for line in out.splitlines()
+        if EXCEPTION_RE.match(line.strip()) and not line.strip().startswith("gunicorn.errors.")
+    ]
     if exceptions:
         return exceptions[-1][:300]
     line = last_line(out)
@@ -608,7 +643,9 @@ def wait_healthy(unit, sock, path, host, timeout):
                     return
                 raise Failed(f"health check {path} over {sock} answered HTTP {status}")
         time.sleep(0.2)
-    raise Failed(f"health check {path} over {sock} got no answer within {timeout} s ({last}); journal: {journal_reason(unit)}")
+    raise Failed(
+        f"health check {path} over {sock} got no answer within {timeout} s ({last}); journal: {journal_reason(unit)}"
+    )
 
 
 def nginx_workers():
@@ -773,7 +810,9 @@ def target_release(base, wanted, current):
     if wanted == "previous":
         older = [r for r in releases(base) if current is None or r < current]
         if not older:
-            raise Failed(f"no release older than {current} to roll back to; releases: {', '.join(releases(base)) or 'none'}")
+            raise Failed(
+                f"no release older than {current} to roll back to; releases: {', '.join(releases(base)) or 'none'}"
+            )
         return older[-1]
     if not RELEASE_RE.fullmatch(wanted or ""):
         raise Failed(f"release id {wanted!r} is not a UTC stamp like 20261124T051900Z")
@@ -829,8 +868,15 @@ def import_gate(params, release):
     module, _, attr = params["celery_app"].partition(":")
     unit = f"pyfleet-gate-{params['app']}-{release.lower()}.service"
     args = [
-        "systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--service-type=exec", f"--unit={unit}",
-        f"--property=User={params['user']}", f"--property=Group={params['group']}",
+        "systemd-run",
+        "--quiet",
+        "--wait",
+        "--pipe",
+        "--collect",
+        "--service-type=exec",
+        f"--unit={unit}",
+        f"--property=User={params['user']}",
+        f"--property=Group={params['group']}",
         f"--property=WorkingDirectory={rel_dir}",
     ]
     if params["env_file"]:
@@ -876,7 +922,7 @@ def activate_web(params, release, current):
     try:
         if not was_active:
             run(["systemctl", "reset-failed", new_unit])
-            rc, out = run(["systemctl", "start", new_unit], timeout=params["health_timeout"] + 120)
+            rc, _out = run(["systemctl", "start", new_unit], timeout=params["health_timeout"] + 120)
             if rc != 0:
                 raise Failed(f"{new_unit} did not start: {journal_reason(new_unit)}")
         wait_healthy(new_unit, sock, params["health_path"], params["health_host"], params["health_timeout"])
@@ -923,8 +969,11 @@ def check_through_nginx(params):
     last = None
     while time.monotonic() < deadline:
         try:
-            status = http_status(http.client.HTTPConnection("127.0.0.1", params["nginx_port"], timeout=5),
-                                 params["health_path"], params["health_host"])
+            status = http_status(
+                http.client.HTTPConnection("127.0.0.1", params["nginx_port"], timeout=5),
+                params["health_path"],
+                params["health_host"],
+            )
         except (OSError, http.client.HTTPException) as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:

@@ -16,8 +16,8 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from badinput_harness import ADDRESSES, FAKE_CLIENT, Listener, lab_data, write_inventory
+
 from pyfleet import ansible, inventory, remote
 from pyfleet.errors import PyfleetError
 
@@ -49,8 +49,11 @@ def fake_bin(tmp_path_factory):
 def base(listener):
     """The lab inventory as data, every host at its loopback address and the listener's port."""
     data = lab_data()
-    data["group_vars/all/connection.yml"] = {"ansible_port": listener.port, "ansible_user": "root",
-                                             "ansible_ssh_common_args": "-o ConnectTimeout=2"}
+    data["group_vars/all/connection.yml"] = {
+        "ansible_port": listener.port,
+        "ansible_user": "root",
+        "ansible_ssh_common_args": "-o ConnectTimeout=2",
+    }
     for host, n in ADDRESSES.items():
         hv = data.setdefault(f"host_vars/{host}.yml", {}) or {}
         hv.update(ansible_host=f"127.0.0.{n}", pyfleet_private_address=f"10.99.0.{n}")

@@ -11,10 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from badinput_cases import CASES
-from pyfleet.shell import ROOT, VENV_BIN
 from test_badinput_commands import expected_line
+
+from pyfleet.shell import ROOT, VENV_BIN
 
 BY_ID = {c.id: c for c in CASES}
 # (case, command line) run through `fab`: one of each kind of mistake and command.
@@ -33,9 +33,15 @@ CLI = [
 
 def fab(command, directory, **env):
     args = command.split()
-    return subprocess.run([str(VENV_BIN / "fab"), args[0], "--inventory", str(directory), *args[1:]],
-                          cwd=ROOT, env=dict(os.environ, **env), capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [str(VENV_BIN / "fab"), args[0], "--inventory", str(directory), *args[1:]],
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +58,7 @@ def cli_runs(make_inventory, fake_bin, listener, tmp_path_factory):
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(pool.map(one, CLI))
-    contacted = fake_bin.read_text()[len(before_log):] + "".join(listener.seen[len(before_seen):])
+    contacted = fake_bin.read_text()[len(before_log) :] + "".join(listener.seen[len(before_seen) :])
     return results, contacted
 
 
@@ -75,7 +81,7 @@ def test_positive_control_ansible_runs_the_fake_ssh(make_inventory, fake_bin, mi
     """A valid inventory reaches the hosts through `ssh` from PATH: the fake one, with Mitogen (the default) or without."""
     before = fake_bin.read_text()
     proc = fab("check", make_inventory("base"), PYFLEET_MITOGEN=mitogen)
-    calls = fake_bin.read_text()[len(before):].splitlines()
+    calls = fake_bin.read_text()[len(before) :].splitlines()
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
     assert proc.stderr.startswith("error: playbook site failed on broker1, lb1, web1, web2, worker1, worker2:")
     assert calls and all(c.startswith("ssh ") for c in calls)

@@ -7,9 +7,9 @@ host reached) fails the case.
 """
 
 import pytest
-
 from badinput_cases import CASES
 from badinput_harness import run_command
+
 from pyfleet.sandbox import RELAXABLE
 from pyfleet.shell import ROOT
 
@@ -40,8 +40,9 @@ def test_the_corpus_is_large_and_every_id_unique():
     assert len({c.id for c in CASES}) == len(CASES)
 
 
-def test_the_base_inventory_is_valid_and_reaches_the_hosts_only_through_the_guard(make_inventory, guard, cached_load,
-                                                                                   tmp_path):
+def test_the_base_inventory_is_valid_and_reaches_the_hosts_only_through_the_guard(
+    make_inventory, guard, cached_load, tmp_path
+):
     """The corpus's base (the lab plus loopback addresses) passes every check: each case's error is its mutation's."""
     directory = make_inventory("base")
     assert run_command("topology", directory, tmp_path) is None

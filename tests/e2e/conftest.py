@@ -71,8 +71,8 @@ def lab_host(inv, lab):
         if name not in cache:
             ip = lab["addresses"][name]
             cache[name] = testinfra.get_host(
-                f"ssh://root@{ip}", ssh_identity_file=str(key),
-                ssh_extra_args=" ".join(labmod.SSH_OPTIONS))
+                f"ssh://root@{ip}", ssh_identity_file=str(key), ssh_extra_args=" ".join(labmod.SSH_OPTIONS)
+            )
         return cache[name]
 
     return get
@@ -106,8 +106,12 @@ def post_task(lb_address):
 
         conn = Conn(domain, 443, timeout=timeout, context=ssl._create_unverified_context())  # lab: self-signed
         try:
-            conn.request("POST", f"/tasks/{name}", body=json.dumps(body or {}),
-                         headers={"Content-Type": "application/json", "Host": domain})
+            conn.request(
+                "POST",
+                f"/tasks/{name}",
+                body=json.dumps(body or {}),
+                headers={"Content-Type": "application/json", "Host": domain},
+            )
             resp = conn.getresponse()
             return resp.status, json.loads(resp.read() or b"null")
         finally:

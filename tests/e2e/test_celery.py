@@ -59,7 +59,7 @@ def celery_python(host_run, host, code):
 
 def unit_start(host_run, host, unit):
     """When ``unit``'s current main process started (epoch seconds)."""
-    out = host_run(host, f"date -d \"$(systemctl show -p ExecMainStartTimestamp --value {unit})\" +%s").stdout
+    out = host_run(host, f'date -d "$(systemctl show -p ExecMainStartTimestamp --value {unit})" +%s').stdout
     return int(out.strip())
 
 
@@ -105,7 +105,10 @@ def test_a_running_task_finishes_through_a_redeploy(inv, host_run, run_playbook)
     sent = time.time()
     task_id = celery_python(host_run, host, f"print(app.send_task('sampleapp.tasks.sleep', args=[{seconds}]).id)")
     # Wait until a worker has it, then redeploy the worker hosts with a new release.
-    celery_python(host_run, host, f"""
+    celery_python(
+        host_run,
+        host,
+        f"""
 import time
 from celery.result import AsyncResult
 deadline = time.time() + 20
@@ -114,15 +117,22 @@ while AsyncResult('{task_id}', app=app).state == 'PENDING' and time.time() < dea
     if any(t['id'] == '{task_id}' for tasks in active.values() for t in tasks):
         break
     time.sleep(0.5)
-""")
+""",
+    )
     run_playbook("deploy", "-e", "deploy_hosts=workers", "-e", "app_force_release=true")
     after = host_run(host, f"readlink /srv/{APP}/current").stdout.strip()
     assert after != before, "the deploy made no new release on the worker host"
-    answer = json.loads(celery_python(host_run, host, f"""
+    answer = json.loads(
+        celery_python(
+            host_run,
+            host,
+            f"""
 import json
 from celery.result import AsyncResult
 print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout=150)))
-"""))
+""",
+        )
+    )
     assert answer["node"] == f"io@{answer['host']}", answer
     # Warm: the restarted io worker started only once the running task had finished.
     assert unit_start(host_run, answer["host"], f"pyfleet-{APP}-worker@io.service") >= sent + seconds - 2
@@ -133,8 +143,12 @@ def test_a_task_whose_pool_child_is_killed_runs_again(inv, host_run, assignment)
     seconds = 12
     sent = time.time()
     task_id = celery_python(
-        host_run, host, f"print(app.send_task('sampleapp.tasks.sleep', args=[{seconds}], queue='default').id)")
-    pid = celery_python(host_run, host, f"""
+        host_run, host, f"print(app.send_task('sampleapp.tasks.sleep', args=[{seconds}], queue='default').id)"
+    )
+    pid = celery_python(
+        host_run,
+        host,
+        f"""
 import time
 deadline = time.time() + 20
 pid = None
@@ -143,16 +157,23 @@ while pid is None and time.time() < deadline:
     pid = next((t['worker_pid'] for tasks in active.values() for t in tasks if t['id'] == '{task_id}'), None)
     time.sleep(0.3)
 print(pid)
-""")
+""",
+    )
     assert pid.isdigit(), f"the task never became active on default@{host}"
     time.sleep(2)
     killed = time.time()
     assert host_run(host, f"kill -KILL {pid}").rc == 0
-    answer = json.loads(celery_python(host_run, host, f"""
+    answer = json.loads(
+        celery_python(
+            host_run,
+            host,
+            f"""
 import json
 from celery.result import AsyncResult
 print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout=90)))
-"""))
+""",
+        )
+    )
     done = time.time()
     assert answer["node"] == f"default@{host}", answer
     # Run again from the start after the kill, not finished by the killed child.
@@ -166,7 +187,8 @@ def test_flower_through_the_load_balancer_needs_the_password_and_sees_every_node
     def get(auth=None):
         conn = http.client.HTTPSConnection(lb_address, 443, timeout=20, context=ssl._create_unverified_context())
         conn.sock = ssl._create_unverified_context().wrap_socket(
-            socket.create_connection((lb_address, 443), timeout=20), server_hostname=domain)
+            socket.create_connection((lb_address, 443), timeout=20), server_hostname=domain
+        )
         headers = {"Host": domain}
         if auth:
             headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()

@@ -74,13 +74,16 @@ def test_logs_show_the_app_journal_of_one_host(converged):
     assert lines and all(line.startswith("web1 |") for line in lines)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("status", "--limit", "web9"), "'web9' is neither a host nor a group"),
-    (("logs", "postgres"), "unknown service 'postgres'"),
-    (("restart", "nope"), "unknown service 'nope'"),
-    (("rollback", "--release", "19990101T000000Z"), "19990101T000000Z"),
-    (("deploy", "--inventory", "inventory/nope"), "inventory inventory/nope does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("status", "--limit", "web9"), "'web9' is neither a host nor a group"),
+        (("logs", "postgres"), "unknown service 'postgres'"),
+        (("restart", "nope"), "unknown service 'nope'"),
+        (("rollback", "--release", "19990101T000000Z"), "19990101T000000Z"),
+        (("deploy", "--inventory", "inventory/nope"), "inventory inventory/nope does not exist"),
+    ],
+)
 def test_bad_input_is_one_line_without_traceback(converged, args, expected):
     code, _, err = fab(*args)
     assert_one_line_error(code, err)
@@ -106,8 +109,9 @@ def test_deploy_and_rollback_are_recorded_in_order(inv, converged, run_playbook)
 
 
 def test_a_second_concurrent_deploy_is_refused_by_the_lock(inv, converged):
-    first = subprocess.Popen([FAB, "deploy", "--app", "hello"], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [FAB, "deploy", "--app", "hello"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while "hello" not in audit.locks(inv) and time.monotonic() < deadline:
@@ -120,7 +124,6 @@ def test_a_second_concurrent_deploy_is_refused_by_the_lock(inv, converged):
         _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert "hello" not in audit.locks(inv)
-
 
 
 def test_workers_lists_each_type_on_its_assigned_host(inv, converged):

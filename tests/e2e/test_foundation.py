@@ -34,6 +34,7 @@ def test_hosts_trust_the_controller_ca_for_outbound_tls(lab_host, name):
     # Outbound TLS here goes through an intercepting proxy; pip on the hosts
     # works only when its CA is trusted. A real TLS handshake proves it.
     import glob
+
     certs = glob.glob("/usr/local/share/ca-certificates/*.crt")
     if not certs:
         pytest.skip("this controller has no extra CA certificates")

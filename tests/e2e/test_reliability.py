@@ -58,8 +58,14 @@ def served_versions(lb_address, apps=APPS, count=6):
 
 
 def fab(inv, *args):
-    proc = subprocess.run([str(VENV_BIN / "fab"), *args, "--inventory", str(inv.path)], cwd=ROOT,
-                          capture_output=True, text=True, check=False, timeout=600)
+    proc = subprocess.run(
+        [str(VENV_BIN / "fab"), *args, "--inventory", str(inv.path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"fab {' '.join(args)}: {proc.stdout[-1500:]}{proc.stderr[-800:]}"
     return proc.stdout
 
@@ -155,16 +161,21 @@ def visibility_timeout(host_run, host):
 
 
 def test_a_killed_worker_restarts_at_once_and_no_task_of_1000_is_lost(inv, host_run, run_playbook):
-    host = next(h for h in sorted(inv.groups["workers"])
-                if "default" in (inv.hosts[h].get("celery_worker_types") or []))
+    host = next(
+        h for h in sorted(inv.groups["workers"]) if "default" in (inv.hosts[h].get("celery_worker_types") or [])
+    )
     unit = f"pyfleet-{WORKER_APP}-worker@default.service"
     bound = visibility_timeout(host_run, host)
     assert bound <= 300, f"visibility timeout {bound} s: the lab's limits should keep it in minutes"
     # 1,000 short tasks on the default queue, their ids kept on the host.
-    celery_python(host_run, host, """
+    celery_python(
+        host_run,
+        host,
+        """
 ids = [app.send_task('sampleapp.tasks.sleep', args=[0.05], queue='default').id for _ in range(1000)]
 open('/root/pyfleet-task-ids', 'w').write('\\n'.join(ids))
-""")
+""",
+    )
     # A pool child killed, then the main process (tasks in flight on both occasions).
     child = host_run(host, f"pgrep -P $(systemctl show -p MainPID --value {unit}) | head -1").stdout.strip()
     assert child.isdigit(), "the default worker has no pool child"
@@ -184,7 +195,11 @@ open('/root/pyfleet-task-ids', 'w').write('\\n'.join(ids))
     # A deploy of the worker hosts (warm restarts) while the tasks drain.
     run_playbook("deploy", "-e", "deploy_hosts=workers", "-e", "app_force_release=true")
     # Every task completes: the ones the dead worker held come back after the visibility timeout.
-    done = json.loads(celery_python(host_run, host, f"""
+    done = json.loads(
+        celery_python(
+            host_run,
+            host,
+            f"""
 import json, time
 from celery.result import AsyncResult
 ids = open('/root/pyfleet-task-ids').read().split()
@@ -194,17 +209,22 @@ while pending and time.time() < deadline:
     pending = {{i for i in pending if AsyncResult(i, app=app).state != 'SUCCESS'}}
     time.sleep(2)
 print(json.dumps({{'pending': sorted(pending)[:5], 'count': len(pending), 'seconds': round(time.time() - {killed})}}))
-"""))
+""",
+        )
+    )
     assert done["count"] == 0, f"{done['count']} of 1000 tasks never completed (bound {bound} s): {done}"
 
 
 def test_a_broker_restart_loses_no_task_and_every_worker_reconnects(inv, host_run):
-    host = next(h for h in sorted(inv.groups["workers"])
-                if "default" in (inv.hosts[h].get("celery_worker_types") or []))
+    host = next(
+        h for h in sorted(inv.groups["workers"]) if "default" in (inv.hosts[h].get("celery_worker_types") or [])
+    )
     broker = sorted(inv.groups["brokers"])[0]
     bound = visibility_timeout(host_run, host)
     # A producer sends a task every 30 ms for 8 s, in the background, while the broker restarts.
-    host_run(host, f"""cat > /root/pyfleet-producer.py <<'PYFLEET_EOF'
+    host_run(
+        host,
+        f"""cat > /root/pyfleet-producer.py <<'PYFLEET_EOF'
 import json, time
 from sampleapp.tasks import app
 ids, errors, started = [], [], time.time()
@@ -219,7 +239,8 @@ import os; os.replace('/root/pyfleet-producer.json.tmp', '/root/pyfleet-producer
 PYFLEET_EOF
 rm -f /root/pyfleet-producer.json
 (set -a; . /etc/pyfleet/celery/{WORKER_APP}.env; set +a; cd /srv/{WORKER_APP}/current &&
- nohup venv/bin/python /root/pyfleet-producer.py >/root/pyfleet-producer.log 2>&1 &)""")
+ nohup venv/bin/python /root/pyfleet-producer.py >/root/pyfleet-producer.log 2>&1 &)""",
+    )
     time.sleep(3)
     assert host_run(broker, "systemctl restart redis-server").rc == 0
     deadline = time.time() + 60
@@ -229,7 +250,11 @@ rm -f /root/pyfleet-producer.json
     assert not sent["errors"], f"sending failed during the broker restart: {sent['errors'][:3]}"
     assert len(sent["ids"]) > 100
     expected = {f"{t}@{h}" for h, v in inv.hosts.items() for t in v.get("celery_worker_types") or []}
-    done = json.loads(celery_python(host_run, host, f"""
+    done = json.loads(
+        celery_python(
+            host_run,
+            host,
+            f"""
 import json, time
 from celery.result import AsyncResult
 pending = set(json.load(open('/root/pyfleet-producer.json'))['ids'])
@@ -241,6 +266,8 @@ nodes, deadline = set(), time.time() + 30
 while len(nodes) < {len(expected)} and time.time() < deadline:  # control replies resume a little later
     nodes |= {{n for reply in app.control.ping(timeout=2) or [] for n in reply}}
 print(json.dumps({{'count': len(pending), 'nodes': sorted(nodes)}}))
-"""))
+""",
+        )
+    )
     assert done["count"] == 0, f"{done['count']} of {len(sent['ids'])} tasks never completed (bound {bound} s)"
     assert expected <= set(done["nodes"]), f"workers that did not reconnect: {sorted(expected - set(done['nodes']))}"

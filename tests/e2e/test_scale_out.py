@@ -24,7 +24,7 @@ NEW_DOMAIN = "www.hello.lab.test"
 MAIN_PIDS = (
     "for u in $(systemctl list-units --state=running --no-legend --plain "
     "'pyfleet-*' nginx.service redis-server.service | awk '{print $1}'); do "
-    "echo \"$u $(systemctl show -p MainPID --value \"$u\")\"; done"
+    'echo "$u $(systemctl show -p MainPID --value "$u")"; done'
 )
 
 
@@ -36,8 +36,9 @@ def main_pids(host_run, hosts):
 @pytest.fixture(scope="module")
 def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     """The lab grown by worker3 and web3, converged under load; yields (inventory, PIDs before, PIDs after, load)."""
-    copy = labmod.grown_inventory(inv, tmp_path_factory.mktemp("scale"), NEW_HOST, "workers",
-                                  {"celery_worker_types": [NEW_TYPE]})
+    copy = labmod.grown_inventory(
+        inv, tmp_path_factory.mktemp("scale"), NEW_HOST, "workers", {"celery_worker_types": [NEW_TYPE]}
+    )
     labmod.add_host(copy, NEW_WEB, "web")
     labmod.add_domain(copy, "hello", NEW_DOMAIN)
     before = main_pids(host_run, inv.hosts)

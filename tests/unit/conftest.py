@@ -92,8 +92,15 @@ def local_wheels(tmp_path_factory):
         "PIP_CONFIG_FILE": os.devnull,  # no site or user pip.conf (extra indexes, constraints)
     }
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL",
-                    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT"):
+        for key in (
+            "UV_INDEX",
+            "UV_INDEX_URL",
+            "UV_DEFAULT_INDEX",
+            "UV_EXTRA_INDEX_URL",
+            "PIP_INDEX_URL",
+            "PIP_EXTRA_INDEX_URL",
+            "PIP_CONSTRAINT",
+        ):
             patch.delenv(key, raising=False)
         for key, value in env.items():
             patch.setenv(key, value)

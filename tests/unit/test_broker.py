@@ -50,7 +50,7 @@ def test_result_backend_redis_database_1_or_rpc_with_rabbitmq():
 
 
 def test_result_backend_checks_the_broker_settings_too():
-    with pytest.raises(PyfleetError, match="rabbitmq_passwords.hello: not set"):
+    with pytest.raises(PyfleetError, match=r"rabbitmq_passwords\.hello: not set"):
         result_backend(["broker1"], {}, "", kind="rabbitmq", app="hello")
 
 
@@ -67,12 +67,18 @@ def test_broker_url_ipv6():
         ((["b1"], {}, ""), {}, "redis_password: not set for broker b1"),
         ((["b1"], {}, "pw"), {"kind": "kafka"}, "pyfleet_broker_kind: 'kafka' is not one of redis, rabbitmq; set"),
         ((["b1"], {}, "pw"), {"kind": "rabbit"}, "did you mean rabbitmq"),
-        ((["b1"], {}, ""), {"kind": "rabbitmq", "app": "hello"},
-         r"rabbitmq_passwords.hello: not set for broker b1 .*set rabbitmq_passwords: \{hello: ...\} from ansible-vault"),
+        (
+            (["b1"], {}, ""),
+            {"kind": "rabbitmq", "app": "hello"},
+            r"rabbitmq_passwords.hello: not set for broker b1 .*set rabbitmq_passwords: \{hello: ...\} from ansible-vault",
+        ),
         ((["b1"], {}, None), {"kind": "rabbitmq", "app": "hello"}, "rabbitmq_passwords.hello: not set"),
         ((["b1"], {}, "pw"), {"kind": "rabbitmq"}, "no app of pyfleet_apps has celery"),
-        ((["b1"], {"b1": {"rabbitmq_port": 70000}}, "pw"), {"kind": "rabbitmq", "app": "hello"},
-         "rabbitmq_port on b1: 70000 is not a TCP port; set rabbitmq_port: 5672"),
+        (
+            (["b1"], {"b1": {"rabbitmq_port": 70000}}, "pw"),
+            {"kind": "rabbitmq", "app": "hello"},
+            "rabbitmq_port on b1: 70000 is not a TCP port; set rabbitmq_port: 5672",
+        ),
         ((["b1"], {}, "pw"), {"db": 16}, "broker database 16 is not 0..15"),
         ((["b1"], {"b1": {"redis_port": "x"}}, "pw"), {}, "redis_port on b1"),
     ],
@@ -85,7 +91,7 @@ def test_broker_url_errors(args, kwargs, fragment):
 
 def test_units_reach_the_broker_by_ip_only():
     assert addresses.ip("10.0.0.5", "broker1", "why") == "10.0.0.5"
-    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+    with pytest.raises(PyfleetError, match=r"pyfleet_private_address on broker1: 'broker1\.lan' is not an IP"):
         addresses.ip("broker1.lan", "broker1", "why")
 
 
@@ -104,7 +110,7 @@ def test_error_two_brokers():
 
 def test_broker_must_have_an_ip_when_hostvars_are_given():
     hostvars = {"broker1": {"ansible_host": "broker1.lan"}}
-    with pytest.raises(PyfleetError, match="pyfleet_private_address on broker1: 'broker1.lan' is not an IP"):
+    with pytest.raises(PyfleetError, match=r"pyfleet_private_address on broker1: 'broker1\.lan' is not an IP"):
         plan(hostvars=hostvars)
 
 
@@ -120,9 +126,7 @@ def _filters():
 
 
 def test_filter_broker_url():
-    url = _filters()["pyfleet_broker_url"](
-        ["broker1"], {"broker1": {"ansible_host": "10.1.0.4"}}, "pw", db="1"
-    )
+    url = _filters()["pyfleet_broker_url"](["broker1"], {"broker1": {"ansible_host": "10.1.0.4"}}, "pw", db="1")
     assert url == "redis://:pw@10.1.0.4:6379/1"
 
 
@@ -137,7 +141,7 @@ def test_filter_rabbitmq_url_and_result_backend():
 def test_filter_result_backend_error_is_an_ansible_filter_error():
     from ansible.errors import AnsibleFilterError
 
-    with pytest.raises(AnsibleFilterError, match="rabbitmq_passwords.hello: not set for broker broker1"):
+    with pytest.raises(AnsibleFilterError, match=r"rabbitmq_passwords\.hello: not set for broker broker1"):
         _filters()["pyfleet_result_backend"](["broker1"], {}, "", kind="rabbitmq", app="hello")
 
 

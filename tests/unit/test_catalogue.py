@@ -63,9 +63,26 @@ def test_rabbitmq_consumer_timeout_stays_generous():
 def test_worker_args_prefork():
     spec = normalize_catalogue(CATALOGUE)["cpu"]
     assert worker_args("cpu@w2", spec) == [
-        "--hostname", "cpu@w2", "--queues", "cpu,cpu.bulk", "--pool", "prefork", "--concurrency", "1",
-        "-O", "fair", "--prefetch-multiplier", "1", "--time-limit", "60", "--soft-time-limit", "50",
-        "--max-tasks-per-child", "100", "--max-memory-per-child", "262144",
+        "--hostname",
+        "cpu@w2",
+        "--queues",
+        "cpu,cpu.bulk",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "1",
+        "-O",
+        "fair",
+        "--prefetch-multiplier",
+        "1",
+        "--time-limit",
+        "60",
+        "--soft-time-limit",
+        "50",
+        "--max-tasks-per-child",
+        "100",
+        "--max-memory-per-child",
+        "262144",
     ]
 
 
@@ -131,9 +148,7 @@ def test_error_catalogue_values(settings, fragment):
 
 
 def test_error_catalogue_not_a_mapping():
-    assert error(catalogue=["default"]).startswith(
-        "celery_worker_catalogue: expected a mapping of worker types"
-    )
+    assert error(catalogue=["default"]).startswith("celery_worker_catalogue: expected a mapping of worker types")
 
 
 def test_error_bad_type_name():

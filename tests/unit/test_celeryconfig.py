@@ -8,7 +8,7 @@ from pyfleet.celeryconfig import render_config_module
 def test_config_module_is_python_with_the_settings():
     source = render_config_module(plan())
     namespace = {}
-    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102 - our own output
+    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)
     assert namespace["task_routes"]["sampleapp.tasks.sleep"] == {"queue": "io"}
     assert namespace["task_default_queue"] == "default"
     assert namespace["broker_transport_options"] == {"visibility_timeout": 630}
@@ -21,12 +21,13 @@ def test_config_module_is_python_with_the_settings():
 
 
 def test_config_module_picks_the_worker_types_settings(monkeypatch):
-    catalogue = with_type("io", pool="threads", queues=["io"], acks_late=False, reject_on_worker_lost=False,
-                          prefetch_multiplier=4)
+    catalogue = with_type(
+        "io", pool="threads", queues=["io"], acks_late=False, reject_on_worker_lost=False, prefetch_multiplier=4
+    )
     source = render_config_module(plan(catalogue=catalogue))
     monkeypatch.setenv("PYFLEET_CELERY_WORKER_TYPE", "io")
     namespace = {}
-    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
+    exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)
     assert namespace["task_acks_late"] is False
     assert namespace["task_reject_on_worker_lost"] is False
     assert namespace["worker_prefetch_multiplier"] == 4
@@ -41,6 +42,9 @@ def test_config_module_cron_schedule():
 def test_config_module_has_no_redis_visibility_timeout_with_rabbitmq():
     hostvars = {"broker1": {"pyfleet_private_address": "10.0.0.5"}}
     namespace = {}
-    exec(compile(render_config_module(plan(hostvars=hostvars, kind="rabbitmq")), "pyfleet_celeryconfig.py", "exec"), namespace)  # noqa: S102
+    exec(
+        compile(render_config_module(plan(hostvars=hostvars, kind="rabbitmq")), "pyfleet_celeryconfig.py", "exec"),
+        namespace,
+    )
     assert "broker_transport_options" not in namespace
     assert namespace["task_acks_late"] is True

@@ -14,35 +14,44 @@ def lab_inv():
     return inventory.load("inventory/lab", with_connection=False)
 
 
-@pytest.mark.parametrize("service, unit", [
-    ("nginx", "nginx.service"),
-    ("redis", "redis-server.service"),
-    ("rabbitmq", "rabbitmq-server.service"),
-    ("beat", "pyfleet-*-beat.service"),
-    ("flower", "pyfleet-*-flower.service"),
-    ("hello", "pyfleet-hello@*.service"),
-    ("io", "pyfleet-*-worker@io.service"),
-])
+@pytest.mark.parametrize(
+    "service, unit",
+    [
+        ("nginx", "nginx.service"),
+        ("redis", "redis-server.service"),
+        ("rabbitmq", "rabbitmq-server.service"),
+        ("beat", "pyfleet-*-beat.service"),
+        ("flower", "pyfleet-*-flower.service"),
+        ("hello", "pyfleet-hello@*.service"),
+        ("io", "pyfleet-*-worker@io.service"),
+    ],
+)
 def test_unit_pattern(lab_inv, service, unit):
     assert commands.unit_pattern(lab_inv, service) == unit
 
 
-@pytest.mark.parametrize("service, hosts", [
-    ("nginx", "lb1,web1,web2"),
-    ("redis", "broker1"),
-    ("rabbitmq", "broker1"),
-    ("beat", "worker2"),
-    ("flower", "worker2"),
-    ("hello", "web1,web2"),
-    ("io", "worker1"),
-])
+@pytest.mark.parametrize(
+    "service, hosts",
+    [
+        ("nginx", "lb1,web1,web2"),
+        ("redis", "broker1"),
+        ("rabbitmq", "broker1"),
+        ("beat", "worker2"),
+        ("flower", "worker2"),
+        ("hello", "web1,web2"),
+        ("io", "worker1"),
+    ],
+)
 def test_restart_targets(lab_inv, service, hosts):
     assert commands.restart_targets(lab_inv, service) == hosts
 
 
 def test_unknown_service_is_one_line_listing_the_choices(lab_inv):
-    with pytest.raises(PyfleetError, match=r"unknown service 'postgres'; choose nginx, redis, rabbitmq, beat, flower, "
-                                           r"an app \(hello, hello-async\) or a worker type \(cpu, default, io\)"):
+    with pytest.raises(
+        PyfleetError,
+        match=r"unknown service 'postgres'; choose nginx, redis, rabbitmq, beat, flower, "
+        r"an app \(hello, hello-async\) or a worker type \(cpu, default, io\)",
+    ):
         commands.restart_targets(lab_inv, "postgres")
 
 
@@ -53,16 +62,25 @@ def test_releases_reads_each_apps_base_dir(tmp_path, monkeypatch, capsys):
         (base / "releases" / release).mkdir(parents=True)
         (base / "releases" / release / "REVISION").write_text(f"deployer=ops\nrelease={release}\n")
     (base / "current").symlink_to("releases/20261124T053000Z/")
-    apps = [{"name": "hello", "source": {"path": "examples/sampleapp"}, "kind": "wsgi", "entry": "sampleapp.wsgi:app",
-             "domains": ["hello.test"], "base_dir": str(base)}]
-    inv = inventory.Inventory(path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}},
-                              groups={"all": ["web1"], "web": ["web1"]})
+    apps = [
+        {
+            "name": "hello",
+            "source": {"path": "examples/sampleapp"},
+            "kind": "wsgi",
+            "entry": "sampleapp.wsgi:app",
+            "domains": ["hello.test"],
+            "base_dir": str(base),
+        }
+    ]
+    inv = inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}}, groups={"all": ["web1"], "web": ["web1"]}
+    )
     ran = []
 
     def run_on(inv, hosts, command):
         ran.append(command)
         out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
-        return {h: (0, out) for h in hosts}
+        return dict.fromkeys(hosts, (0, out))
 
     monkeypatch.setattr(commands.remote, "run_on", run_on)
     assert commands.releases(inv) == {"hello": {"web1": "20261124T053000Z"}}

@@ -90,8 +90,13 @@ def test_connection_file_is_rewritten_only_on_change(tmp_path, monkeypatch):
 def test_grown_inventory_adds_one_host_and_keeps_the_name(tmp_path):
     from pyfleet import inventory
 
-    grown = lab.grown_inventory(inventory.load("inventory/lab", with_connection=False), tmp_path, "worker3",
-                                "workers", {"celery_worker_types": ["io"]})
+    grown = lab.grown_inventory(
+        inventory.load("inventory/lab", with_connection=False),
+        tmp_path,
+        "worker3",
+        "workers",
+        {"celery_worker_types": ["io"]},
+    )
     assert grown.name == "lab"  # same lab: network, key and connection file are shared
     inv = inventory.load(grown, with_connection=False)
     assert inv.groups["workers"] == ["worker1", "worker2", "worker3"]

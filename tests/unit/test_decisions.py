@@ -7,22 +7,35 @@ from pyfleet.apps import normalize_apps
 
 
 def app(**spec):
-    base = {"name": "shop", "source": {"requirement": "shop==1.0"}, "kind": "wsgi", "entry": "shop.wsgi:app",
-            "domains": ["shop.example.com"]}
+    base = {
+        "name": "shop",
+        "source": {"requirement": "shop==1.0"},
+        "kind": "wsgi",
+        "entry": "shop.wsgi:app",
+        "domains": ["shop.example.com"],
+    }
     return normalize_apps([dict(base, **spec)], check_paths=False)[0]
 
 
 def command(the_app, extra=()):
-    return decisions.exec_start(the_app, workers=5, graceful_timeout=30, keepalive_timeout=75,
-                                request_timeout=60, extra_args=extra)
+    return decisions.exec_start(
+        the_app, workers=5, graceful_timeout=30, keepalive_timeout=75, request_timeout=60, extra_args=extra
+    )
 
 
 def test_gunicorn_serves_on_the_release_socket_with_graceful_and_keepalive_timeouts():
     lines = command(app(threads=4), extra=["--max-requests", "1000"])
     assert lines[0] == "/srv/shop/releases/%i/venv/bin/gunicorn"
     assert "--bind unix:/run/shop/%i/app.sock" in lines
-    assert {"--workers 5", "--threads 4", "--worker-class gthread", "--graceful-timeout 30",
-            "--keep-alive 75", "--timeout 60", "--name shop-%i"} <= set(lines)
+    assert {
+        "--workers 5",
+        "--threads 4",
+        "--worker-class gthread",
+        "--graceful-timeout 30",
+        "--keep-alive 75",
+        "--timeout 60",
+        "--name shop-%i",
+    } <= set(lines)
     assert lines[-3:] == ["--max-requests", "1000", "shop.wsgi:app"]
 
 
@@ -33,8 +46,13 @@ def test_gunicorn_without_threads_passes_no_threads_option():
 def test_uvicorn_serves_asgi_apps_with_its_own_options():
     lines = command(app(kind="asgi", entry="shop.asgi:app"))
     assert lines[0] == "/srv/shop/releases/%i/venv/bin/uvicorn"
-    assert {"--uds /run/shop/%i/app.sock", "--timeout-graceful-shutdown 30", "--timeout-keep-alive 75",
-            "--proxy-headers", "--no-server-header"} <= set(lines)
+    assert {
+        "--uds /run/shop/%i/app.sock",
+        "--timeout-graceful-shutdown 30",
+        "--timeout-keep-alive 75",
+        "--proxy-headers",
+        "--no-server-header",
+    } <= set(lines)
     assert lines[-1] == "shop.asgi:app"
 
 
@@ -46,19 +64,27 @@ def test_gunicorn_may_serve_asgi_through_the_uvicorn_worker():
 UNITS = [{"type": "default", "unit": "w@default.service"}, {"type": "io", "unit": "w@io.service"}]
 
 
-@pytest.mark.parametrize(("everything", "changed", "started", "expected"), [
-    (True, [], [], ["w@default.service", "w@io.service"]),
-    (False, ["io"], [], ["w@io.service"]),
-    (False, [], [], []),
-    (True, [], ["w@io.service"], ["w@default.service"]),  # just started: already runs the new settings
-])
+@pytest.mark.parametrize(
+    ("everything", "changed", "started", "expected"),
+    [
+        (True, [], [], ["w@default.service", "w@io.service"]),
+        (False, ["io"], [], ["w@io.service"]),
+        (False, [], [], []),
+        (True, [], ["w@io.service"], ["w@default.service"]),  # just started: already runs the new settings
+    ],
+)
 def test_units_to_restart(everything, changed, started, expected):
     assert decisions.units_to_restart(UNITS, everything, changed, started) == expected
 
 
 def problem(**overrides):
-    args = {"bind_addresses": ["10.0.0.5", "127.0.0.1"], "apps": ["hello"],
-            "passwords": {"hello": "a-long-enough-password"}, "consumer_timeout": 3600, "longest_time_limit": 60}
+    args = {
+        "bind_addresses": ["10.0.0.5", "127.0.0.1"],
+        "apps": ["hello"],
+        "passwords": {"hello": "a-long-enough-password"},
+        "consumer_timeout": 3600,
+        "longest_time_limit": 60,
+    }
     args.update(overrides)
     return decisions.rabbitmq_problem("broker1", **args)
 
@@ -67,14 +93,17 @@ def test_rabbitmq_inputs_without_a_problem():
     assert problem() == ""
 
 
-@pytest.mark.parametrize(("overrides", "start"), [
-    ({"bind_addresses": ["0.0.0.0"]}, "rabbitmq_bind_addresses on broker1 binds every address"),
-    ({"bind_addresses": ["::"]}, "rabbitmq_bind_addresses on broker1 binds every address"),
-    ({"passwords": {}}, "rabbitmq_passwords.hello on broker1: not set"),
-    ({"passwords": {"hello": "short"}}, "rabbitmq_passwords.hello on broker1: not set, shorter than 16"),
-    ({"passwords": {"hello": "-starts-with-a-dash-long"}}, "rabbitmq_passwords.hello on broker1"),
-    ({"consumer_timeout": "60"}, "rabbitmq_consumer_timeout on broker1: 60 s is not longer than the longest"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        ({"bind_addresses": ["0.0.0.0"]}, "rabbitmq_bind_addresses on broker1 binds every address"),
+        ({"bind_addresses": ["::"]}, "rabbitmq_bind_addresses on broker1 binds every address"),
+        ({"passwords": {}}, "rabbitmq_passwords.hello on broker1: not set"),
+        ({"passwords": {"hello": "short"}}, "rabbitmq_passwords.hello on broker1: not set, shorter than 16"),
+        ({"passwords": {"hello": "-starts-with-a-dash-long"}}, "rabbitmq_passwords.hello on broker1"),
+        ({"consumer_timeout": "60"}, "rabbitmq_consumer_timeout on broker1: 60 s is not longer than the longest"),
+    ],
+)
 def test_rabbitmq_problems_are_one_line_naming_host_and_variable(overrides, start):
     message = problem(**overrides)
     assert message.startswith(start) and "\n" not in message
@@ -86,13 +115,20 @@ def test_failure_line_of_a_module_is_its_first_line():
 
 
 def test_failure_line_of_a_hook_names_app_command_exit_and_last_output_line():
-    result = {"results": [
-        {"failed": False},
-        {"failed": True, "cmd": ["systemd-run", "/bin/sh", "-c", "flask db upgrade"], "rc": 2,
-         "stdout": "step 1\n", "stderr": "boom: no such table\n", "item": [{"app": {"name": "hello"}}, "x"]},
-    ]}
-    assert decisions.failure_line("web1", result) == (
-        "web1: app hello: hook flask db upgrade failed (exit 2): step 1")
+    result = {
+        "results": [
+            {"failed": False},
+            {
+                "failed": True,
+                "cmd": ["systemd-run", "/bin/sh", "-c", "flask db upgrade"],
+                "rc": 2,
+                "stdout": "step 1\n",
+                "stderr": "boom: no such table\n",
+                "item": [{"app": {"name": "hello"}}, "x"],
+            },
+        ]
+    }
+    assert decisions.failure_line("web1", result) == ("web1: app hello: hook flask db upgrade failed (exit 2): step 1")
 
 
 def test_failure_line_without_output_says_so():

@@ -45,8 +45,13 @@ def test_plan_refuses_an_unknown_app_before_building():
 
 def test_plan_with_no_app_on_the_hosts_says_so():
     with pytest.raises(PyfleetError, match="no app runs on the hosts of this deploy"):
-        deploy.plan({"apps": APPS, "hosts": {"web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"}},
-                     "plan_hosts": {"web1": {"deploy_apps": []}}})
+        deploy.plan(
+            {
+                "apps": APPS,
+                "hosts": {"web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"}},
+                "plan_hosts": {"web1": {"deploy_apps": []}},
+            }
+        )
 
 
 def test_main_answers_errors_as_one_json_line(monkeypatch, capsys):
@@ -70,8 +75,11 @@ def test_shared_release_reuses_the_id_of_the_same_artifact():
     assert deploy.shared_release("hello", {"web1": "sha256:a", "web2": "sha256:a"}, infos, fresh) == old
     # Two ids of one artifact: the one current on most hosts wins.
     other = "20261124T050200Z"
-    infos = {"web1": info(other, **{new: "sha256:b", other: "sha256:b"}), "web2": info(new, **{new: "sha256:b"}),
-             "web3": info(new, **{new: "sha256:b"})}
+    infos = {
+        "web1": info(other, **{new: "sha256:b", other: "sha256:b"}),
+        "web2": info(new, **{new: "sha256:b"}),
+        "web3": info(new, **{new: "sha256:b"}),
+    }
     assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, fresh) == new
     # A host that does not run the app has no say.
     assert deploy.shared_release("hello", {"web1": "sha256:z"}, {"web1": {"apps": {}}}, fresh) == fresh

@@ -86,15 +86,30 @@ def test_error_two_flowers():
     [
         ({"celery_flower_domain": None}, "celery_flower_domain: not set but worker2 runs flower"),
         ({"celery_flower_domain": "Flower"}, "celery_flower_domain: 'Flower' is not a lowercase DNS name"),
-        ({"celery_flower_domain": "hello.lab.test"}, "celery_flower_domain: hello.lab.test is also a domain of app hello"),
+        (
+            {"celery_flower_domain": "hello.lab.test"},
+            "celery_flower_domain: hello.lab.test is also a domain of app hello",
+        ),
         ({"celery_flower_users": None}, "celery_flower_users: not set but worker2 runs flower"),
         ({"celery_flower_users": []}, "celery_flower_users: not set but worker2 runs flower"),
         ({"celery_flower_users": "ops"}, "celery_flower_users: expected a list of {name, password}, got a string"),
-        ({"celery_flower_users": [{"name": "a:b", "password": "x"}]}, "celery_flower_users[0].name: 'a:b' is not a user name"),
+        (
+            {"celery_flower_users": [{"name": "a:b", "password": "x"}]},
+            "celery_flower_users[0].name: 'a:b' is not a user name",
+        ),
         ({"celery_flower_users": [{"name": "ops"}]}, "celery_flower_users[0].password (user ops): not set"),
-        ({"celery_flower_users": [{"name": "ops", "password": "x" * 73}]}, "celery_flower_users[0].password (user ops): longer than 72 bytes"),
-        ({"celery_flower_users": [{"name": "ops", "pasword": "x"}]}, "celery_flower_users[0].pasword: unknown key; did you mean password?"),
-        ({"celery_flower_users": [{"name": "ops", "password": "x"}] * 2}, "celery_flower_users[1].name: user ops is listed twice"),
+        (
+            {"celery_flower_users": [{"name": "ops", "password": "x" * 73}]},
+            "celery_flower_users[0].password (user ops): longer than 72 bytes",
+        ),
+        (
+            {"celery_flower_users": [{"name": "ops", "pasword": "x"}]},
+            "celery_flower_users[0].pasword: unknown key; did you mean password?",
+        ),
+        (
+            {"celery_flower_users": [{"name": "ops", "password": "x"}] * 2},
+            "celery_flower_users[1].name: user ops is listed twice",
+        ),
         ({"celery_flower_port": 70000}, "celery_flower_port on worker2: 70000 is not a TCP port"),
     ],
 )

@@ -62,8 +62,9 @@ def vaulted_inventory(tmp_path):
     (tmp_path / "right").write_text("right\n")
     (tmp_path / "wrong").write_text("wrong\n")
     ansible_vault = Path(sys.executable).parent / "ansible-vault"
-    subprocess.run([ansible_vault, "encrypt", "--vault-password-file", tmp_path / "right", vault],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [ansible_vault, "encrypt", "--vault-password-file", tmp_path / "right", vault], check=True, capture_output=True
+    )
     return inv
 
 
@@ -100,7 +101,8 @@ def test_yaml_check_accepts_what_ansible_reads(tmp_path):
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "all.yml").write_text(
         "a: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3030\nb: !unsafe '{{ x }}'\n"
-        "base: &base {x: 1}\nc:\n  <<: *base\n  y: 2\n")
+        "base: &base {x: 1}\nc:\n  <<: *base\n  y: 2\n"
+    )
     (tmp_path / "group_vars" / "web.json").write_text('{"d": [1, 2]}')
     (tmp_path / "README.md").write_text("not: [yaml")
     assert inventory.yaml_problem(tmp_path) is None

@@ -34,15 +34,22 @@ HOSTVARS = {
     "broker1": {"ansible_host": "10.0.0.5"},
     "worker1": {"ansible_host": "10.0.0.31"},
 }
-CELERY_HOSTVARS = dict(HOSTVARS, worker1={"ansible_host": "10.0.0.31", "celery_worker_types": ["default"],
-                                          "celery_beat": True},
-                       broker1={"ansible_host": "10.0.0.5", "redis_password": "s3cret-for-tests"})
+CELERY_HOSTVARS = dict(
+    HOSTVARS,
+    worker1={"ansible_host": "10.0.0.31", "celery_worker_types": ["default"], "celery_beat": True},
+    broker1={"ansible_host": "10.0.0.5", "redis_password": "s3cret-for-tests"},
+)
 
 
 def app(name="shop", **overrides):
     """An app spec as the inventory writes it (its source is in the fixtures dir)."""
-    base = {"name": name, "source": {"path": "proj"}, "kind": "wsgi", "entry": "proj.wsgi:app",
-            "domains": [f"{name}.example.com"]}
+    base = {
+        "name": name,
+        "source": {"path": "proj"},
+        "kind": "wsgi",
+        "entry": "proj.wsgi:app",
+        "domains": [f"{name}.example.com"],
+    }
     base.update(overrides)
     return base
 
@@ -119,7 +126,11 @@ def endpoints(result, index=0):
 def test_one_upstream_per_app_over_its_web_hosts():
     (shop,) = build([app()])["upstreams"]
     assert (shop["name"], shop["app"], shop["domains"], shop["health_path"]) == (
-        "pyfleet_shop", "shop", ["shop.example.com"], "/healthz")
+        "pyfleet_shop",
+        "shop",
+        ["shop.example.com"],
+        "/healthz",
+    )
 
 
 def test_address_prefers_private_address_then_ansible_host_then_name():
@@ -137,8 +148,9 @@ def test_dash_in_app_name_becomes_underscore_in_upstream_name():
 @pytest.mark.parametrize("port", [0, 70000, "http", True])
 def test_bad_port_is_refused(port):
     hostvars = dict(HOSTVARS, web3={"nginx_http_port": port})
-    assert re.fullmatch(r"nginx_http_port on web3: .* is not a TCP port; set nginx_http_port: 80",
-                        error([app(hosts="web3")], hostvars))
+    assert re.fullmatch(
+        r"nginx_http_port on web3: .* is not a TCP port; set nginx_http_port: 80", error([app(hosts="web3")], hostvars)
+    )
 
 
 def test_bad_address_is_refused():
@@ -173,8 +185,14 @@ def test_a_missing_redis_password_is_refused_before_any_host():
 
 
 def test_a_short_rabbitmq_password_is_refused():
-    hostvars = dict(CELERY_HOSTVARS, broker1={"ansible_host": "10.0.0.5", "pyfleet_broker_kind": "rabbitmq",
-                                       "rabbitmq_passwords": {"shop": "short"}})
+    hostvars = dict(
+        CELERY_HOSTVARS,
+        broker1={
+            "ansible_host": "10.0.0.5",
+            "pyfleet_broker_kind": "rabbitmq",
+            "rabbitmq_passwords": {"shop": "short"},
+        },
+    )
     assert error(celery_app(), hostvars, **CELERY).startswith("rabbitmq_passwords.shop on broker1: shorter than 16")
 
 
@@ -256,8 +274,10 @@ def test_drain_edit_is_idempotent_and_reversible():
 
 
 def test_drain_edit_leaves_hosts_with_a_longer_name_alone():
-    text = "    server 10.0.0.1:80 max_fails=1 fail_timeout=5s; # host web1\n" \
-           "    server 10.0.0.2:80 max_fails=1 fail_timeout=5s; # host web10"
+    text = (
+        "    server 10.0.0.1:80 max_fails=1 fail_timeout=5s; # host web1\n"
+        "    server 10.0.0.2:80 max_fails=1 fail_timeout=5s; # host web10"
+    )
     edited = _drain_edit(text, "web1", "drained")
     assert "fail_timeout=5s down; # host web1\n" in edited and "fail_timeout=5s; # host web10" in edited
 

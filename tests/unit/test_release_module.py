@@ -22,8 +22,15 @@ _spec = importlib.util.spec_from_file_location("pyfleet_release", ROOT / "plugin
 rel = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rel)
 
-IDS = ["20261124T050000Z", "20261124T050100Z", "20261124T050200Z", "20261124T050300Z",
-       "20261124T050400Z", "20261124T050500Z", "20261124T050600Z"]
+IDS = [
+    "20261124T050000Z",
+    "20261124T050100Z",
+    "20261124T050200Z",
+    "20261124T050300Z",
+    "20261124T050400Z",
+    "20261124T050500Z",
+    "20261124T050600Z",
+]
 
 
 def make_release(base, release, house="aaaa", **meta):
@@ -38,10 +45,20 @@ def make_release(base, release, house="aaaa", **meta):
 
 def build_params(base, **overrides):
     params = {
-        "app": "hello", "base_dir": str(base), "release": IDS[-1], "artifact": str(base / "wheelhouse" / "x.tar"),
-        "artifact_hash": "sha256:" + "ab" * 32, "config_files": [], "installer": "uv", "python": "/usr/bin/python3",
-        "uv_dir": str(base / "uv"), "cache_dir": str(base / "cache"), "compile_bytecode": False,
-        "group": None, "revision": {}, "force": False,
+        "app": "hello",
+        "base_dir": str(base),
+        "release": IDS[-1],
+        "artifact": str(base / "wheelhouse" / "x.tar"),
+        "artifact_hash": "sha256:" + "ab" * 32,
+        "config_files": [],
+        "installer": "uv",
+        "python": "/usr/bin/python3",
+        "uv_dir": str(base / "uv"),
+        "cache_dir": str(base / "cache"),
+        "compile_bytecode": False,
+        "group": None,
+        "revision": {},
+        "force": False,
     }
     params.update(overrides)
     return params
@@ -107,13 +124,18 @@ def test_upstream_points_at_the_release_socket():
     assert text.count("server ") == 1
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Starting\nTraceback (most recent call last):\n  File x\n"
-     "ModuleNotFoundError: No module named 'nope'\nexiting\n",
-     "ModuleNotFoundError: No module named 'nope'"),
-    ("one\ntwo\n", "two"),
-    ("", "no output"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "Starting\nTraceback (most recent call last):\n  File x\n"
+            "ModuleNotFoundError: No module named 'nope'\nexiting\n",
+            "ModuleNotFoundError: No module named 'nope'",
+        ),
+        ("one\ntwo\n", "two"),
+        ("", "no output"),
+    ],
+)
 def test_last_line_picks_the_telling_line(text, expected):
     assert rel.last_line(text) == expected
 
@@ -333,10 +355,21 @@ def test_wait_healthy_times_out_without_a_socket(tmp_path, monkeypatch):
 
 def activate_params(base, **overrides):
     params = {
-        "app": "hello", "base_dir": str(base), "release": "previous", "unit": "pyfleet-hello",
-        "socket_dir": str(base / "run"), "health_path": "/healthz", "health_host": "h", "health_timeout": 1,
-        "upstream_file": None, "nginx_port": 80, "drain_wait": 0, "stop_wait": 0, "keep_releases": 5,
-        "remove_on_failure": False, "celery_app": None,
+        "app": "hello",
+        "base_dir": str(base),
+        "release": "previous",
+        "unit": "pyfleet-hello",
+        "socket_dir": str(base / "run"),
+        "health_path": "/healthz",
+        "health_host": "h",
+        "health_timeout": 1,
+        "upstream_file": None,
+        "nginx_port": 80,
+        "drain_wait": 0,
+        "stop_wait": 0,
+        "keep_releases": 5,
+        "remove_on_failure": False,
+        "celery_app": None,
     }
     params.update(overrides)
     return params
@@ -380,8 +413,11 @@ def test_failed_start_removes_the_new_release_and_keeps_current(tmp_path, monkey
     monkeypatch.setattr(rel, "run", fake_run)
     monkeypatch.setattr(rel, "instances", lambda name: {})
     monkeypatch.setattr(rel, "journal_reason", lambda unit: "ImportError: boom")
-    with pytest.raises(rel.Failed, match=rf"release {IDS[1]} refused: .*did not start: ImportError: boom "
-                                         rf"\(still serving {IDS[0]}, release removed\)"):
+    with pytest.raises(
+        rel.Failed,
+        match=rf"release {IDS[1]} refused: .*did not start: ImportError: boom "
+        rf"\(still serving {IDS[0]}, release removed\)",
+    ):
         rel.action_activate(activate_params(tmp_path, release=IDS[1], remove_on_failure=True))
     assert rel.current_release(str(tmp_path)) == IDS[0]
     assert rel.releases(str(tmp_path)) == [IDS[0]]
@@ -418,30 +454,71 @@ def argument_errors(**params):
     return " | ".join(result.error_messages)
 
 
-WEB = {"action": "activate", "app": "hello", "base_dir": "/srv/hello", "release": "previous",
-       "unit": "pyfleet-hello", "socket_dir": "/run/hello"}
-WORKER = {"action": "activate", "app": "hello", "base_dir": "/srv/hello", "release": "previous",
-          "celery_app": "sampleapp.tasks:app", "user": "app_hello", "group": "app_hello"}
+WEB = {
+    "action": "activate",
+    "app": "hello",
+    "base_dir": "/srv/hello",
+    "release": "previous",
+    "unit": "pyfleet-hello",
+    "socket_dir": "/run/hello",
+}
+WORKER = {
+    "action": "activate",
+    "app": "hello",
+    "base_dir": "/srv/hello",
+    "release": "previous",
+    "celery_app": "sampleapp.tasks:app",
+    "user": "app_hello",
+    "group": "app_hello",
+}
 
 
-@pytest.mark.parametrize("params, error", [
-    (WEB, ""),
-    (WORKER, ""),
-    ({"action": "info"}, ""),
-    ({"action": "absent", "app": "hello", "base_dir": "/srv/hello", "release": IDS[0], "unit": "pyfleet-hello"}, ""),
-    (dict(WEB, unit=None, socket_dir=None), "action is activate but any of the following are missing: unit, celery_app"),
-    (dict(WEB, celery_app="sampleapp.tasks:app", user="u", group="g"), "mutually exclusive: unit|celery_app"),
-    (dict(WORKER, upstream_file="/etc/nginx/pyfleet/hello.upstream.conf"), "mutually exclusive: upstream_file|celery_app"),
-    ({k: v for k, v in WORKER.items() if k != "user"}, "missing parameter(s) required by 'celery_app': user"),
-    ({k: v for k, v in WEB.items() if k != "socket_dir"}, "action is activate but any of the following are missing: "
-                                                            "socket_dir, celery_app"),
-    (dict(WORKER, socket_dir="/run/hello"), "mutually exclusive: socket_dir|celery_app"),
-    ({k: v for k, v in WEB.items() if k != "release"}, "action is activate but all of the following are missing: release"),
-    ({"action": "build", "app": "hello", "base_dir": "/srv/hello", "release": IDS[0], "artifact_hash": "sha256:x"},
-     "action is build but all of the following are missing: group"),
-    ({"action": "absent", "app": "hello", "release": IDS[0]}, "action is absent but all of the following are missing: base_dir"),
-    ({"action": "switch"}, "value of action must be one of: info, build, activate, absent"),
-])
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        (WEB, ""),
+        (WORKER, ""),
+        ({"action": "info"}, ""),
+        (
+            {"action": "absent", "app": "hello", "base_dir": "/srv/hello", "release": IDS[0], "unit": "pyfleet-hello"},
+            "",
+        ),
+        (
+            dict(WEB, unit=None, socket_dir=None),
+            "action is activate but any of the following are missing: unit, celery_app",
+        ),
+        (dict(WEB, celery_app="sampleapp.tasks:app", user="u", group="g"), "mutually exclusive: unit|celery_app"),
+        (
+            dict(WORKER, upstream_file="/etc/nginx/pyfleet/hello.upstream.conf"),
+            "mutually exclusive: upstream_file|celery_app",
+        ),
+        ({k: v for k, v in WORKER.items() if k != "user"}, "missing parameter(s) required by 'celery_app': user"),
+        (
+            {k: v for k, v in WEB.items() if k != "socket_dir"},
+            "action is activate but any of the following are missing: socket_dir, celery_app",
+        ),
+        (dict(WORKER, socket_dir="/run/hello"), "mutually exclusive: socket_dir|celery_app"),
+        (
+            {k: v for k, v in WEB.items() if k != "release"},
+            "action is activate but all of the following are missing: release",
+        ),
+        (
+            {
+                "action": "build",
+                "app": "hello",
+                "base_dir": "/srv/hello",
+                "release": IDS[0],
+                "artifact_hash": "sha256:x",
+            },
+            "action is build but all of the following are missing: group",
+        ),
+        (
+            {"action": "absent", "app": "hello", "release": IDS[0]},
+            "action is absent but all of the following are missing: base_dir",
+        ),
+        ({"action": "switch"}, "value of action must be one of: info, build, activate, absent"),
+    ],
+)
 def test_ansible_checks_what_each_action_needs(params, error):
     params = {k: v for k, v in params.items() if v is not None}
     if error:
@@ -456,8 +533,16 @@ CELERY_APP = "workerapp.tasks:app.celery"  # a dotted attribute, as pyfleet/apps
 
 
 def worker_params(base, **overrides):
-    params = activate_params(base, unit=None, socket_dir=None, celery_app=CELERY_APP, user="app_hello",
-                             group="app_hello", env_file="/etc/pyfleet/celery/hello.env", health_timeout=5)
+    params = activate_params(
+        base,
+        unit=None,
+        socket_dir=None,
+        celery_app=CELERY_APP,
+        user="app_hello",
+        group="app_hello",
+        env_file="/etc/pyfleet/celery/hello.env",
+        health_timeout=5,
+    )
     params.update(overrides)
     return params
 
@@ -471,7 +556,8 @@ def make_venv_release(base, release, house="aaaa", imports=True):
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "tasks.py").write_text(
-        "class App:\n    celery = 'the app'\napp = App()\n" if imports else "import does_not_exist\n")
+        "class App:\n    celery = 'the app'\napp = App()\n" if imports else "import does_not_exist\n"
+    )
     return path
 
 
@@ -486,8 +572,16 @@ def gate_runs(monkeypatch):
             return 0, ""
         workdir = next(a.removeprefix("--property=WorkingDirectory=") for a in args if "WorkingDirectory=" in a)
         python = next(i for i, a in enumerate(args) if a.endswith("/venv/bin/python"))
-        proc = subprocess.run(args[python:], cwd=workdir, env={"PYTHONPATH": os.path.join(workdir, "pkgs")},
-                              stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        proc = subprocess.run(
+            args[python:],
+            cwd=workdir,
+            env={"PYTHONPATH": os.path.join(workdir, "pkgs")},
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
         return proc.returncode, proc.stdout
 
     monkeypatch.setattr(rel, "run", fake_run)
@@ -503,9 +597,15 @@ def test_worker_switch_imports_the_celery_app_as_the_app_user_then_moves_current
     assert rel.current_release(str(tmp_path)) == IDS[1]
     (gate,) = gate_runs
     release_dir = str(tmp_path / "releases" / IDS[1])
-    for option in ("--wait", "--pipe", "--collect", "--property=User=app_hello", "--property=Group=app_hello",
-                   "--property=EnvironmentFile=-/etc/pyfleet/celery/hello.env",
-                   f"--property=WorkingDirectory={release_dir}"):
+    for option in (
+        "--wait",
+        "--pipe",
+        "--collect",
+        "--property=User=app_hello",
+        "--property=Group=app_hello",
+        "--property=EnvironmentFile=-/etc/pyfleet/celery/hello.env",
+        f"--property=WorkingDirectory={release_dir}",
+    ):
         assert option in gate
     assert gate[-3:] == [f"{release_dir}/venv/bin/python", "-c", "import workerapp.tasks; workerapp.tasks.app.celery"]
 
@@ -521,9 +621,12 @@ def test_refused_worker_release_leaves_current_exactly_as_it_was(tmp_path, gate_
     make_venv_release(tmp_path, IDS[0])
     make_venv_release(tmp_path, IDS[1], imports=False)
     os.symlink(f"releases/{IDS[0]}/", tmp_path / "current")  # a link written by hand, trailing slash and all
-    with pytest.raises(rel.Failed, match=rf"^release {IDS[1]} refused: its venv does not import {CELERY_APP}: "
-                                         rf"ModuleNotFoundError: No module named 'does_not_exist' "
-                                         rf"\(still serving {IDS[0]}, release removed\)$"):
+    with pytest.raises(
+        rel.Failed,
+        match=rf"^release {IDS[1]} refused: its venv does not import {CELERY_APP}: "
+        rf"ModuleNotFoundError: No module named 'does_not_exist' "
+        rf"\(still serving {IDS[0]}, release removed\)$",
+    ):
         rel.action_activate(worker_params(tmp_path, release=IDS[1], remove_on_failure=True))
     assert os.readlink(tmp_path / "current") == f"releases/{IDS[0]}/"
     assert rel.releases(str(tmp_path)) == [IDS[0]]
@@ -571,10 +674,13 @@ def test_worker_rollback_never_picks_a_half_built_release_or_another_directory(t
     assert (tmp_path / "releases" / "molecule").is_dir() and (tmp_path / "releases" / "20261124T050150").is_dir()
 
 
-@pytest.mark.parametrize("release, error", [
-    ("molecule", "release id 'molecule' is not a UTC stamp"),
-    (IDS[1], f"release {IDS[1]} does not exist; releases: {IDS[0]}"),  # half-built
-])
+@pytest.mark.parametrize(
+    "release, error",
+    [
+        ("molecule", "release id 'molecule' is not a UTC stamp"),
+        (IDS[1], f"release {IDS[1]} does not exist; releases: {IDS[0]}"),  # half-built
+    ],
+)
 def test_worker_switch_refuses_a_directory_that_is_not_a_release(tmp_path, gate_runs, release, error):
     make_venv_release(tmp_path, IDS[0])
     rel.switch_current(str(tmp_path), IDS[0])

@@ -20,8 +20,15 @@ def hosts(current, releases, **overrides):
 
 
 def deploy_record(rid, changes, result="ok"):
-    return {"id": rid, "action": "deploy", "result": result, "when": "2026-11-24T05:01:00Z", "who": "me@ctl",
-            "release": "x", "changes": changes}
+    return {
+        "id": rid,
+        "action": "deploy",
+        "result": result,
+        "when": "2026-11-24T05:01:00Z",
+        "who": "me@ctl",
+        "release": "x",
+        "changes": changes,
+    }
 
 
 def moved(app_from, app_to, hosts_=HOSTS):
@@ -40,8 +47,10 @@ def test_probe_lists_current_and_complete_releases(tmp_path):
     (base / "current").symlink_to(f"releases/{R1}")
     cmd = rollback.probe_command({"hello": str(base), "nope": str(tmp_path / "nope")})
     out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
-    assert rollback.parse_probe(out) == {"hello": {"current": R1, "releases": [R0, R1]},
-                                         "nope": {"current": None, "releases": []}}
+    assert rollback.parse_probe(out) == {
+        "hello": {"current": R1, "releases": [R0, R1]},
+        "nope": {"current": None, "releases": []},
+    }
 
 
 # --- what changed -------------------------------------------------------------------
@@ -125,8 +134,9 @@ def test_first_deploy_has_nothing_to_go_back_to():
 def test_different_releases_before_the_deploy_need_a_named_one():
     d = deploy_record("d", {"hello": {"web1": {"from": R0, "to": R2}, "web2": {"from": R1, "to": R2}}})
     with pytest.raises(PyfleetError, match=f"--release {R1}"):
-        rollback.plan_rollback([d], {"hello": {h: {"current": R2, "releases": [R0, R1, R2]} for h in ("web1", "web2")}},
-                               ["hello"])
+        rollback.plan_rollback(
+            [d], {"hello": {h: {"current": R2, "releases": [R0, R1, R2]} for h in ("web1", "web2")}}, ["hello"]
+        )
 
 
 def test_hosts_moved_on_since_the_deploy_fall_back_to_their_releases():

@@ -35,18 +35,24 @@ def test_host_without_services_says_so():
 
 # --- each app's base_dir, not /srv/* -------------------------------------------------
 
+
 def app_inventory(**hello):
     """Two apps on web1: hello (with ``hello``'s settings) and hello-async (defaults)."""
     common = {"source": {"path": "examples/sampleapp"}, "requirements": "examples/sampleapp/requirements.txt"}
-    apps = [dict(common, name="hello", kind="wsgi", entry="sampleapp.wsgi:app", domains=["hello.test"], **hello),
-            dict(common, name="hello-async", kind="asgi", entry="sampleapp.asgi:app", domains=["async.test"])]
-    return inventory.Inventory(path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}},
-                               groups={"web": ["web1"]})
+    apps = [
+        dict(common, name="hello", kind="wsgi", entry="sampleapp.wsgi:app", domains=["hello.test"], **hello),
+        dict(common, name="hello-async", kind="asgi", entry="sampleapp.asgi:app", domains=["async.test"]),
+    ]
+    return inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}}, groups={"web": ["web1"]}
+    )
 
 
 def test_base_dirs_honour_the_apps_setting():
     assert status.base_dirs(app_inventory(base_dir="/opt/apps/hello")) == {
-        "hello": "/opt/apps/hello", "hello-async": "/srv/hello-async"}
+        "hello": "/opt/apps/hello",
+        "hello-async": "/srv/hello-async",
+    }
 
 
 def run_probe(command, tmp_path):

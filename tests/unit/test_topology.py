@@ -8,13 +8,26 @@ from pyfleet import audit, topology
 from pyfleet.errors import PyfleetError
 from pyfleet.inventory import Inventory
 
-APPS = [{"name": "shop", "source": {"path": "examples/sampleapp"}, "kind": "wsgi", "entry": "sampleapp.wsgi:app",
-         "domains": ["shop.test"], "hosts": "web"}]
+APPS = [
+    {
+        "name": "shop",
+        "source": {"path": "examples/sampleapp"},
+        "kind": "wsgi",
+        "entry": "sampleapp.wsgi:app",
+        "domains": ["shop.test"],
+        "hosts": "web",
+    }
+]
 
 
 def make_inventory(extra_vars=None, control=None):
-    groups = {"all": ["lb1", "web1", "web2", "mq1"], "loadbalancers": ["lb1"], "web": ["web1", "web2"],
-              "brokers": ["mq1"], "workers": []}
+    groups = {
+        "all": ["lb1", "web1", "web2", "mq1"],
+        "loadbalancers": ["lb1"],
+        "web": ["web1", "web2"],
+        "brokers": ["mq1"],
+        "workers": [],
+    }
     common = {"pyfleet_apps": APPS, **(extra_vars or {})}
     if control:
         common["pyfleet_control_host"] = control

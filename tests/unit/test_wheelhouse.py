@@ -115,9 +115,7 @@ def test_static_dir_of_a_wheel_source_comes_from_inside_the_wheel(built, cache, 
     manifest = build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
     assert (tmp_path / "house" / "static" / "wsgi.py").is_file()
     assert "static/version.py" in manifest["files"]
-    with pytest.raises(
-        PyfleetError, match=r"^app sampleapp: static_dir nothere is not in sampleapp-1.0.0-py3"
-    ):
+    with pytest.raises(PyfleetError, match=r"^app sampleapp: static_dir nothere is not in sampleapp-1.0.0-py3"):
         build_wheelhouse(
             sample_app(source={"wheel": str(app_wheel)}, static_dir="nothere"),
             tmp_path / "other",
@@ -177,31 +175,23 @@ def test_bad_requirement_is_one_line_naming_app_and_fix(tmp_path, cache):
         build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(
-        "app sampleapp: resolving its requirements for Python 3.11.2 on x86_64 failed: "
-    )
+    assert message.startswith("app sampleapp: resolving its requirements for Python 3.11.2 on x86_64 failed: ")
     assert "doesnotexist-pyfleet-xyz" in message
-    assert message.endswith(
-        "; fix the requirement (name and version must exist with a wheel for the hosts) and re-pin"
-    )
+    assert message.endswith("; fix the requirement (name and version must exist with a wheel for the hosts) and re-pin")
     assert not (tmp_path / "house").exists()
 
 
 def test_missing_server_package_is_reported(tmp_path, cache):
     # sampleapp's own metadata does not ask for gunicorn: only its requirements file pins it.
     app = sample_app(requirements=None)
-    with pytest.raises(
-        PyfleetError, match=r"^app sampleapp: the wheelhouse lacks gunicorn, which server gunicorn"
-    ):
+    with pytest.raises(PyfleetError, match=r"^app sampleapp: the wheelhouse lacks gunicorn, which server gunicorn"):
         build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
 
 
 def test_build_failure_keeps_the_tool_last_line(tmp_path, cache):
     project = tmp_path / "broken"
     project.mkdir()
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "broken"\nversion = "1"\ndependencies = ["flask"\n'
-    )
+    (project / "pyproject.toml").write_text('[project]\nname = "broken"\nversion = "1"\ndependencies = ["flask"\n')
     app = sample_app(source={"path": str(project)}, requirements=None, static_dir=None)
     with pytest.raises(PyfleetError) as caught:
         build_wheelhouse(app, tmp_path / "house", target=DEBIAN_12, cache_dir=cache)
@@ -300,7 +290,4 @@ def test_cache_picks_the_best_wheel_for_the_target(tmp_path):
     assert best.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_x86_64.whl"
     arm = wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.11.2", "aarch64", "2.36"))
     assert arm.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_aarch64.whl"
-    assert (
-        wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.12.3", "x86_64", "2.36"))
-        is None
-    )
+    assert wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.12.3", "x86_64", "2.36")) is None

@@ -135,9 +135,7 @@ def test_error_beat_outside_worker_group():
     hosts = dict(HOSTS, web1={"celery_beat": True})
     hosts["worker2"] = {"celery_worker_types": ["cpu"]}
     app_list = apps(celery={"app": "sampleapp.tasks:app", "hosts": "workers"}, hosts="web")
-    assert error(hosts=hosts, app_list=app_list).startswith(
-        "celery_beat on web1: web1 is not in group workers"
-    )
+    assert error(hosts=hosts, app_list=app_list).startswith("celery_beat on web1: web1 is not in group workers")
 
 
 def test_error_worker_host_without_the_app():

@@ -29,8 +29,9 @@ def _normal(name):
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def write_wheel(directory, name, version, files=None, requires=(), extras=None, tag="py3-none-any",
-                requires_python=None):
+def write_wheel(
+    directory, name, version, files=None, requires=(), extras=None, tag="py3-none-any", requires_python=None
+):
     """Write ``<name>-<version>-<tag>.whl`` into ``directory``; return its path.
 
     ``files``: {path inside the wheel: text or bytes}; ``requires``: Requires-Dist

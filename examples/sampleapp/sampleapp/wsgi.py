@@ -66,9 +66,7 @@ def run_task(name):
 
     full_name = f"sampleapp.tasks.{name}"
     try:
-        result = celery_app.send_task(
-            full_name, args=body.get("args", []), kwargs=body.get("kwargs", {}), **options
-        )
+        result = celery_app.send_task(full_name, args=body.get("args", []), kwargs=body.get("kwargs", {}), **options)
         value = result.get(timeout=RESULT_TIMEOUT)
     except CeleryTimeout:
         return jsonify(task=full_name, error=f"no result within {RESULT_TIMEOUT} s"), 504

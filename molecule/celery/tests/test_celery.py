@@ -14,10 +14,7 @@ TYPES = ["default", "io"]
 
 def _python(host, code):
     """Run ``code`` with the release's Python and the workers' environment; return its JSON output."""
-    script = (
-        "set -a; . /etc/pyfleet/celery/hello.env; set +a; cd /srv/hello/current; "
-        f"venv/bin/python -c '{code}'"
-    )
+    script = f"set -a; . /etc/pyfleet/celery/hello.env; set +a; cd /srv/hello/current; venv/bin/python -c '{code}'"
     result = host.run(script)
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -76,9 +73,7 @@ def test_workers_reach_only_loopback_and_the_broker(host):
     deny = _show(host, WORKER.format("io"), "IPAddressDeny")
     # "any" is shown as both address families, in systemd's order.
     assert set(deny.split()) == {"0.0.0.0/0", "::/0"}
-    address = host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
-        "address"
-    ]
+    address = host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"]["address"]
     assert sorted(allow) == sorted(["127.0.0.0/8", "::1/128", f"{address}/32"])
 
 
@@ -125,7 +120,7 @@ def test_restarting_a_type_is_warm_and_leaves_the_others(host):
     code = (
         "import json, subprocess, time; from sampleapp.tasks import app; "
         'r = app.send_task("sampleapp.tasks.sleep", args=[4]); time.sleep(1.5); '
-        f"subprocess.run([\"systemctl\", \"restart\", \"{WORKER.format('io')}\"], check=True); "
+        f'subprocess.run(["systemctl", "restart", "{WORKER.format("io")}"], check=True); '
         "print(json.dumps(r.get(timeout=60)))"
     )
     # The task started before the restart still finishes (warm shutdown).

@@ -60,9 +60,7 @@ def test_listens_on_the_private_address_only(host, address):
 def test_only_localhost_the_broker_and_the_load_balancer_may_connect(host, address):
     # Broker and load balancer are this one host here.
     assert set(_show(host, "IPAddressDeny").split()) == {"0.0.0.0/0", "::/0"}
-    assert sorted(_show(host, "IPAddressAllow").split()) == sorted(
-        ["127.0.0.0/8", "::1/128", f"{address}/32"]
-    )
+    assert sorted(_show(host, "IPAddressAllow").split()) == sorted(["127.0.0.0/8", "::1/128", f"{address}/32"])
 
 
 def test_flower_lists_the_apps_workers(host, address):

@@ -26,9 +26,7 @@ SHOP = "shop.example.test"
 WWW = "www.shop.example.test"
 API = "api.example.test"
 RESOLVE = " ".join(
-    f"--resolve {name}:{port}:127.0.0.1"
-    for name in (SHOP, WWW, API, "unknown.example.test")
-    for port in (80, 443)
+    f"--resolve {name}:{port}:127.0.0.1" for name in (SHOP, WWW, API, "unknown.example.test") for port in (80, 443)
 )
 
 
@@ -66,9 +64,7 @@ def playbook(pytestconfig, host):
     fixture: pytest then keeps the tests in file order, which the state changes
     below (maintenance, drains) rely on.
     """
-    inventory = (
-        pytestconfig.option.ansible_inventory or os.environ["MOLECULE_INVENTORY_FILE"]
-    )
+    inventory = pytestconfig.option.ansible_inventory or os.environ["MOLECULE_INVENTORY_FILE"]
     env = dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
@@ -87,9 +83,7 @@ def playbook(pytestconfig, host):
         ]
         for key, value in extra_vars.items():
             args += ["-e", f"{key}={value}"]
-        done = subprocess.run(
-            args, env=env, cwd=ROOT, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
         plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
         if expect_failure:
             assert done.returncode != 0, plain[-3000:]
@@ -135,12 +129,7 @@ def test_app_upstream_holds_only_its_hosts(host):
 
 
 def test_https_speaks_http2(host):
-    assert (
-        curl(
-            host, f"https://{SHOP}/", "--http2 -o /dev/null -w '%{http_version}'"
-        ).stdout
-        == "2"
-    )
+    assert curl(host, f"https://{SHOP}/", "--http2 -o /dev/null -w '%{http_version}'").stdout == "2"
 
 
 @pytest.mark.parametrize(
@@ -158,9 +147,7 @@ def test_security_header(host, name, value):
 
 
 def test_certificate_names_every_domain(host):
-    sans = host.run(
-        "openssl x509 -noout -ext subjectAltName -in /etc/nginx/pyfleet/tls/pyfleet.crt"
-    ).stdout
+    sans = host.run("openssl x509 -noout -ext subjectAltName -in /etc/nginx/pyfleet/tls/pyfleet.crt").stdout
     for domain in (SHOP, WWW, API):
         assert f"DNS:{domain}" in sans
 
@@ -192,9 +179,7 @@ def test_http_redirects_to_https(host):
 
 
 def test_unknown_host_gets_no_http_answer(host):
-    assert (
-        curl(host, "http://unknown.example.test/").rc == 52
-    )  # empty reply: nginx's 444
+    assert curl(host, "http://unknown.example.test/").rc == 52  # empty reply: nginx's 444
 
 
 def test_unknown_host_gets_no_tls_handshake(host):
@@ -220,9 +205,7 @@ class TestMaintenance:
         playbook("toggle.yml", maintenance="false")
 
     def test_switching_on_changes_the_host(self, switched_on):
-        assert (
-            switched_on["pyfleet-molecule-loadbalancer"]["changed"] == 2
-        )  # switch file, reload
+        assert switched_on["pyfleet-molecule-loadbalancer"]["changed"] == 2  # switch file, reload
 
     @pytest.mark.parametrize("domain", [SHOP, API])
     def test_every_app_answers_503(self, host, switched_on, domain):
@@ -232,9 +215,7 @@ class TestMaintenance:
         assert "Down for maintenance" in curl(host, f"https://{SHOP}/any/path").stdout
 
     def test_post_gets_the_maintenance_page_too(self, host, switched_on):
-        result = curl(
-            host, f"https://{SHOP}/form", "-X POST -d a=1 -w '\n%{http_code}'"
-        )
+        result = curl(host, f"https://{SHOP}/form", "-X POST -d a=1 -w '\n%{http_code}'")
         assert "Down for maintenance" in result.stdout
         assert result.stdout.strip().endswith("503")
 
@@ -245,12 +226,7 @@ class TestMaintenance:
         assert found.get("x-content-type-options") == "nosniff"
 
     def test_switching_on_again_changes_nothing(self, playbook, switched_on):
-        assert (
-            playbook("toggle.yml", maintenance="true")["pyfleet-molecule-loadbalancer"][
-                "changed"
-            ]
-            == 0
-        )
+        assert playbook("toggle.yml", maintenance="true")["pyfleet-molecule-loadbalancer"]["changed"] == 0
 
 
 def test_after_maintenance_the_apps_answer_again(host):
@@ -266,9 +242,7 @@ class TestDrain:
     @pytest.fixture(scope="class")
     def drained(self, playbook):
         state = {
-            "stats": playbook(
-                "toggle.yml", drain_host="backend2", drain_state="drained"
-            ),
+            "stats": playbook("toggle.yml", drain_host="backend2", drain_state="drained"),
             "restored": False,
         }
         yield state
@@ -276,9 +250,7 @@ class TestDrain:
             playbook("toggle.yml", drain_host="backend2", drain_state="active")
 
     def test_draining_changes_the_host(self, drained):
-        assert (
-            drained["stats"]["backend2"]["changed"] == 3
-        )  # marker, upstream lines, reload
+        assert drained["stats"]["backend2"]["changed"] == 3  # marker, upstream lines, reload
 
     def test_all_requests_go_to_the_other_backend(self, host, drained):
         assert set(bodies(host, f"https://{SHOP}/", 12)) == {"backend1"}
@@ -287,16 +259,9 @@ class TestDrain:
         assert host.file("/etc/nginx/pyfleet/drained/backend2").exists
 
     def test_draining_again_changes_nothing(self, playbook, drained):
-        assert (
-            playbook("toggle.yml", drain_host="backend2", drain_state="drained")[
-                "backend2"
-            ]["changed"]
-            == 0
-        )
+        assert playbook("toggle.yml", drain_host="backend2", drain_state="drained")["backend2"]["changed"] == 0
 
-    def test_reconverge_keeps_the_host_drained_without_changes(
-        self, host, playbook, drained
-    ):
+    def test_reconverge_keeps_the_host_drained_without_changes(self, host, playbook, drained):
         assert playbook("converge.yml")["pyfleet-molecule-loadbalancer"]["changed"] == 0
         assert set(bodies(host, f"https://{SHOP}/", 8)) == {"backend1"}
 
@@ -339,13 +304,9 @@ def test_bad_rate_fails_before_any_change(playbook):
     assert "changed=0" in out
 
 
-def test_config_nginx_refuses_fails_the_run_and_the_old_config_keeps_serving(
-    host, playbook
-):
+def test_config_nginx_refuses_fails_the_run_and_the_old_config_keeps_serving(host, playbook):
     try:
-        out = playbook(
-            "converge.yml", expect_failure=True, loadbalancer_proxy_read_timeout="soon"
-        )
+        out = playbook("converge.yml", expect_failure=True, loadbalancer_proxy_read_timeout="soon")
         assert "Validate the nginx configuration" in out
         assert "proxy_read_timeout" in out and "directive invalid value" in out
         assert curl(host, f"https://{SHOP}/").stdout.strip() in ("backend1", "backend2")
@@ -358,9 +319,7 @@ def test_config_nginx_refuses_fails_the_run_and_the_old_config_keeps_serving(
 
 
 def test_rate_limit_answers_429_beyond_the_burst(host):
-    out = curl(
-        host, f"https://{SHOP}/health.txt?n=[1-400]", "-w '\\n%{http_code}\\n'"
-    ).stdout
+    out = curl(host, f"https://{SHOP}/health.txt?n=[1-400]", "-w '\\n%{http_code}\\n'").stdout
     codes = [word for word in out.split() if word.isdigit()]
     time.sleep(3)  # let the burst refill for whoever runs next
     assert len(codes) == 400

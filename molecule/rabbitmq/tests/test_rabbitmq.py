@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from pyfleet.broker import broker_url  # noqa: E402
+from pyfleet.broker import broker_url
 
 APP = "hello"
 PASSWORD = "molecule-only-rabbitmq/password"
@@ -51,8 +51,9 @@ def address(host):
 def logins(host, address):
     """Case -> 'GOT ping' or 'REFUSED <error>', from one client run in the container."""
     # The URL the workers get (pyfleet_broker_url), its parts used as Celery would.
-    url = urlsplit(broker_url(["broker"], {"broker": {"pyfleet_private_address": address}}, PASSWORD,
-                              kind="rabbitmq", app=APP))
+    url = urlsplit(
+        broker_url(["broker"], {"broker": {"pyfleet_private_address": address}}, PASSWORD, kind="rabbitmq", app=APP)
+    )
     assert (url.scheme, url.hostname, url.port) == ("amqp", address, 5672)
     cases = {
         "broker_url": [url.hostname, unquote(url.username), unquote(url.password), unquote(url.path[1:])],
