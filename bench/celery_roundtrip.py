@@ -21,8 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
-
 from pyfleet import ansible, inventory, lab
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,6 @@ Prints seconds for each and the ratio, measured in one run. Needs the lab up
 
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pyfleet import ansible, inventory
 

@@ -12,12 +12,9 @@ Usage: .venv/bin/python bench/redeploy.py
 
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
 
 from pyfleet import ansible, inventory
 

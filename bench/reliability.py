@@ -24,12 +24,9 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
 
 from pyfleet import ansible, commands, inventory, lab
 from pyfleet.load import Load

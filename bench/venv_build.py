@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so pyfleet imports from any directory
-
 from pyfleet import inventory, lab
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,6 +36,23 @@ def private_address(host, hostvars):
         return address
 
 
+def check_private(host, hostvars):
+    """A ``pyfleet_private_address`` that is set names a private (not a global) IP, or a host name."""
+    value = host_vars(hostvars, host).get(PRIVATE_ADDRESS)
+    if not value:
+        return
+    address = private_address(host, hostvars)
+    try:
+        public = ipaddress.ip_address(address).is_global
+    except ValueError:  # a host name: its address is the resolver's business
+        return
+    if public:
+        raise PyfleetError(
+            f"{PRIVATE_ADDRESS} on {host}: {address!r} is a public address, and pyfleet's hosts reach each other "
+            f"on their private network; set {PRIVATE_ADDRESS} of {host} to its private IP"
+        )
+
+
 def endpoint(address, port):
     """``address:port`` as nginx and URLs write it (an IPv6 address in brackets)."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -42,6 +42,8 @@ import difflib
 import hashlib
 import keyword
 import re
+import tarfile
+import zipfile
 from pathlib import Path
 
 from pyfleet.errors import PyfleetError
@@ -259,6 +261,8 @@ def _normalize_one(index, spec, cpus, base, check_paths):
     if threads > 1 and kind != "wsgi":
         where.fail("threads", f"{threads} threads only apply to wsgi apps", "remove threads")
     source = _source(where, spec["source"], base, check_paths)
+    if check_paths:
+        _entry_in_source(where, module, source)
     app = AppSpec(
         name=name,
         source=source,
@@ -412,6 +416,52 @@ def _source(where, source, base, check_paths):
         if check_paths and not path.is_file():
             where.fail(key, f"{path} does not exist", "build it first (uv build) or fix the path")
     return {"type": kind, kind: str(path)}
+
+
+def _entry_in_source(where, module, source):
+    """The entry's module is in the app's own source (a project directory, wheel or sdist).
+
+    Checked on the controller before a deploy takes its lock. A module whose
+    top-level package is not in the source at all (a dependency provides it), a
+    source pinned from an index, or an archive that does not open is left to the
+    build's import check.
+    """
+    relative = module.replace(".", "/")
+    wanted = (f"{relative}.py", f"{relative}/__init__.py")
+    top = module.split(".")[0]
+    names = _source_files(source, top)
+    if names is None or not any(n == f"{top}.py" or n.startswith(f"{top}/") for n in names):
+        return
+    if not any(name in names for name in wanted):
+        where.fail(
+            "entry",
+            f"module {module} is not in the app's source (no {wanted[0]} or {wanted[1]})",
+            "fix entry to name a module of the app",
+        )
+
+
+def _source_files(source, top):
+    """Paths of the Python files a source ships (of package ``top``, for a directory), relative
+    to its import root; None when unknown."""
+    if source["type"] == "path":
+        root = Path(source["path"])
+        found = set()
+        for r in (root, root / "src"):
+            if (r / f"{top}.py").is_file():
+                found.add(f"{top}.py")
+            found |= {str(p.relative_to(r)) for p in (r / top).glob("**/*.py")} if (r / top).is_dir() else set()
+        return found
+    try:
+        if source["type"] == "wheel" and source["wheel"].endswith(".whl"):
+            with zipfile.ZipFile(source["wheel"]) as wheel:
+                return set(wheel.namelist())
+        if source["type"] == "wheel":
+            with tarfile.open(source["wheel"]) as sdist:
+                inner = [name.split("/", 1)[1] for name in sdist.getnames() if "/" in name]
+            return set(inner) | {name[4:] for name in inner if name.startswith("src/")}
+    except (OSError, zipfile.BadZipFile, tarfile.TarError):
+        return None
+    return None
 
 
 def _requirements(where, value, base, check_paths):

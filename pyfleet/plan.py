@@ -82,6 +82,9 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
     )
     if celery["enabled"]:
         _check_broker_password(celery, hostvars)
+    if check_addresses:
+        for host in everyone:
+            addresses.check_private(host, hostvars)
     plan = {
         "apps": apps,
         "placement": placement,

@@ -1,18 +1,9 @@
 """Ansible filter pyfleet_app_workers: server processes of one app on a host."""
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
 
-try:
-    from pyfleet.apps import workers_for
-    from pyfleet.errors import PyfleetError
-except ImportError:
-    # Ansible loads this file by path: make the repo root (two directories up) importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from pyfleet.apps import workers_for
-    from pyfleet.errors import PyfleetError
+from pyfleet.apps import workers_for
+from pyfleet.errors import PyfleetError
 
 DOCUMENTATION = r"""
 name: pyfleet_app_workers

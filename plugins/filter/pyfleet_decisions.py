@@ -1,15 +1,7 @@
 """Ansible filters for what the roles decide: pyfleet_exec_start, pyfleet_units_to_restart,
 pyfleet_rabbitmq_problem, pyfleet_failure_line (pyfleet/decisions.py)."""
 
-import os
-import sys
-
-try:
-    from pyfleet import decisions
-except ImportError:
-    # Ansible loads this file by path: make the repo root (two directories up) importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from pyfleet import decisions
+from pyfleet import decisions
 
 DOCUMENTATION = r"""
 name: pyfleet_exec_start

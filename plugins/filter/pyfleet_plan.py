@@ -1,16 +1,7 @@
 """Ansible filter pyfleet_plan: the fleet plan, built once by pyfleet.plan.build."""
 
-import os
-import sys
-
-try:
-    from pyfleet.errors import PyfleetError
-    from pyfleet.plan import build
-except ImportError:
-    # Ansible loads this file by path: make the repo root (two directories up) importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from pyfleet.errors import PyfleetError
-    from pyfleet.plan import build
+from pyfleet.errors import PyfleetError
+from pyfleet.plan import build
 
 DOCUMENTATION = r"""
 name: pyfleet_plan

@@ -1,14 +1,6 @@
 """Ansible filter pyfleet_sandbox: the sandbox lines of a pyfleet systemd unit."""
 
-import os
-import sys
-
-try:
-    from pyfleet.sandbox import directives
-except ImportError:
-    # Ansible loads this file by path: make the repo root (two directories up) importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from pyfleet.sandbox import directives
+from pyfleet.sandbox import directives
 
 DOCUMENTATION = r"""
 name: pyfleet_sandbox

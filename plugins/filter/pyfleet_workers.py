@@ -3,21 +3,11 @@
 The Celery plan itself is part of the fleet plan (filter pyfleet_plan, playbooks/plan.yml).
 """
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
 
-try:
-    from pyfleet.broker import broker_url, result_backend
-    from pyfleet.celeryconfig import render_config_module
-    from pyfleet.errors import PyfleetError
-except ImportError:
-    # Ansible loads this file by path: make the repo root (two directories up) importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from pyfleet.broker import broker_url, result_backend
-    from pyfleet.celeryconfig import render_config_module
-    from pyfleet.errors import PyfleetError
+from pyfleet.broker import broker_url, result_backend
+from pyfleet.celeryconfig import render_config_module
+from pyfleet.errors import PyfleetError
 
 DOCUMENTATION = r"""
 name: pyfleet_broker_url

@@ -3,9 +3,8 @@
 ``expected`` is the PyfleetError text (``fab`` prints it as ``error: <text>`` on the
 last line of stderr); ``{inv}`` stands for the case's inventory directory.
 ``commands``: the fab commands that must refuse it (in-process, no host reached).
-``xfail``: today the mistake reaches the hosts (checked only by a playbook's first
-play, by nothing, or by the deploy's build after the lock); the message is the one
-the one-plan check (with hostvars, before any host and before the lock) should give.
+``xfail``: a mistake that would still reach the hosts (none today: the fleet plan
+checks everything before any host and before a deploy's lock).
 """
 
 import os
@@ -678,29 +677,21 @@ CASES = [
         group("web", []),
         "pyfleet_apps[0].hosts (app hello): 'web' matches no inventory host; add hosts to that group or set hosts to a group that has some",
     ),
-    # --- reach the hosts today: the one plan (before any host, before the lock) should refuse them ---
+    # Checked by the plan on the controller (before any host, before a deploy's lock).
+    # An inventory without load balancers stays valid: a web tier behind a balancer of
+    # its own (molecule's web scenario is one).
     Case(
         "address-public",
         "addresses",
         hvars("web2", pyfleet_private_address="8.8.8.8"),
-        "pyfleet_private_address on web2: '8.8.8.8' is a public address, and the load balancers reach web hosts on their private network; set pyfleet_private_address of web2 to its private IP",
+        "pyfleet_private_address on web2: '8.8.8.8' is a public address, and pyfleet's hosts reach each other on their private network; set pyfleet_private_address of web2 to its private IP",
         commands=WITH_ADDRESSES,
-        xfail=True,
     ),
     Case(
-        "loadbalancers-missing",
-        "groups",
-        both(group("loadbalancers", None), hvars("worker2", celery_flower=DELETE)),
-        "group loadbalancers: no host, but apps hello, hello-async serve domains through it; add a host to group loadbalancers",
-        xfail=True,
-    ),
-    Case(
-        "entry-not-in-artifact",
+        "entry-not-in-source",
         "app entries",
         app(0, entry="sampleapp.nowhere:app"),
-        "app hello: entry sampleapp.nowhere:app does not import: ModuleNotFoundError: No module named 'sampleapp.nowhere'; "
-        "fix entry, or add the missing package to the app's requirements",
-        commands=("deploy",),
-        xfail=True,
+        "pyfleet_apps[0].entry (app hello): module sampleapp.nowhere is not in the app's source (no sampleapp/nowhere.py or sampleapp/nowhere/__init__.py); fix entry to name a module of the app",
+        commands=WITH_PATHS,
     ),
 ]

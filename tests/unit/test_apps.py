@@ -358,3 +358,33 @@ def test_filter_gives_the_server_processes_of_an_app():
     (app,) = norm(spec())
     assert filters["pyfleet_app_workers"](app, 2) == 5  # gunicorn sync: 2 * cpus + 1
     assert filters["pyfleet_app_workers"](app, "3") == 7  # a fact may come as a string
+
+
+# --- the entry's module is in the app's own source (checked before a deploy's lock) -----
+
+
+def test_entry_module_missing_from_the_project_is_refused():
+    sample = {"path": str(ROOT / "examples" / "sampleapp")}
+    assert norm(spec(source=sample, entry="sampleapp.wsgi:app"))[0]["module"] == "sampleapp.wsgi"
+    assert error(spec(source=sample, entry="sampleapp.nowhere:app")) == (
+        "pyfleet_apps[0].entry (app api): module sampleapp.nowhere is not in the app's source "
+        "(no sampleapp/nowhere.py or sampleapp/nowhere/__init__.py); fix entry to name a module of the app"
+    )
+
+
+def test_entry_module_of_a_dependency_is_left_to_the_build():
+    (app,) = norm(spec(entry="otherpkg.wsgi:app"))
+    assert app["entry"] == "otherpkg.wsgi:app"
+
+
+def test_entry_module_missing_from_a_wheel_is_refused(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "api-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("api/__init__.py", "")
+        archive.writestr("api/wsgi.py", "app = None\n")
+    assert norm(spec(source={"wheel": str(wheel)}, entry="api.wsgi:app"))[0]["entry"] == "api.wsgi:app"
+    assert "module api.asgi is not in the app's source" in error(
+        spec(source={"wheel": str(wheel)}, entry="api.asgi:app")
+    )

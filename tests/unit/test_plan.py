@@ -161,6 +161,14 @@ def test_bad_address_is_refused():
     )
 
 
+def test_a_public_private_address_is_refused():
+    hostvars = dict(HOSTVARS, web2={"pyfleet_private_address": "8.8.8.8"})
+    assert error([app()], hostvars) == (
+        "pyfleet_private_address on web2: '8.8.8.8' is a public address, and pyfleet's hosts reach each other "
+        "on their private network; set pyfleet_private_address of web2 to its private IP"
+    )
+
+
 def test_web_hosts_trust_the_load_balancers_addresses():
     assert build([app()])["loadbalancers"] == [{"host": "lb1", "address": "10.0.0.1"}]
 

@@ -7,13 +7,10 @@ listener list, one batch of rabbitmqctl queries) and each test checks one thing.
 
 import json
 import re
-import sys
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from pyfleet.broker import broker_url
 
 APP = "hello"
