@@ -181,15 +181,19 @@ def _trusted(value, trust):
 
 
 def _placement(index, app, groups):
-    """Where an app runs: its web hosts (``hosts``) and the hosts of ``celery.hosts`` without them."""
+    """Where an app runs: its web hosts (``hosts``) and the hosts of ``celery.hosts`` without them.
+
+    An app may have no web host only when it runs Celery units somewhere and no
+    load balancer would send its domains to nobody (a worker-only inventory).
+    """
     web = match_hosts(app["hosts"], groups)
-    if not web:
+    pattern = (app.get("celery") or {}).get("hosts")
+    workers = match_hosts(pattern, groups) if isinstance(pattern, str) and pattern.strip() else []
+    if not web and (not workers or groups.get(LOADBALANCERS)):
         raise PyfleetError(
             f"{APPS}[{index}].hosts (app {app['name']}): {app['hosts']!r} matches no inventory host; "
             f"add hosts to that group or set hosts to a group that has some"
         )
-    pattern = (app.get("celery") or {}).get("hosts")
-    workers = match_hosts(pattern, groups) if isinstance(pattern, str) and pattern.strip() else []
     return {"web": web, "workers": [h for h in workers if h not in web]}
 
 

@@ -111,6 +111,15 @@ def test_a_pattern_matching_no_host_is_refused_with_the_fix():
     )
 
 
+def test_a_worker_only_inventory_needs_no_web_host():
+    groups = {"all": ["broker1", "worker1"], "brokers": ["broker1"], "workers": ["worker1"]}
+    result = build(celery_app(), CELERY_HOSTVARS, groups, **CELERY)
+    assert result["placement"]["shop"] == {"web": [], "workers": ["worker1"]}
+    assert result["upstreams"][0]["servers"] == []
+    # With load balancers, its domains would have no server: refused.
+    assert "matches no inventory host" in error(celery_app(), CELERY_HOSTVARS, dict(groups, loadbalancers=["lb1"]), **CELERY)
+
+
 def test_an_inventory_without_hosts_is_refused():
     with pytest.raises(PyfleetError, match="the inventory has no hosts"):
         plan.build({}, {"all": []})
