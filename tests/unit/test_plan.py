@@ -117,7 +117,9 @@ def test_a_worker_only_inventory_needs_no_web_host():
     assert result["placement"]["shop"] == {"web": [], "workers": ["worker1"]}
     assert result["upstreams"][0]["servers"] == []
     # With load balancers, its domains would have no server: refused.
-    assert "matches no inventory host" in error(celery_app(), CELERY_HOSTVARS, dict(groups, loadbalancers=["lb1"]), **CELERY)
+    assert "matches no inventory host" in error(
+        celery_app(), CELERY_HOSTVARS, dict(groups, loadbalancers=["lb1"]), **CELERY
+    )
 
 
 def test_an_inventory_without_hosts_is_refused():
