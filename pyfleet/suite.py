@@ -21,9 +21,18 @@ class Result:
     seconds: float
 
 
+# Molecule scenarios, longest first (seconds in a CI run with two lanes: celery 229,
+# web 192, loadbalancer 186, flower 183, rabbitmq 103, common 82, redis 73). Lanes
+# take the next scenario when one ends, so starting the long ones first makes the
+# phase about a minute shorter than alphabetical order (about 554 s instead of 607 s).
+LONGEST_FIRST = ("celery", "web", "loadbalancer", "flower", "rabbitmq", "common", "redis")
+
+
 def scenarios():
-    """Molecule scenario names: every molecule/<name>/molecule.yml, sorted."""
-    return sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+    """Molecule scenario names (every molecule/<name>/molecule.yml): longest first, unmeasured ones before all."""
+    names = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+    known = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    return sorted(names, key=lambda name: known.get(name, -1))
 
 
 def _env():

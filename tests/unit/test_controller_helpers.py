@@ -190,3 +190,16 @@ def test_lab_hosts_keep_a_fixed_address_the_lowest_free_one(monkeypatch, tmp_pat
     answer = subprocess.CompletedProcess([], 0, json.dumps([subnet]), "")
     monkeypatch.setattr(lab, "podman", lambda *args, **kwargs: answer)
     assert lab.fixed_address(the_lab, "web1") == "10.89.4.2"
+
+
+def test_molecule_scenarios_run_longest_first_and_every_one_runs(monkeypatch, tmp_path):
+    for name in ("redis", "celery", "newone", "web", "common"):
+        (tmp_path / "molecule" / name).mkdir(parents=True)
+        (tmp_path / "molecule" / name / "molecule.yml").write_text("---\n")
+    monkeypatch.setattr(suite, "ROOT", tmp_path)
+    # A scenario without a measurement goes first (it may be long); then the measured order.
+    assert suite.scenarios() == ["newone", "celery", "web", "common", "redis"]
+
+
+def test_every_scenario_of_the_repository_is_measured():
+    assert sorted(suite.scenarios()) == sorted(suite.LONGEST_FIRST)
