@@ -8,7 +8,17 @@ import time
 from fabric import task
 from invoke import Collection, Exit
 
-from pyfleet import ansible, commands, inventory, lab, remote, status as statusmod, suite, topology as topo
+from pyfleet import (
+    ansible,
+    commands,
+    inventory,
+    lab,
+    plan as fleet_plan,
+    remote,
+    status as statusmod,
+    suite,
+    topology as topo,
+)
 from pyfleet.errors import PyfleetError
 from pyfleet.tables import table
 
@@ -84,7 +94,7 @@ def lab_ssh(c, host, inventory=None):
 def site(c, inventory=None, limit=None, check=False):
     """Converge the whole stack (playbooks/site.yml) on the inventory's hosts."""
     inv = _inventory(c, inventory)
-    commands.fleet_plan(inv)  # the pre-check of fab check and deploy: a bad inventory stops here, before any host
+    fleet_plan.from_inventory(inv)  # the pre-check of fab check and deploy: a bad inventory stops here, before any host
     commands.check_limit(inv, limit)
     args = (["--limit", limit] if limit else []) + (["--check", "--diff"] if check else [])
     stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
@@ -98,7 +108,7 @@ def up(c, inventory=None):
     inv = _inventory(c, inventory)
     # A bad inventory stops here, before any host is touched; the addresses
     # come with the lab (site.yml's plan checks them).
-    the_plan = commands.fleet_plan(inv, check_addresses=False)
+    the_plan = fleet_plan.from_inventory(inv, check_addresses=False)
     timings = {}
     t = time.monotonic()
     lab.up(inv)
@@ -200,7 +210,7 @@ def logs(c, service, inventory=None, limit=None, lines=50, follow=False):
 def topology(c, inventory=None, picture="topology.svg"):
     """Show which host runs what (from the inventory alone) and draw it to an SVG file."""
     inv = _inventory(c, inventory)
-    the_plan = commands.fleet_plan(inv, check_paths=False)
+    the_plan = fleet_plan.from_inventory(inv, check_paths=False)
     print(table(["host", "address", "groups", "runs"], topo.rows(inv, the_plan)))
     with open(picture, "w", encoding="utf-8") as fh:
         fh.write(topo.svg(inv, the_plan))
@@ -212,7 +222,7 @@ def topology(c, inventory=None, picture="topology.svg"):
 def check(c, inventory=None, limit=None):
     """Validate the inventory and variables, then show what a converge would change (--check --diff)."""
     inv = _inventory(c, inventory)
-    the_plan = commands.fleet_plan(inv)
+    the_plan = fleet_plan.from_inventory(inv)
     commands.check_limit(inv, limit)
     print(
         f"inventory {inv.path}: {len(inv.hosts)} hosts, {len(the_plan['apps'])} apps, "

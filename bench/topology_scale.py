@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from pyfleet import inventory, plan as fleet_plan
 
-from pyfleet import inventory, topology  # noqa: E402  (after ROOT, for running from anywhere)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def generated(directory, count):
@@ -54,7 +54,7 @@ def main(count):
         inv = inventory.load(path, with_connection=False)
         read = time.monotonic() - start
         start = time.monotonic()
-        topology.plan(inv, check_paths=False)
+        fleet_plan.from_inventory(inv, check_paths=False)
         planned = time.monotonic() - start
         start = time.monotonic()
         subprocess.run(

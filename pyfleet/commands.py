@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 
-from pyfleet import ansible, audit, remote, rollback, status, topology
+from pyfleet import ansible, audit, plan as fleet_plan, remote, rollback, status
 from pyfleet.errors import PyfleetError
 from pyfleet.patterns import match_hosts
 from pyfleet.tables import table
@@ -30,17 +30,6 @@ def releases_probe(dirs):
     return "".join(parts) + "true"
 
 
-def fleet_plan(inv, check_paths=True, check_addresses=None):
-    """The checked plan of the fleet (apps, Celery tier) from the inventory alone; a mistake is one PyfleetError line.
-
-    The one pre-check every command runs before it touches a host (``fab site``,
-    ``check``, ``deploy``, ``topology``...): call the planner through here only.
-    ``check_paths=False`` skips the checks of local source paths (and, unless
-    ``check_addresses``, of the hosts' IP addresses).
-    """
-    return topology.plan(inv, check_paths=check_paths, check_addresses=check_addresses)
-
-
 def check_limit(inv, limit):
     """Refuse an Ansible ``--limit`` that matches no inventory host (Ansible would only warn and do nothing)."""
     if not limit or any(c in limit for c in "~@"):  # regexes and @retry files: Ansible's own business
@@ -55,7 +44,7 @@ def check_limit(inv, limit):
 
 def _apps(inv, app=None):
     """The validated plan, and the app names to act on (all, or the one asked for)."""
-    the_plan = fleet_plan(inv)
+    the_plan = fleet_plan.from_inventory(inv)
     names = [a["name"] for a in the_plan["apps"]]
     if app and app not in names:
         raise PyfleetError(f"no app '{app}' in pyfleet_apps of {inv.path}; apps: {', '.join(names) or 'none'}")
@@ -64,7 +53,7 @@ def _apps(inv, app=None):
 
 def _fleet(inv, apps):
     """``fleet_state`` of ``apps``: each host's current release and the releases it keeps."""
-    the_plan = fleet_plan(inv, check_paths=False)
+    the_plan = fleet_plan.from_inventory(inv, check_paths=False)
     specs = {a["name"]: a for a in the_plan["apps"]}
     return rollback.fleet_state(inv, specs, apps, lambda spec: the_plan["placement"][spec["name"]]["web"])
 
@@ -238,7 +227,7 @@ SYSTEM_UNITS = {
 
 def unit_pattern(inv, service):
     """systemd unit glob for a service name: nginx, redis, rabbitmq, beat, flower, an app, or a worker type."""
-    the_plan = fleet_plan(inv, check_paths=False)
+    the_plan = fleet_plan.from_inventory(inv, check_paths=False)
     apps = [a["name"] for a in the_plan["apps"]]
     types = list((the_plan["celery"].get("types") or {}).keys())
     if service in SYSTEM_UNITS:
@@ -402,7 +391,7 @@ def worker_rows(data, type_filter=None, host_filter=None):
 
 def workers(inv, type_filter=None, host_filter=None):
     """Live worker inspection, from Celery itself: one row per worker node."""
-    the_plan = fleet_plan(inv, check_paths=False)
+    the_plan = fleet_plan.from_inventory(inv, check_paths=False)
     plan = the_plan["celery"]
     if not plan.get("enabled"):
         raise PyfleetError(f"inventory {inv.path} runs no Celery workers (no celery_worker_catalogue)")
@@ -441,7 +430,7 @@ def workers(inv, type_filter=None, host_filter=None):
 
 def restart_targets(inv, service):
     """(hosts pattern) that run ``service``, for playbooks/restart.yml."""
-    the_plan = fleet_plan(inv, check_paths=False)
+    the_plan = fleet_plan.from_inventory(inv, check_paths=False)
     apps = {a["name"]: a for a in the_plan["apps"]}
     plan = the_plan["celery"]
     if service == "nginx":

@@ -25,6 +25,7 @@ from pyfleet.catalogue import CATALOGUE
 from pyfleet.errors import PyfleetError
 from pyfleet.flower import FLOWER, FLOWER_KEYS
 from pyfleet.patterns import all_hosts, match_hosts
+from pyfleet.shell import ROOT
 from pyfleet.workers import DEFAULT_TYPE, HOST_KEYS, ROUTES, SCHEDULE, plan_workers
 
 APPS = "pyfleet_apps"
@@ -106,8 +107,18 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
     return json.loads(json.dumps(plan))
 
 
-def from_inventory(inv, project_dir=".", check_paths=True, check_addresses=True):
-    """``build`` on an inventory read on the controller (``pyfleet.inventory.load``)."""
+def from_inventory(inv, check_paths=True, check_addresses=None, project_dir=None):
+    """``build`` on an inventory read on the controller (``pyfleet.inventory.load``): the pre-check
+    every command runs before it touches a host.
+
+    ``check_paths=False`` skips what only a deploy needs at hand: the apps' local
+    source paths, and (unless ``check_addresses``) the hosts' IP addresses, which
+    a lab that is not up yet does not have. ``project_dir``: default, the repository.
+    """
+    if check_addresses is None:
+        check_addresses = check_paths
+    if project_dir is None:
+        project_dir = str(ROOT)
     if not inv.hosts:
         raise PyfleetError(
             f"inventory {inv.path} has no hosts; add hosts to groups loadbalancers, web, brokers and workers"

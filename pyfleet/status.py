@@ -3,7 +3,7 @@
 import re
 import shlex
 
-from pyfleet import topology
+from pyfleet import plan as fleet_plan
 
 # Units pyfleet manages (app servers, workers, beat, flower) and the system services it configures.
 UNIT_PATTERNS = "'pyfleet-*' 'celery*' 'flower*' nginx.service redis-server.service rabbitmq-server.service"
@@ -20,7 +20,7 @@ UNITS_PROBE = (
 
 def base_dirs(inv):
     """``{app: base_dir}`` of the inventory's apps, from the fleet plan (default /srv/<app>)."""
-    return {app["name"]: app["base_dir"] for app in topology.plan(inv, check_paths=False)["apps"]}
+    return {app["name"]: app["base_dir"] for app in fleet_plan.from_inventory(inv, check_paths=False)["apps"]}
 
 
 def probe(dirs):

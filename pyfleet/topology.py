@@ -6,25 +6,9 @@ function the playbooks' first play runs, reads the inventory's variables.
 
 import jinja2
 
-from pyfleet import plan as fleet_plan
 from pyfleet.shell import ROOT
 
 TIERS = [("loadbalancers", "load balancer"), ("web", "web"), ("brokers", "broker"), ("workers", "workers")]
-
-
-def plan(inv, check_paths=True, check_addresses=None):
-    """The fleet plan of the inventory (``pyfleet.plan.build``), or PyfleetError at the first mistake.
-
-    ``check_paths=False`` skips what only a deploy needs at hand: the apps'
-    local source paths, and (unless ``check_addresses``) the hosts' IP
-    addresses, which a lab that is not up yet does not have.
-    """
-    return fleet_plan.from_inventory(
-        inv,
-        project_dir=str(ROOT),
-        check_paths=check_paths,
-        check_addresses=check_paths if check_addresses is None else check_addresses,
-    )
 
 
 def services(inv, the_plan):

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pyfleet import audit, topology
+from pyfleet import audit, plan as fleet_plan, topology
 from pyfleet.errors import PyfleetError
 from pyfleet.inventory import Inventory
 
@@ -37,7 +37,7 @@ def make_inventory(extra_vars=None, control=None):
 
 def test_rows_name_every_host_and_what_it_runs():
     inv = make_inventory()
-    rows = topology.rows(inv, topology.plan(inv))
+    rows = topology.rows(inv, fleet_plan.from_inventory(inv))
     assert [r[0] for r in rows] == ["lb1", "web1", "web2", "mq1"]
     by_host = {r[0]: r[3] for r in rows}
     assert "load balancer" in by_host["lb1"]
@@ -47,13 +47,13 @@ def test_rows_name_every_host_and_what_it_runs():
 
 def test_broker_row_names_the_broker_kind():
     inv = make_inventory({"pyfleet_broker_kind": "rabbitmq"})
-    by_host = {r[0]: r[3] for r in topology.rows(inv, topology.plan(inv))}
+    by_host = {r[0]: r[3] for r in topology.rows(inv, fleet_plan.from_inventory(inv))}
     assert by_host["mq1"] == "rabbitmq broker"
 
 
 def test_svg_is_well_formed_and_names_every_host():
     inv = make_inventory()
-    picture = topology.svg(inv, topology.plan(inv))
+    picture = topology.svg(inv, fleet_plan.from_inventory(inv))
     root = ET.fromstring(picture)
     texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
     assert {"lb1", "web1", "web2", "mq1"} <= texts
@@ -63,7 +63,7 @@ def test_svg_is_well_formed_and_names_every_host():
 def test_bad_app_spec_is_refused_before_any_host_is_contacted():
     inv = make_inventory({"pyfleet_apps": [dict(APPS[0], kind="cgi")]})
     with pytest.raises(PyfleetError, match=r"pyfleet_apps\[0\]\.kind"):
-        topology.plan(inv)
+        fleet_plan.from_inventory(inv)
 
 
 def test_control_host_defaults_to_first_load_balancer_and_can_be_chosen():
