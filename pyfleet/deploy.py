@@ -215,7 +215,7 @@ def plan(request, out_dir=DEFAULT_OUT):
     """Build what a deploy request asks for; return the answer for the playbook.
 
     ``request``: ``{"apps": [normalised apps], "hosts": {host: pyfleet_release
-    info}, "plan_hosts": the fleet plan's hosts (pyfleet.plan), "only": [names] or None,
+    info}, "placement": the fleet plan's {app: {web: [hosts], workers: [hosts]}}, "only": [names] or None,
     "sources": {name: path}, "release": id or "", "check_entry": bool}``.
     Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...}}``;
     each host's artifact names the ``release`` id of its app (``shared_release``).
@@ -228,11 +228,11 @@ def plan(request, out_dir=DEFAULT_OUT):
             raise PyfleetError(
                 f"deploy_apps: no app {unknown[0]} in pyfleet_apps; use one of {', '.join(app['name'] for app in apps)}"
             )
-    plan_hosts = request.get("plan_hosts") or {}
+    # What the deploy puts on each of its hosts: the apps it serves and those whose Celery units run there.
+    placement = request.get("placement") or {}
     host_apps = {
-        host: [app["name"] for app in plan_hosts[host]["deploy_apps"]]
+        host: [name for name, where in placement.items() if host in where["web"] or host in where["workers"]]
         for host in request.get("hosts") or {}
-        if host in plan_hosts
     }
     wanted = {name for names in host_apps.values() for name in names if not only or name in only}
     targets, host_keys = {}, {}

@@ -40,7 +40,7 @@ def test_with_sources_needs_a_project(tmp_path):
 
 def test_plan_refuses_an_unknown_app_before_building():
     with pytest.raises(PyfleetError, match="deploy_apps: no app nope"):
-        deploy.plan({"apps": APPS, "only": ["nope"], "hosts": {}, "plan_hosts": {}})
+        deploy.plan({"apps": APPS, "only": ["nope"], "hosts": {}, "placement": {}})
 
 
 def test_plan_with_no_app_on_the_hosts_says_so():
@@ -49,7 +49,7 @@ def test_plan_with_no_app_on_the_hosts_says_so():
             {
                 "apps": APPS,
                 "hosts": {"web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"}},
-                "plan_hosts": {"web1": {"deploy_apps": []}},
+                "placement": {"hello": {"web": ["web2"], "workers": ["worker1"]}},
             }
         )
 
