@@ -17,9 +17,13 @@ ADDRESSES = {"lb1": 11, "web1": 12, "web2": 13, "broker1": 14, "worker1": 15, "w
 
 FAKE_CLIENT = """#!/bin/sh
 # A host may not be contacted: record who tried, then fail as ssh does when it cannot connect.
-printf '%s' "$(basename "$0")" >> "{log}"
-for a in "$@"; do printf ' %s' "$a" >> "{log}"; done
-printf '\\n' >> "{log}"
+# Under a lock: Ansible runs a dozen at once, and their lines must not interleave.
+(
+  flock 9
+  printf '%s' "$(basename "$0")" >> "{log}"
+  for a in "$@"; do printf ' %s' "$a" >> "{log}"; done
+  printf '\\n' >> "{log}"
+) 9>> "{log}.lock"
 echo "ssh: connect to host: Connection refused (pyfleet bad-input tests)" >&2
 exit 255
 """
