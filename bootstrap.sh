@@ -15,9 +15,10 @@ fi
 [ -r /etc/debian_version ] || die "pyfleet's controller setup supports Debian 12/13; this machine is not Debian"
 
 # Controller packages. podman runs the lab hosts (runc: crun fails with "cgroups in
-# hybrid mode not supported" on hybrid cgroup machines); debootstrap builds the lab base image.
+# hybrid mode not supported" on hybrid cgroup machines); debootstrap builds the lab base image;
+# nftables lets the unit tests check the firewall role's rendered ruleset with `nft -c`.
 APT_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap openssh-client
-              python3 python3-venv ca-certificates rsync)
+              python3 python3-venv ca-certificates rsync nftables)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -175,6 +175,8 @@ def _create(lab, host, tag):
         "--ip",
         fixed_address(lab, host),
         "--systemd=always",
+        # The firewall role loads nftables rules in the host's own network namespace.
+        "--cap-add=NET_ADMIN",
         *cgroup_options(),
         "--label",
         f"pyfleet.lab={lab.name}",

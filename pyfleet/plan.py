@@ -18,7 +18,7 @@ default ``hosts``), ``brokers`` and ``workers``.
 import json
 from collections.abc import Mapping
 
-from pyfleet import addresses
+from pyfleet import addresses, firewall
 from pyfleet.apps import normalize_apps
 from pyfleet.broker import BROKER_KIND, RABBITMQ_PASSWORDS, broker_kind, broker_url
 from pyfleet.catalogue import CATALOGUE
@@ -59,6 +59,8 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
         celery       the Celery plan (pyfleet.workers.plan_workers), {enabled: false} without Celery
         celery_apps  [the Celery app's name] or []
         producer_ip_allow  {Celery app: [broker IP]}: what its web units may reach
+        firewall     host -> {enabled, rules}: what its firewall accepts (pyfleet.firewall);
+                     {} without ``check_addresses`` (it needs every address)
     """
     groups = {name: list(members or []) for name, members in (groups or {}).items()}
     everyone = all_hosts(groups)
@@ -102,6 +104,12 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
         if celery["enabled"] and celery["broker_ip"]
         else {},
     }
+    if check_addresses:
+        plan["firewall"] = firewall.plan_firewall(
+            groups, hostvars, plan["upstreams"], plan["loadbalancers"], kind, celery.get("flower")
+        )
+    else:
+        plan["firewall"] = {}
     # Plain JSON types: Ansible stores the plan as a fact, and AppSpec and
     # Ansible's own str/dict subclasses must not leak into it.
     return json.loads(json.dumps(plan))

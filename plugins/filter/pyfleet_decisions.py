@@ -1,7 +1,8 @@
 """Ansible filters for what the roles decide: pyfleet_exec_start, pyfleet_units_to_restart,
-pyfleet_rabbitmq_problem, pyfleet_failure_line (pyfleet/decisions.py)."""
+pyfleet_rabbitmq_problem, pyfleet_failure_line (pyfleet/decisions.py), pyfleet_ssh_lockout
+(pyfleet/firewall.py)."""
 
-from pyfleet import decisions
+from pyfleet import decisions, firewall
 
 DOCUMENTATION = r"""
 name: pyfleet_exec_start
@@ -49,4 +50,5 @@ class FilterModule:
             "pyfleet_units_to_restart": decisions.units_to_restart,
             "pyfleet_rabbitmq_problem": decisions.rabbitmq_problem,
             "pyfleet_failure_line": lambda result, host: decisions.failure_line(host, result),
+            "pyfleet_ssh_lockout": firewall.ssh_lockout,
         }

@@ -53,8 +53,8 @@ def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     finally:
         labmod.remove_host(inv, NEW_HOST)
         labmod.remove_host(inv, NEW_WEB)
-        # The load balancer forgets web3, the web hosts the new domain.
-        ansible.playbook(inv.path, "site", "--limit", "web,loadbalancers", quiet=True)
+        # The load balancer forgets web3, the web hosts the new domain, the broker's firewall both.
+        ansible.playbook(inv.path, "site", "--limit", "web,loadbalancers,brokers", quiet=True)
 
 
 def test_the_new_worker_takes_tasks_of_its_type(grown, inv, post_task):

@@ -31,13 +31,14 @@ HOSTVARS = {
     "web2": {"ansible_host": "10.0.0.12", "nginx_http_port": 8080},
     "web3": {},
     "api1": {"pyfleet_private_address": "fd00::21", "nginx_http_port": "8081"},
-    "broker1": {"ansible_host": "10.0.0.5"},
+    # web3 has no IP: the broker's firewall (which admits web hosts by IP) is off here.
+    "broker1": {"ansible_host": "10.0.0.5", "pyfleet_firewall": False},
     "worker1": {"ansible_host": "10.0.0.31"},
 }
 CELERY_HOSTVARS = dict(
     HOSTVARS,
     worker1={"ansible_host": "10.0.0.31", "celery_worker_types": ["default"], "celery_beat": True},
-    broker1={"ansible_host": "10.0.0.5", "redis_password": "s3cret-for-tests"},
+    broker1={"ansible_host": "10.0.0.5", "redis_password": "s3cret-for-tests", "pyfleet_firewall": False},
 )
 
 

@@ -57,7 +57,7 @@ async def _lifespan(receive, send):
 
 
 async def app(scope, receive, send):
-    """Routes: GET /, GET /healthz, POST /echo; anything else is 404 or 405."""
+    """Routes: GET /, GET /healthz, GET /client, POST /echo; anything else is 404 or 405."""
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
@@ -68,6 +68,16 @@ async def app(scope, receive, send):
         await _send(send, 200, json.dumps(identity()).encode())
     elif path == "/healthz" and method in ("GET", "HEAD"):
         await _send(send, 200, b"ok", "text/plain; charset=utf-8")
+    elif path == "/client" and method in ("GET", "HEAD"):
+        # uvicorn --forwarded-allow-ips (set by pyfleet) fills client and scheme from nginx's headers.
+        headers = dict(scope["headers"])
+        body = {
+            "remote_addr": (scope.get("client") or [None])[0],
+            "scheme": scope["scheme"],
+            "host": headers.get(b"host", b"").decode(),
+            "x_forwarded_for": headers.get(b"x-forwarded-for", b"").decode() or None,
+        }
+        await _send(send, 200, json.dumps(body).encode())
     elif path == "/echo" and method == "POST":
         raw = await _read_body(receive)
         try:
@@ -75,7 +85,7 @@ async def app(scope, receive, send):
         except ValueError:
             data = None
         await _send(send, 200, json.dumps(data).encode())
-    elif path in ("/", "/healthz", "/echo"):
+    elif path in ("/", "/healthz", "/echo", "/client"):
         await _send(send, 405, json.dumps({"error": "method not allowed"}).encode())
     else:
         await _send(send, 404, json.dumps({"error": "not found"}).encode())

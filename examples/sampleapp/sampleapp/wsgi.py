@@ -7,10 +7,14 @@ import os
 import socket
 
 from flask import Flask, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sampleapp.version import VERSION
 
 app = Flask(__name__)
+# Behind pyfleet, nginx on the web host sets X-Forwarded-For/-Proto/-Host/-Port once,
+# from the load balancer's (trusted) headers or the request itself: one proxy hop.
+app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
 
 # Tasks that POST /tasks/<name> may send; anything else is a 404, so the
 # endpoint cannot be used to run arbitrary task names.
@@ -38,6 +42,17 @@ def index():
 def healthz():
     """Health check used by the deploy gate and the load balancer."""
     return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@app.get("/client")
+def client():
+    """What the app knows of the client: its address, and the scheme and host it used."""
+    return jsonify(
+        remote_addr=request.remote_addr,
+        scheme=request.scheme,
+        host=request.host,
+        x_forwarded_for=request.headers.get("X-Forwarded-For"),
+    )
 
 
 @app.post("/echo")
