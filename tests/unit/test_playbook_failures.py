@@ -222,3 +222,24 @@ def test_the_failures_file_holds_each_failure(tmp_path, run):
     }
     assert rec["path"].startswith(f"{tmp_path / 'play.yml'}:")
     json.dumps(seen)
+
+
+def test_deploy_progress_shows_the_same_cause(run, tmp_path, capsys):
+    """fab deploy's stdout callback (pyfleet_progress) prints and summarises the failure as the error says it."""
+    summary = tmp_path / "summary.json"
+    env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress", "PYFLEET_SUMMARY": str(summary)}
+    line = run(
+        tasks=[
+            {
+                "name": "Change the site",
+                "ansible.builtin.command": "true",
+                "changed_when": True,
+                "notify": "Reload nginx",
+            }
+        ],
+        handlers=[{"name": "Reload nginx", "ansible.builtin.command": "{{ nginx }} -t"}],
+        extra_env=env,
+    )
+    assert line == f"web1: task 'Reload nginx' failed: {EMERG}{FIX}"
+    (rec,) = json.loads(summary.read_text())["failures"]
+    assert rec["line"] == f"web1: task 'Reload nginx' failed: {EMERG}"
