@@ -1,10 +1,14 @@
 """Run ansible-playbook against an inventory (and its lab connection file)."""
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+from pyfleet import failures
 from pyfleet.errors import PyfleetError
 from pyfleet.lab import connection_path
 from pyfleet.shell import ROOT, tool
@@ -25,9 +29,12 @@ def inventory_args(inventory_path):
 
 
 def ansible_env(mitogen=True):
-    """Environment for Ansible: the project's ansible.cfg, Mitogen on or off."""
+    """Environment for Ansible: the project's ansible.cfg, Mitogen on or off, the failure recorder on."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PYTHONUNBUFFERED="1")
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    # plugins/callback/pyfleet_failures.py records each failure for playbook()'s last line.
+    enabled = [c.strip() for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(dict.fromkeys([*enabled, "pyfleet_failures"]))
     if not mitogen:
         env["ANSIBLE_STRATEGY"] = "linear"
     return env
@@ -47,39 +54,76 @@ def parse_recap(output):
     return stats
 
 
-def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=None):
-    """Run playbooks/<name>.yml; stream its output; return the recap stats.
-
-    Raises PyfleetError naming the failed hosts when any host failed or was unreachable.
-    """
+def playbook_path(name):
+    """playbooks/<name>.yml, or ``name`` itself when it is a path (a Path object) to a playbook."""
+    if isinstance(name, os.PathLike):
+        return Path(name)
     path = ROOT / "playbooks" / f"{name}.yml"
     if not path.exists():
         raise PyfleetError(
             f"no playbook {path}; choose one of {', '.join(p.stem for p in (ROOT / 'playbooks').glob('*.yml'))}"
         )
+    return path
+
+
+def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=None):
+    """Run playbooks/<name>.yml (or the playbook at Path ``name``); stream its output; return the recap stats.
+
+    Raises PyfleetError when any host failed or was unreachable: one line naming
+    the host, the task and the cause (``_failed_run_line``).
+    """
+    path = playbook_path(name)
     cmd = [tool("ansible-playbook"), *inventory_args(inventory_path), str(path), *args]
+    fd, failures_path = tempfile.mkstemp(prefix="pyfleet-failures-", suffix=".json")
+    os.close(fd)
     env = ansible_env(mitogen)
     env.update(extra_env or {})
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if not quiet:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-    proc.wait()
+    env["PYFLEET_FAILURES"] = failures_path
+    try:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if not quiet:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        proc.wait()
+        recorded = _read_failures(failures_path)
+    finally:
+        os.unlink(failures_path)
     output = "".join(lines)
     stats = parse_recap(output)
     bad = sorted(h for h, s in stats.items() if s["failed"] or s["unreachable"])
     if proc.returncode != 0 or bad:
-        reason = _first_failure(output)
-        where = f" on {', '.join(bad)}" if bad else ""
-        raise PyfleetError(f"playbook {name} failed{where}: {reason}; fix it and run again")
+        raise PyfleetError(_failed_run_line(path.stem, recorded, output, bad))
     return stats
 
 
+def _read_failures(path):
+    """What plugins/callback/pyfleet_failures.py wrote; empty when it wrote nothing (a parse error)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _failed_run_line(name, recorded, output, bad):
+    """The one line a failed run of playbook ``name`` ends with.
+
+    From the callback's records: "<host>: task '<task>' failed: <cause>; <fix>".
+    Without them (Ansible stopped before any task, e.g. a YAML error), the
+    first error line of the output.
+    """
+    line = failures.message(recorded.get("failures") or [], recorded.get("failed_hosts"))
+    if line:
+        return line
+    where = f" on {', '.join(bad)}" if bad else ""
+    return f"playbook {name} failed{where}: {_first_failure(output)}; fix it and run again"
+
+
 def _first_failure(output):
-    """The first 'fatal:'/ERROR line of an Ansible run, shortened to one line."""
+    """The first 'fatal:'/ERROR line of an Ansible run, shortened to one line: the fallback of _failed_run_line."""
     for line in output.splitlines():
         if line.startswith(("fatal:", "ERROR!", "[ERROR]")) or "UNREACHABLE!" in line:
             msg = re.search(r'"msg":\s*"((?:[^"\\]|\\.)*)"', line)

@@ -110,7 +110,7 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
             "apps": apps,
             "release": release,
             "result": result,
-            "reason": _reason(summary, error),
+            "reason": str(error or ""),
             "seconds": round(time.monotonic() - start, 1),
         }
         if change_map is not None:
@@ -122,7 +122,7 @@ def run_release_playbook(inv, action, playbook, extra, apps, mitogen=True, prepa
         os.unlink(summary_path)
     print_summary(action, summary, time.monotonic() - start, change_map)
     if error:
-        raise PyfleetError(f"{action} failed: {_reason(summary, error)}")
+        raise PyfleetError(f"{action} failed: {error}")
     return summary
 
 
@@ -154,16 +154,6 @@ def _read_summary(path):
         return {}
 
 
-def _reason(summary, error):
-    if not error:
-        return ""
-    failures = summary.get("failures") or []
-    if failures:
-        f = failures[-1]  # the last one says why (earlier ones are often "One or more items failed")
-        return f"{f['host']}: {f['msg']}"
-    return str(error)
-
-
 def print_summary(action, summary, seconds, change_map=None):
     """The end of a deploy: release, hosts switched, per app and host the release served now, failures."""
     if change_map is not None:
@@ -186,7 +176,7 @@ def print_summary(action, summary, seconds, change_map=None):
         for line in rollback.verdicts(change_map):
             print(line)
     for f in summary.get("failures") or []:
-        print(f"FAILED {f['host']}: {f['task']}: {f['msg']}")
+        print(f["line"])
 
 
 def releases(inv, limit=None):

@@ -8,6 +8,8 @@
 Ansible reaches them through plugins/filter/pyfleet_decisions.py.
 """
 
+from pyfleet import failures
+
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "*", "[::]")
 MIN_RABBITMQ_PASSWORD = 16
 
@@ -86,8 +88,9 @@ def failure_line(host, result):
     """The one line a failed deploy step ends with.
 
     ``result`` is Ansible's ``ansible_failed_result`` (a loop's result holds
-    ``results``): the module's own message, which names host, app and reason;
-    for a hook, the command, its exit code and the last line it printed.
+    ``results``): the module's own message, which names host, app and reason
+    (``failures.cause``: a crashed module's exception); for a hook, the command,
+    its exit code and the last line it printed (an app's log lines end with the error).
     """
     failed = [r for r in result.get("results", [result]) if r.get("failed")]
     first = failed[0] if failed else result
@@ -100,5 +103,6 @@ def failure_line(host, result):
             f"{host}: app {app}: hook {command} failed (exit {first.get('rc', '?')}): "
             f"{output[-1] if output else 'no output'}"
         )
-    lines = str(first.get("msg") or "failed").splitlines()
-    return lines[0] if lines else "failed"
+    # A module's message names host, app and reason; when it crashed, failures.cause reads its output.
+    why = failures.cause(first)
+    return why if why.startswith(f"{host}: ") else f"{host}: {why}"

@@ -2,9 +2,15 @@
 
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 from ansible.plugins.callback import CallbackBase
+
+# The pyfleet of this checkout, not of the one the venv's editable install names (a git worktree).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from pyfleet import failures
 
 DOCUMENTATION = """
 name: pyfleet_progress
@@ -31,6 +37,7 @@ class CallbackModule(CallbackBase):
         self.failures = []
         self.changed = {}
         self._play_start = None
+        self._play = None
 
     def _close_play(self):
         if self.plays and self.plays[-1]["seconds"] is None:
@@ -41,6 +48,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         self._close_play()
+        self._play = play
         name = play.get_name().strip()
         same = [p for p in self.plays if p["name"] == name]
         label = f"{name} (batch {len(same) + 1})" if same or play.serial else name
@@ -61,21 +69,23 @@ class CallbackModule(CallbackBase):
             self._display.display(f"  {host}: {task}")
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        host = result._host.get_name()
+        host = result.host.get_name()
         self._seen(host)
         if ignore_errors:
             return
-        msg = result._result.get("msg") or result._result.get("stderr") or "failed"
-        msg = " ".join(str(msg).split())[:400]
-        task = result._task.get_name().strip()
-        self.failures.append({"host": host, "task": task, "msg": msg})
-        self._display.display(f"  {host}: FAILED {task}: {msg}", color="red")
+        play = self.plays[-1]["name"] if self.plays else ""
+        rec = failures.record(host, result.task.get_name().strip(), result.result, play, result.task.get_path() or "")
+        self.failures.append(rec)
+        self._display.display(f"  {host}: FAILED {rec['task']}: {rec['cause']}", color="red")
 
     def v2_runner_on_unreachable(self, result):
-        host = result._host.get_name()
-        msg = " ".join(str(result._result.get("msg", "unreachable")).split())[:300]
-        self.failures.append({"host": host, "task": result._task.get_name().strip(), "msg": f"unreachable: {msg}"})
-        self._display.display(f"  {host}: UNREACHABLE {msg}", color="red")
+        host = result.host.get_name()
+        address, port = failures.address_of(self._play, result.host)
+        play = self.plays[-1]["name"] if self.plays else ""
+        task = result.task.get_name().strip()
+        rec = failures.unreachable_record(host, task, result.result.get("msg"), address, port, play)
+        self.failures.append(rec)
+        self._display.display(f"  {host}: UNREACHABLE {rec['cause']}", color="red")
 
     def v2_playbook_on_stats(self, stats):
         self._close_play()

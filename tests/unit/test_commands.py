@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfleet import commands, inventory
+from pyfleet import commands, failures, inventory
 from pyfleet.errors import PyfleetError
 
 
@@ -88,3 +88,9 @@ def test_releases_reads_each_apps_base_dir(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "20261124T052000Z" in printed and "deployer=ops" in printed
     assert "hello: all hosts on 20261124T053000Z" in printed
+
+
+def test_the_deploy_summary_ends_with_each_failure_line(capsys):
+    rec = failures.record("web1", "nginx : Reload nginx", {"msg": "non-zero return code", "stderr": "nginx: [emerg] x"})
+    commands.print_summary("deploy", {"failures": [rec], "custom": {"release": "20260101T000000Z"}}, 12.0)
+    assert capsys.readouterr().out.splitlines()[-1] == "web1: task 'nginx : Reload nginx' failed: nginx: [emerg] x"

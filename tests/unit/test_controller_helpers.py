@@ -203,3 +203,15 @@ def test_molecule_scenarios_run_longest_first_and_every_one_runs(monkeypatch, tm
 
 def test_every_scenario_of_the_repository_is_measured():
     assert sorted(suite.scenarios()) == sorted(suite.LONGEST_FIRST)
+
+
+def test_ansible_env_records_failures(monkeypatch):
+    monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "profile_tasks")
+    env = ansible.ansible_env(mitogen=False)
+    assert env["ANSIBLE_CALLBACKS_ENABLED"] == "profile_tasks,pyfleet_failures"
+    assert env["ANSIBLE_STRATEGY"] == "linear"
+
+
+def test_playbook_by_name_must_exist():
+    with pytest.raises(PyfleetError, match=r"no playbook .*nope\.yml; choose one of"):
+        ansible.playbook_path("nope")

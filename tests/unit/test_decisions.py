@@ -134,3 +134,12 @@ def test_failure_line_of_a_hook_names_app_command_exit_and_last_output_line():
 def test_failure_line_without_output_says_so():
     result = {"failed": True, "cmd": ["sh", "-c", "true"], "rc": 1, "item": {"app": {"name": "x"}}}
     assert decisions.failure_line("web1", result) == "web1: app ?: hook true failed (exit 1): no output"
+
+
+def test_failure_line_of_a_crashed_module_is_its_exception_on_the_host():
+    result = {
+        "failed": True,
+        "msg": "MODULE FAILURE\nSee stdout/stderr for the exact error",
+        "module_stdout": 'Traceback (most recent call last):\n  File "x", line 1\nOSError: [Errno 28] No space left on device\n',
+    }
+    assert decisions.failure_line("web1", result) == "web1: OSError: [Errno 28] No space left on device"
