@@ -33,6 +33,8 @@ REQUIRES = {
     "uvicorn-worker": ["gunicorn>=20.1.0", "uvicorn>=0.15.0"],
 }
 EXTRAS = {"celery": {"redis": ["redis>=4.5.2,!=4.5.5"]}}
+# Submodules the sample app imports (stubs too).
+SUBMODULES = {"werkzeug": ["middleware/__init__.py", "middleware/proxy_fix.py"]}
 HATCHLING_VERSION = "1.27.0"  # examples/sampleapp asks for hatchling>=1.25
 
 STUB = '''"""A stand-in for {name} {version}, made by the unit tests: every attribute is a stub."""
@@ -70,6 +72,7 @@ def make_find_links(directory):
     for name, version in _pins():
         module = name.replace("-", "_")
         files = {f"{module}/__init__.py": STUB.format(name=name, version=version)}
+        files.update({f"{module}/{sub}": STUB.format(name=name, version=version) for sub in SUBMODULES.get(name, ())})
         write_wheel(directory, name, version, files, requires=REQUIRES.get(name, ()), extras=EXTRAS.get(name))
     backend = (Path(__file__).with_name("wheelmaker.py")).read_text(encoding="utf-8")
     write_wheel(directory, "hatchling", HATCHLING_VERSION, {"hatchling/__init__.py": "", "hatchling/build.py": backend})
