@@ -78,10 +78,11 @@ def molecule_jobs():
     return int(value)
 
 
-def _ensure_image():
-    from pyfleet import image  # molecule's platforms use the lab base image
+def _ensure_images():
+    """The lab base images the molecule platforms use: PYFLEET_IMAGE (Debian 12) and PYFLEET_IMAGE_TRIXIE (13)."""
+    from pyfleet import image
 
-    return image.ensure_image("bookworm")
+    return {"PYFLEET_IMAGE": image.ensure_image("bookworm"), "PYFLEET_IMAGE_TRIXIE": image.ensure_image("trixie")}
 
 
 def run(phase=None, scenario=None):
@@ -110,8 +111,8 @@ def run(phase=None, scenario=None):
             raise PyfleetError(f"no molecule scenario '{scenario}'; choose one of {', '.join(scenarios())}")
         jobs = molecule_jobs()
         start = time.monotonic()
-        os.environ["PYFLEET_IMAGE"] = _ensure_image()  # built once, when its recipe changed
-        results.append(Result("base image", "passed", time.monotonic() - start))
+        os.environ.update(_ensure_images())  # built once, when their recipe changed
+        results.append(Result("base images", "passed", time.monotonic() - start))
         # Each scenario has its own container and molecule state, so they can run side by side.
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results.extend(
