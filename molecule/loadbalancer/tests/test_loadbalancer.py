@@ -211,7 +211,9 @@ def test_unknown_host_gets_no_tls_handshake(host):
 
 def test_unknown_host_header_after_known_server_name_is_refused(host):
     result = curl(host, f"https://{SHOP}/", "--http1.1 -H 'Host: unknown.example.test'")
-    assert result.rc == 52
+    # nginx's 444 closes without a TLS close_notify: curl 7 (Debian 12) says empty
+    # reply (52), curl 8 (Debian 13) unexpected end of data (56).
+    assert result.rc in (52, 56)
     assert "backend" not in result.stdout
 
 
