@@ -36,5 +36,21 @@ def test_sshd_refuses_passwords(host):
     assert "permitrootlogin without-password" in config or "permitrootlogin prohibit-password" in config
 
 
+def test_sshd_uses_the_chosen_algorithms_and_host_keys(host):
+    config = host.run("sshd -T").stdout.lower()
+    assert "authenticationmethods publickey" in config
+    kex = next(line.split()[1] for line in config.splitlines() if line.startswith("kexalgorithms "))
+    # A post-quantum hybrid first (ML-KEM only on OpenSSH 9.9+), and the one paramiko (fab) has.
+    assert kex.split(",")[0] in ("mlkem768x25519-sha256", "sntrup761x25519-sha512")
+    assert "curve25519-sha256@libssh.org" in kex.split(",")
+    assert "ecdh-sha2-nistp" not in config
+    assert "hmac-sha1" not in config
+    assert {line.split()[1] for line in config.splitlines() if line.startswith("hostkey ")} == {
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/etc/ssh/ssh_host_rsa_key",
+    }
+    assert not host.file("/etc/ssh/ssh_host_ecdsa_key").exists
+
+
 def test_sshd_running(host):
     assert host.service("ssh").is_running
