@@ -282,14 +282,9 @@ def logs(inv, service, limit, lines=50, follow=False):
     def one(h):
         conn = remote.connection(inv, h)
         try:
-            conn.run(
-                cmd,
-                warn=True,
-                hide=False,
-                out_stream=_Prefixed(h, width),
-                err_stream=_Prefixed(h, width),
-                in_stream=False,
-            )
+            remote.run(conn, cmd, hide=False, out_stream=_Prefixed(h, width), err_stream=_Prefixed(h, width))
+        except PyfleetError as exc:
+            print(f"{h}: {exc}", file=sys.stderr)
         finally:
             conn.close()
 
