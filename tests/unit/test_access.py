@@ -108,42 +108,46 @@ def test_refused_sudo_is_one_line_naming_the_host_and_the_fix():
 
 
 class KeyServer:
-    """An SSH server on loopback that only shows its host key (no login succeeds)."""
+    """An SSH server that only shows its host key (no login succeeds), over a socket pair: no network."""
+
+    port = 2222  # known_hosts names it [127.0.0.1]:2222
 
     def __init__(self):
         self.key = paramiko.ECDSAKey.generate()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            transport = paramiko.Transport(client)
-            transport.add_server_key(self.key)
-            threading.Thread(target=self.handshake, args=(transport,), daemon=True).start()
 
     class Refuse(paramiko.ServerInterface):
         def get_allowed_auths(self, username):
             return "publickey"
 
-    def handshake(self, transport):
-        with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
-            transport.start_server(server=self.Refuse())
+    def serve(self, sock):
+        transport = paramiko.Transport(sock)
+        transport.add_server_key(self.key)
+
+        def handshake():
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                transport.start_server(server=self.Refuse())
+
+        threading.Thread(target=handshake, daemon=True).start()
 
     def line(self, key=None):
         key = key or self.key
         return f"[127.0.0.1]:{self.port} {key.get_name()} {key.get_base64()}\n"
 
 
-@pytest.fixture(scope="module")
-def key_server():
+@pytest.fixture
+def key_server(monkeypatch):
+    """Fabric connections of pyfleet.remote reach a KeyServer through a socket pair."""
     server = KeyServer()
-    yield server
-    server.sock.close()
+
+    class Paired(remote.Connection):
+        def open(self):
+            ours, theirs = socket.socketpair()
+            server.serve(theirs)
+            self.connect_kwargs["sock"] = ours
+            return super().open()
+
+    monkeypatch.setattr(remote, "Connection", Paired)
+    return server
 
 
 def _inv(tmp_path, port, known_hosts):
