@@ -421,7 +421,6 @@ def wait_for_ssh(lab, host, ip, timeout=60):
             last = last_line(proc.stderr) if proc.stderr.strip() else f"ssh exit code {proc.returncode}"
             if "Host key verification failed" in proc.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr:
                 break  # will not get better by waiting
-
         except OSError as exc:
             last = str(exc)
         time.sleep(0.5)
@@ -538,7 +537,15 @@ def ssh_command(inventory, host):
     status, _ = container_state(lab, host)
     if status != "running":
         raise PyfleetError(f"lab host {host} is not running; run fab lab.up")
-    return ["ssh", *ssh_options(lab), "-i", str(lab.key), f"{LAB_USER}@{address(lab, host)}"]
+    ip = address(lab, host)
+    # ssh would refuse a key that is not the lab's with a screenful; say it in one line.
+    known = read_known_hosts(lab).get(host)
+    if known != (ip, read_host_keys(lab, host)):
+        raise PyfleetError(
+            f"host {host} ({ip}): its SSH host key does not match the lab's known_hosts ({lab.known_hosts}); "
+            "fab lab.up reads the lab hosts' keys again"
+        )
+    return ["ssh", *ssh_options(lab), "-i", str(lab.key), f"{LAB_USER}@{ip}"]
 
 
 def load_connection(inventory):

@@ -43,7 +43,7 @@ def test_the_lab_logs_in_as_deploy_with_sudo_and_refuses_root(the_lab, lab, lab_
 
 
 def test_a_host_key_that_does_not_match_the_lab_known_hosts_is_refused(the_lab, lab):
-    """web1's lines carry web2's keys: Fabric (fab status) and ssh (fab lab.ssh's command) both refuse web1."""
+    """web1's lines carry web2's keys: fab status (Fabric), fab lab.ssh and ssh with the lab's options refuse web1."""
     saved = the_lab.known_hosts.read_text()
     entries = labmod.read_known_hosts(the_lab)
     entries["web1"] = (entries["web1"][0], entries["web2"][1])
@@ -53,13 +53,10 @@ def test_a_host_key_that_does_not_match_the_lab_known_hosts_is_refused(the_lab, 
         assert_one_line_error(code, err)
         assert f"host web1 ({lab['addresses']['web1']}): its SSH host key does not match the lab's known_hosts" in err
         assert "fab lab.up reads the lab hosts' keys again" in err
-        ssh = subprocess.run(
-            [*labmod.ssh_command(inventory.load(the_lab.inventory.path), "web1"), "-o", "BatchMode=yes", "true"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        code, _, err = fab("lab.ssh", "web1")
+        assert_one_line_error(code, err)
+        assert "host web1 (" in err and "does not match the lab's known_hosts" in err
+        ssh = _ssh(the_lab, "deploy", lab["addresses"]["web1"], "true")  # as Ansible and testinfra run it
         assert ssh.returncode == 255 and "Host key verification failed" in ssh.stderr, ssh.stderr
     finally:
         the_lab.known_hosts.write_text(saved)
