@@ -75,7 +75,7 @@ def lab_down(c, inventory=None):
 @task(help={"host": "inventory host name", "inventory": "inventory directory (default: inventory/lab)"})
 @friendly
 def lab_ssh(c, host, inventory=None):
-    """Open a root shell on a lab host."""
+    """Open a shell on a lab host as its login user, deploy (sudo -i for root); the host key is checked."""
     cmd = lab.ssh_command(_inventory(c, inventory), host)
     os.execvp(cmd[0], cmd)
 

@@ -16,6 +16,7 @@ cores. On real servers each host brings its own.
 Usage: .venv/bin/python bench/celery_roundtrip.py [count] [host] [in_flight]
 """
 
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,14 @@ def measure(inv, host, count, window):
         f"timeout 300 venv/bin/python - {count} {window}"
     )
     out = subprocess.run(
-        ["ssh", *lab.SSH_OPTIONS, "-i", conn["ansible_ssh_private_key_file"], f"root@{conn['ansible_host']}", remote],
+        [
+            "ssh",
+            *lab.ssh_options(lab.Lab(inv)),
+            "-i",
+            conn["ansible_ssh_private_key_file"],
+            f"{lab.LAB_USER}@{conn['ansible_host']}",
+            f"sudo -n sh -c {shlex.quote(remote)}",
+        ],
         input=PRODUCER,
         capture_output=True,
         text=True,

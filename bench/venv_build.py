@@ -61,15 +61,16 @@ finally:
 def main():
     app = sys.argv[1] if len(sys.argv) > 1 else "hello"
     host = sys.argv[2] if len(sys.argv) > 2 else "web1"
-    conn = inventory.load("inventory/lab").hosts[host]
+    inv = inventory.load("inventory/lab")
+    conn = inv.hosts[host]
     out = subprocess.run(
         [
             "ssh",
-            *lab.SSH_OPTIONS,
+            *lab.ssh_options(lab.Lab(inv)),
             "-i",
             conn["ansible_ssh_private_key_file"],
-            f"root@{conn['ansible_host']}",
-            f"timeout 900 python3 - {app}",
+            f"{lab.LAB_USER}@{conn['ansible_host']}",
+            f"sudo -n timeout 900 python3 - {app}",
         ],
         input=REMOTE,
         capture_output=True,

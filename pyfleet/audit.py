@@ -15,8 +15,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from pyfleet import remote
 from pyfleet.errors import PyfleetError
-from pyfleet.remote import connection
 
 STATE_DIR = "/var/lib/pyfleet"
 HISTORY = f"{STATE_DIR}/history.jsonl"
@@ -49,14 +49,14 @@ def now():
 
 
 def _run(inv, command):
+    """Run ``command`` as root on the control host (a refused host key or sudo: one line, from remote.run)."""
     host = control_host(inv)
-    conn = connection(inv, host)
+    conn = remote.connection(inv, host)
     try:
-        return conn.run(command, hide=True, warn=True, in_stream=False)
-    except Exception as exc:  # network errors: one line
+        return remote.run(conn, command, hide=True)
+    except remote.Unreachable as exc:
         raise PyfleetError(
-            f"control host {host} is unreachable ({exc.__class__.__name__}: {exc}); "
-            "bring it up or set pyfleet_control_host"
+            f"control host {host} is unreachable ({exc.cause}); bring it up or set pyfleet_control_host"
         ) from None
     finally:
         conn.close()

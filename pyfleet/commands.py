@@ -269,17 +269,14 @@ def logs(inv, service, limit, lines=50, follow=False):
     cmd = f"journalctl --no-pager -o short-iso -n {int(lines)} -u '{pattern}'" + (" -f" if follow else "")
     width = max(len(h) for h in hosts)
 
+    errors = []
+
     def one(h):
         conn = remote.connection(inv, h)
         try:
-            conn.run(
-                cmd,
-                warn=True,
-                hide=False,
-                out_stream=_Prefixed(h, width),
-                err_stream=_Prefixed(h, width),
-                in_stream=False,
-            )
+            remote.run(conn, cmd, hide=False, out_stream=_Prefixed(h, width), err_stream=_Prefixed(h, width))
+        except PyfleetError as exc:  # the other hosts' journals go on; the command fails at the end
+            errors.append(str(exc))
         finally:
             conn.close()
 
@@ -292,6 +289,8 @@ def logs(inv, service, limit, lines=50, follow=False):
                 t.join(0.5)
     except KeyboardInterrupt:
         pass
+    if errors:
+        raise PyfleetError("; and ".join(sorted(errors)))
 
 
 def show_history(inv, last=20):

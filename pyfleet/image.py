@@ -46,7 +46,21 @@ PACKAGES = [
 ]
 # Services baked in but not wanted on every host: the roles enable them where needed.
 DISABLED_SERVICES = ["nginx", "redis-server"]
-BUILD_STEPS_VERSION = "3"  # bump when the build steps below change
+BUILD_STEPS_VERSION = "4"  # bump when the build steps below change
+# Each lab host makes its own SSH host keys when sshd first starts: installing
+# openssh-server in the image made one set that every container would share
+# (and a host's key would identify nothing). Debian's ssh.service checks the
+# configuration (sshd -t) before it starts sshd, which fails without keys, so
+# the drop-in lists ExecStartPre anew: keys first (ssh-keygen -A makes only the
+# missing ones), then the check. Trixie's own sshd-keygen.service acts on
+# systemd's first boot only, and bookworm has no such unit: this works on both.
+SSH_HOST_KEYS_DROPIN = "etc/systemd/system/ssh.service.d/pyfleet-host-keys.conf"
+SSH_HOST_KEYS_UNIT = """[Service]
+# pyfleet lab image: the image has no SSH host keys; each host makes its own.
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+"""
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 SUITES = ("bookworm", "trixie")
 
@@ -126,7 +140,7 @@ def ensure_image(suite="bookworm", log=print):
 
 
 def _customise(rootfs, suite, mirror, security):
-    """Make the root file system a good lab host: apt sources, CA certificates, sshd, quiet systemd."""
+    """Make the root file system a good lab host: apt sources, CA certificates, sshd (no host keys), quiet systemd."""
     lines = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
     if security:
         lines.append(f"deb {security} {suite}-security main")
@@ -135,6 +149,11 @@ def _customise(rootfs, suite, mirror, security):
         shutil.copy(cert, rootfs / "usr/local/share/ca-certificates" / cert.name)
     (rootfs / "etc/machine-id").write_text("")  # systemd makes one per container
     (rootfs / "etc/hostname").write_text("localhost\n")
+    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()  # made by openssh-server's install, the same in every container: see SSH_HOST_KEYS_UNIT
+    dropin = rootfs / SSH_HOST_KEYS_DROPIN
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(SSH_HOST_KEYS_UNIT)
     script = "; ".join(
         [
             "update-ca-certificates >/dev/null",

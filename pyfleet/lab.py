@@ -1,8 +1,20 @@
 """A local lab: one podman container per inventory host, with systemd and sshd.
 
-``up`` is idempotent: hosts that already run are left alone; the only output that
-changes is the connection file that tells Ansible (and Fabric) how to reach each
-host: ``.lab/<inventory>/connection.yml`` with real addresses on the lab network.
+``up`` is idempotent: hosts that already run are left alone; the only outputs that
+change are the connection file that tells Ansible (and Fabric) how to reach each
+host: ``.lab/<inventory>/connection.yml`` with real addresses on the lab network,
+and the lab's ``known_hosts`` beside it.
+
+Host keys: each lab host makes its own SSH host keys when it first boots (see
+image.SSH_HOST_KEYS_UNIT); ``up`` reads them inside the container (podman exec,
+not over the network) and writes them to ``.lab/<inventory>/known_hosts``, one
+line per key for the host's lab address. Every SSH client of the lab (Ansible,
+Fabric, ``fab lab.ssh``, testinfra) checks against that file and nothing else
+(StrictHostKeyChecking=yes): no key is accepted blindly, and a host created anew
+gets its new keys written on the next ``up``.
+
+The login: user ``deploy`` (LAB_USER) with the lab key and passwordless sudo,
+as on a real server; root has no key and, once converged, sshd refuses it.
 """
 
 import ipaddress
@@ -23,16 +35,12 @@ from pyfleet.podman import podman
 from pyfleet.shell import ROOT, last_line, run
 
 LAB_DIR = ROOT / ".lab"
-SSH_OPTIONS = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-    "-o",
-    "ConnectTimeout=5",
-]
+# Who Ansible, Fabric and `fab lab.ssh` log in as on a lab host: a user with
+# passwordless sudo (ansible_become), as inventory/example does on real servers.
+LAB_USER = "deploy"
+SUDOERS_FILE = "/etc/sudoers.d/pyfleet-lab"  # no dot in the name: sudo skips such files
+# Options of every ssh to a lab host besides the host key ones (ssh_options()).
+COMMON_SSH_OPTIONS = ["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
 BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
 # The cgroup v2 hierarchy of a machine with the hybrid cgroup layout (v1 controllers
 # plus this). See cgroup_options().
@@ -70,12 +78,30 @@ class Lab:
         return self.state_dir / "addresses.json"
 
     @property
+    def known_hosts(self):
+        """The lab hosts' SSH host keys, for their lab addresses (written by ``up``)."""
+        return self.state_dir / "known_hosts"
+
+    @property
     def connection_file(self):
         """Inventory source with ansible_host and SSH settings for each lab host."""
         return self.state_dir / "connection.yml"
 
     def container(self, host):
         return f"{self.name}-{host}"
+
+
+def ssh_options(lab):
+    """ssh options for a lab host: its host key must be the one in the lab's known_hosts, no other file."""
+    return [
+        "-o",
+        f"UserKnownHostsFile={lab.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        *COMMON_SSH_OPTIONS,
+    ]
 
 
 def _suite_of(inventory, host):
@@ -175,7 +201,10 @@ def _create(lab, host, tag):
         "--ip",
         fixed_address(lab, host),
         "--systemd=always",
-        # The firewall role loads nftables rules in the host's own network namespace.
+        # Rootful podman's default capabilities lack NET_ADMIN, which nft needs to load
+        # a host firewall (as on a real server); the container's own network namespace
+        # is all it can change. A host created before this gets it only when created
+        # anew (start_host says so).
         "--cap-add=NET_ADMIN",
         *cgroup_options(),
         "--label",
@@ -200,6 +229,14 @@ def _sees_unified_cgroup(lab, host):
     return str(UNIFIED_CGROUP) in proc.stdout.split()
 
 
+def _has_net_admin(lab, host):
+    """Whether the host's container was created with the NET_ADMIN capability (see _create)."""
+    proc = podman(
+        "container", "inspect", "--format", "{{range .EffectiveCaps}}{{.}} {{end}}", lab.container(host), check=False
+    )
+    return proc.returncode != 0 or "CAP_NET_ADMIN" in proc.stdout.split()
+
+
 def _why_stopped(lab, host):
     """Exit code and last log line of a container that stopped: what to tell the user."""
     proc = podman(
@@ -209,21 +246,34 @@ def _why_stopped(lab, host):
     return f"exit code {proc.stdout.strip() or '?'}, last log line: {last_line(logs.stdout + logs.stderr)}"
 
 
+# Run inside a lab host as root, the lab's public key on stdin: the login user with
+# the key and passwordless sudo (the sudoers file is checked with visudo before it
+# is put in place), and no key for root. Idempotent: runs on every `fab lab.up`.
+LOGIN_SETUP = f"""set -e
+u={LAB_USER}
+id -u "$u" >/dev/null 2>&1 || useradd --create-home --user-group --shell /bin/bash "$u"
+home=$(getent passwd "$u" | cut -d: -f6)
+install -d -m 700 -o "$u" -g "$u" "$home/.ssh"
+cat > "$home/.ssh/authorized_keys"
+chown "$u:$u" "$home/.ssh/authorized_keys"
+chmod 600 "$home/.ssh/authorized_keys"
+tmp=/etc/sudoers.d/.pyfleet-lab.new
+printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\\n' "$u" > "$tmp"
+chmod 440 "$tmp"
+visudo -c -q -f "$tmp"
+mv -f "$tmp" {SUDOERS_FILE}
+visudo -c -q
+rm -f /root/.ssh/authorized_keys
+"""
+
+
 def _install_key(lab, host, pubkey):
-    return podman(
-        "exec",
-        "-i",
-        lab.container(host),
-        "sh",
-        "-c",
-        "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
-        input_text=pubkey,
-        check=False,
-    )
+    """Set up the lab login on the host (LOGIN_SETUP): user, key, sudo."""
+    return podman("exec", "-i", lab.container(host), "sh", "-c", LOGIN_SETUP, input_text=pubkey, check=False)
 
 
 def start_host(lab, host, tag, pubkey, log=print):
-    """Create (or start) the host's container and authorise the lab key for root.
+    """Create (or start) the host's container and set up the lab login (LAB_USER, the lab key, sudo).
 
     A container whose init dies while it boots is diagnosed (exit code, last log
     line), removed and created again (BOOT_ATTEMPTS in all, a pause between)
@@ -237,6 +287,11 @@ def start_host(lab, host, tag, pubkey, log=print):
     if status == "running" and cgroup_options() and not _sees_unified_cgroup(lab, host):
         log(
             f"{host}: was created without the unified cgroup hierarchy (crashed units restart late); "
+            "fab lab.down && fab lab.up recreates it"
+        )
+    if status == "running" and not _has_net_admin(lab, host):
+        log(
+            f"{host}: was created without the NET_ADMIN capability (a host firewall cannot load); "
             "fab lab.down && fab lab.up recreates it"
         )
     for attempt in range(1, BOOT_ATTEMPTS + 1):
@@ -253,7 +308,8 @@ def start_host(lab, host, tag, pubkey, log=print):
         status, _ = container_state(lab, host)
         if status == "running":
             raise PyfleetError(
-                f"installing the lab key on {host} failed: {last_line(proc.stderr)}; run fab lab.down, then fab lab.up"
+                f"setting up the lab login ({LAB_USER}) on {host} failed: {last_line(proc.stderr)}; "
+                "run fab lab.down, then fab lab.up"
             )
         why = _why_stopped(lab, host)
         if attempt < BOOT_ATTEMPTS:
@@ -267,8 +323,86 @@ def start_host(lab, host, tag, pubkey, log=print):
     )
 
 
+def wait_for_port(lab, host, ip, timeout=60):
+    """Wait until the host's sshd listens (then it has made its host keys), or fail naming the host."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((ip, 22), timeout=2):
+                return
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.3)
+    raise PyfleetError(
+        f"lab host {host} ({ip}) does not listen on port 22 after {timeout} s ({last}); "
+        f"look at `podman logs {lab.container(host)}`, then fab lab.down && fab lab.up"
+    )
+
+
+def read_host_keys(lab, host):
+    """The host's public SSH host keys as "type base64" strings, read inside its container.
+
+    Read with podman exec, not over SSH: that is how the lab knows they are the
+    keys of its own container. Call once sshd listens (it makes them first).
+    """
+    proc = podman(
+        "exec",
+        lab.container(host),
+        "sh",
+        "-c",
+        "cat /etc/ssh/ssh_host_*_key.pub",
+        what=f"reading the SSH host keys of lab host {host}",
+        fix="fab lab.down && fab lab.up",
+    )
+    keys = [" ".join(line.split()[:2]) for line in proc.stdout.splitlines() if len(line.split()) >= 2]
+    if not keys:
+        raise PyfleetError(f"lab host {host} has no SSH host keys in /etc/ssh; fab lab.down && fab lab.up")
+    return sorted(keys)
+
+
+KNOWN_HOSTS_HEADER = (
+    "# Written by `fab lab.up`: the SSH host keys of the lab hosts, read inside each container.\n"
+    "# Lines: address key-type key host. Regenerated on each run.\n"
+)
+
+
+def known_hosts_text(entries):
+    """known_hosts content for ``{host: (address, [key, ...])}``: one line per key, the host name as comment."""
+    lines = [f"{ip} {key} {host}" for host, (ip, keys) in sorted(entries.items()) for key in keys]
+    return KNOWN_HOSTS_HEADER + "".join(line + "\n" for line in lines)
+
+
+def read_known_hosts(lab):
+    """``{host: (address, [key, ...])}`` from the lab's known_hosts ({} when there is none)."""
+    entries = {}
+    if lab.known_hosts.exists():
+        for line in lab.known_hosts.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 4 and not line.startswith("#"):
+                ip, keytype, key, host = parts
+                entries.setdefault(host, (ip, []))[1].append(f"{keytype} {key}")
+    return entries
+
+
+def write_known_hosts(lab, entries):
+    """Write the lab's known_hosts for ``{host: (address, [key, ...])}``; return True when it changed.
+
+    Written whole each time: a host created anew (new keys, maybe a new address)
+    replaces its old lines, and hosts that are gone leave none.
+    """
+    text = known_hosts_text(entries)
+    old = lab.known_hosts.read_text() if lab.known_hosts.exists() else None
+    if old != text:
+        lab.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = lab.known_hosts.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(lab.known_hosts)
+    return old != text
+
+
 def wait_for_ssh(lab, host, ip, timeout=60):
-    """Wait until the host's sshd accepts the lab key, or fail naming the host."""
+    """Wait until the host's sshd accepts the lab key for LAB_USER (host key checked), or fail naming the host."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -276,7 +410,7 @@ def wait_for_ssh(lab, host, ip, timeout=60):
             with socket.create_connection((ip, 22), timeout=2):
                 pass
             proc = run(
-                ["ssh", *SSH_OPTIONS, "-o", "BatchMode=yes", "-i", lab.key, f"root@{ip}", "true"],
+                ["ssh", *ssh_options(lab), "-o", "BatchMode=yes", "-i", lab.key, f"{LAB_USER}@{ip}", "sudo -n true"],
                 what="ssh",
                 fix="",
                 check=False,
@@ -284,12 +418,14 @@ def wait_for_ssh(lab, host, ip, timeout=60):
             )
             if proc.returncode == 0:
                 return
-            last = proc.stderr.strip() or f"ssh exit code {proc.returncode}"
+            last = last_line(proc.stderr) if proc.stderr.strip() else f"ssh exit code {proc.returncode}"
+            if "Host key verification failed" in proc.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr:
+                break  # will not get better by waiting
         except OSError as exc:
             last = str(exc)
         time.sleep(0.5)
     raise PyfleetError(
-        f"lab host {host} ({ip}) does not answer SSH after {timeout} s ({last}); "
+        f"lab host {host} ({ip}) does not let {LAB_USER} in over SSH with sudo ({last}); "
         f"look at `podman logs {lab.container(host)}`, then fab lab.down && fab lab.up"
     )
 
@@ -300,9 +436,10 @@ def write_connection_file(lab, addresses):
         "all": {
             "hosts": {h: {"ansible_host": ip} for h, ip in sorted(addresses.items())},
             "vars": {
-                "ansible_user": "root",
+                "ansible_user": LAB_USER,
+                "ansible_become": True,
                 "ansible_ssh_private_key_file": str(lab.key),
-                "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
+                "ansible_ssh_common_args": " ".join(ssh_options(lab)),
                 "ansible_python_interpreter": "/usr/bin/python3",
             },
         }
@@ -326,6 +463,9 @@ def up(inventory, log=print):
     started = [h for h in inventory.hosts if start_host(lab, h, tags[_suite_of(inventory, h)], pubkey, log=log)]
     addresses = {h: address(lab, h) for h in inventory.hosts}
     for h in inventory.hosts:
+        wait_for_port(lab, h, addresses[h])
+    write_known_hosts(lab, {h: (addresses[h], read_host_keys(lab, h)) for h in inventory.hosts})
+    for h in inventory.hosts:
         wait_for_ssh(lab, h, addresses[h])
     write_connection_file(lab, addresses)
     return addresses, started
@@ -342,7 +482,7 @@ def down(inventory, log=print):
         podman(
             "network", "rm", "-f", lab.network, what=f"removing network {lab.network}", fix="check `podman network ls`"
         )
-    for state in (lab.connection_file, lab.addresses_file):
+    for state in (lab.connection_file, lab.addresses_file, lab.known_hosts):
         if state.exists():
             state.unlink()
     return names
@@ -386,17 +526,26 @@ def remove_host(inventory, host):
     podman("rm", "-f", "-t", "0", lab.container(host), check=False)
     addresses = {h: ip for h, ip in load_connection(inventory).items() if h in inventory.hosts}
     write_connection_file(lab, addresses)
+    write_known_hosts(lab, {h: e for h, e in read_known_hosts(lab).items() if h in inventory.hosts})
 
 
 def ssh_command(inventory, host):
-    """The ssh command line that opens a shell on a lab host."""
+    """The ssh command line that opens a shell on a lab host (as LAB_USER; sudo -i for root)."""
     lab = Lab(inventory)
     if host not in inventory.hosts:
         raise PyfleetError(f"no host '{host}' in inventory {inventory.path}; hosts: {', '.join(inventory.hosts)}")
     status, _ = container_state(lab, host)
     if status != "running":
         raise PyfleetError(f"lab host {host} is not running; run fab lab.up")
-    return ["ssh", *SSH_OPTIONS, "-i", str(lab.key), f"root@{address(lab, host)}"]
+    ip = address(lab, host)
+    # ssh would refuse a key that is not the lab's with a screenful; say it in one line.
+    known = read_known_hosts(lab).get(host)
+    if known != (ip, read_host_keys(lab, host)):
+        raise PyfleetError(
+            f"host {host} ({ip}): its SSH host key does not match the lab's known_hosts ({lab.known_hosts}); "
+            "fab lab.up reads the lab hosts' keys again"
+        )
+    return ["ssh", *ssh_options(lab), "-i", str(lab.key), f"{LAB_USER}@{ip}"]
 
 
 def load_connection(inventory):

@@ -13,6 +13,7 @@ command that gets that far has reached the hosts.
 import copy
 import os
 import stat
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -96,7 +97,14 @@ def guard(monkeypatch, fake_bin, listener):
 
     class Connection:
         def __init__(self, host, user=None, port=None, **kwargs):
-            self.host, self.user = host, user
+            self.host, self.user, self.port = host, user, port
+            self.client = types.SimpleNamespace(
+                load_system_host_keys=lambda *a: None, set_missing_host_key_policy=lambda *a: None
+            )
+
+        def open(self):
+            attempts.append(f"fabric {self.host}")
+            raise OSError(f"reached the host {self.host}")
 
         def run(self, *args, **kwargs):
             attempts.append(f"fabric {self.host}")

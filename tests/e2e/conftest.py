@@ -63,15 +63,23 @@ def run_playbook(inv, lab):
 
 @pytest.fixture(scope="session")
 def lab_host(inv, lab):
-    """A testinfra host for an inventory host name, over the lab's SSH."""
+    """A testinfra host for an inventory host name, over the lab's SSH.
+
+    It logs in as Ansible does (the lab's deploy user, host key checked against
+    the lab's known_hosts) and runs every command through sudo: the checks see
+    the hosts as root does, and no test needs a root login.
+    """
     cache = {}
-    key = labmod.Lab(inv).key
+    the_lab = labmod.Lab(inv)
 
     def get(name):
         if name not in cache:
             ip = lab["addresses"][name]
             cache[name] = testinfra.get_host(
-                f"ssh://root@{ip}", ssh_identity_file=str(key), ssh_extra_args=" ".join(labmod.SSH_OPTIONS)
+                f"ssh://{labmod.LAB_USER}@{ip}",
+                ssh_identity_file=str(the_lab.key),
+                ssh_extra_args=" ".join(labmod.ssh_options(the_lab)),
+                sudo=True,
             )
         return cache[name]
 
