@@ -42,6 +42,7 @@ SUDOERS_FILE = "/etc/sudoers.d/pyfleet-lab"  # no dot in the name: sudo skips su
 # Options of every ssh to a lab host besides the host key ones (ssh_options()).
 COMMON_SSH_OPTIONS = ["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
 BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
+EXEC_RETRIES = 5  # seconds to wait for podman to see that a container's init died
 # The cgroup v2 hierarchy of a machine with the hybrid cgroup layout (v1 controllers
 # plus this). See cgroup_options().
 UNIFIED_CGROUP = Path("/sys/fs/cgroup/unified")
@@ -305,7 +306,17 @@ def start_host(lab, host, tag, pubkey, log=print):
         proc = _install_key(lab, host, pubkey)
         if proc.returncode == 0:
             return started
-        status, _ = container_state(lab, host)
+        # Podman learns a moment late that a container's init died (CI once saw
+        # "cannot exec in a stopped container" while podman still said running):
+        # look again for a few seconds, retrying the setup while it says running.
+        for _ in range(EXEC_RETRIES):
+            time.sleep(1)
+            status, _ = container_state(lab, host)
+            if status != "running":
+                break
+            proc = _install_key(lab, host, pubkey)
+            if proc.returncode == 0:
+                return started
         if status == "running":
             raise PyfleetError(
                 f"setting up the lab login ({LAB_USER}) on {host} failed: {last_line(proc.stderr)}; "

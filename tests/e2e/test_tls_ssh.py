@@ -137,12 +137,12 @@ def ssh_failures(report):
     return found
 
 
-def password_login(address, user="root"):
+def password_login(address, ssh_options, user="root"):
     """(exit code, stderr) of an OpenSSH login that offers only a password (never typed: BatchMode)."""
     done = subprocess.run(
         [
             "ssh",
-            *labmod.SSH_OPTIONS,
+            *ssh_options,
             "-o",
             "BatchMode=yes",
             "-o",
@@ -240,9 +240,14 @@ def test_ssh_audit_finds_no_failure_on_any_host(ssh_audit):
     assert not problems, problems
 
 
-def test_ssh_refuses_passwords_on_every_host(lab):
+def test_ssh_refuses_passwords_on_every_host(lab, inv):
+    options = labmod.ssh_options(labmod.Lab(inv))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = dict(zip(lab["addresses"], pool.map(password_login, lab["addresses"].values()), strict=True))
+        answers = dict(
+            zip(
+                lab["addresses"], pool.map(lambda a: password_login(a, options), lab["addresses"].values()), strict=True
+            )
+        )
     # sshd names the methods it still accepts: publickey alone.
     refused = {host: code == 255 and "Permission denied (publickey)" in err for host, (code, err) in answers.items()}
     assert all(refused.values()), answers

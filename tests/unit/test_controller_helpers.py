@@ -161,6 +161,41 @@ def test_a_host_that_dies_at_boot_is_created_again(monkeypatch):
     assert len(said) == 2 and "stopped while it booted (exit code 255" in said[0]
 
 
+class LateNews(FakeBoots):
+    """The first container dies at once, but podman says "running" for two more looks."""
+
+    def __init__(self):
+        super().__init__(failures=1)
+        self.stale_looks = 0
+
+    def create(self, _lab, _host, _tag):
+        super().create(_lab, _host, _tag)
+        if self.state == "exited":
+            self.stale_looks = 2
+
+    def install_key(self, _lab, _host, _pubkey):
+        return super().install_key(_lab, _host, _pubkey) if not self.stale_looks else self.dead()
+
+    def dead(self):
+        return subprocess.CompletedProcess([], 1, "", "Error: OCI runtime error: cannot exec in a stopped container")
+
+    def look(self, _lab, _host):
+        if self.stale_looks:
+            self.stale_looks -= 1
+            return "running", None
+        return self.state, None
+
+
+def test_a_host_podman_still_calls_running_after_it_died_is_created_again(monkeypatch):
+    fake = LateNews()
+    fake.install(monkeypatch)
+    monkeypatch.setattr(lab, "container_state", fake.look)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
+    assert lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=lambda _: None) is True
+    assert fake.created == 2
+
+
 def test_a_host_that_always_dies_at_boot_is_one_line(monkeypatch):
     FakeBoots(failures=lab.BOOT_ATTEMPTS).install(monkeypatch)
     the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
