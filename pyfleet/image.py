@@ -6,6 +6,7 @@ recipe, so it is rebuilt only when the recipe (suite, packages, CA certificates,
 this file's build steps) changes.
 """
 
+import fcntl
 import hashlib
 import os
 import re
@@ -46,19 +47,21 @@ PACKAGES = [
 ]
 # Services baked in but not wanted on every host: the roles enable them where needed.
 DISABLED_SERVICES = ["nginx", "redis-server"]
-BUILD_STEPS_VERSION = "4"  # bump when the build steps below change
+BUILD_STEPS_VERSION = "5"  # bump when the build steps below change
 # Each lab host makes its own SSH host keys when sshd first starts: installing
 # openssh-server in the image made one set that every container would share
 # (and a host's key would identify nothing). Debian's ssh.service checks the
 # configuration (sshd -t) before it starts sshd, which fails without keys, so
-# the drop-in lists ExecStartPre anew: keys first (ssh-keygen -A makes only the
-# missing ones), then the check. Trixie's own sshd-keygen.service acts on
+# the drop-in lists ExecStartPre anew: keys first (only the missing ones, and only
+# the types roles/common keeps, ed25519 and rsa: `ssh-keygen -A` would make an ecdsa
+# key at every sshd start that each converge removed again), then the check. Trixie's own sshd-keygen.service acts on
 # systemd's first boot only, and bookworm has no such unit: this works on both.
 SSH_HOST_KEYS_DROPIN = "etc/systemd/system/ssh.service.d/pyfleet-host-keys.conf"
 SSH_HOST_KEYS_UNIT = """[Service]
 # pyfleet lab image: the image has no SSH host keys; each host makes its own.
 ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || ssh-keygen -q -t ed25519 -N "" -C "" -f /etc/ssh/ssh_host_ed25519_key'
+ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_rsa_key || ssh-keygen -q -t rsa -b 3072 -N "" -C "" -f /etc/ssh/ssh_host_rsa_key'
 ExecStartPre=/usr/sbin/sshd -t
 """
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -113,6 +116,15 @@ def ensure_image(suite="bookworm", log=print):
     tag = image_tag(suite)
     if podman("image", "exists", tag, check=False).returncode == 0:
         return tag
+    # One build per tag at a time: the lab and the molecule scenarios may ask at once.
+    with open(Path(tempfile.gettempdir()) / f"pyfleet-image-{suite}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if podman("image", "exists", tag, check=False).returncode == 0:
+            return tag
+        return _build(suite, tag, log)
+
+
+def _build(suite, tag, log):
     if not shutil.which("debootstrap"):
         raise PyfleetError("debootstrap is not installed; run ./bootstrap.sh")
     mirror, security = controller_mirror()
