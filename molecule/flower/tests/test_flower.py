@@ -1,23 +1,46 @@
-"""What a user of the flower role (and Flower on the load balancer) notices."""
+"""What a user of the flower role (and Flower on the load balancers) notices.
+
+The fleet of molecule.yml: the Debian 12 host is broker, worker, the fleet's
+Flower host and a load balancer; the Debian 13 host is a worker, a second load
+balancer (serving the fleet's Flower from the Debian 12 host) and runs a second,
+standalone Flower of its own (converge.yml). Every test runs on both hosts.
+"""
 
 import json
 import re
 
 import pytest
+import testinfra
 
-HOST = "pyfleet-molecule-flower"
+BOOKWORM = "pyfleet-molecule-flower"
+TRIXIE = "pyfleet-molecule-flower-trixie"
+# The platforms of molecule.yml, reached with `podman exec`: about ten times
+# faster per command than testinfra's ansible backend over molecule's podman connection.
+testinfra_hosts = [f"podman://{name}" for name in (BOOKWORM, TRIXIE)]
+
 UNIT = "pyfleet-hello-flower.service"
 DOMAIN = "flower.example.test"
 LOGIN = "ops:molecule-only-flower-password"
 HTPASSWD = "/etc/nginx/pyfleet/flower.htpasswd"
+# Each host runs a worker of type default: Flower sees both, whichever host it runs on.
+NODES = sorted(f"default@{name}" for name in (BOOKWORM, TRIXIE))
+
+
+def _address(host):
+    """A host's private address: the source address of its default route, as Ansible's ansible_default_ipv4."""
+    return re.search(r"\bsrc (\S+)", host.check_output("ip -4 route get 1.1.1.1")).group(1)
 
 
 @pytest.fixture(scope="module")
-def address(host):
-    """The host's private address (Flower's, the broker's and the load balancer's here)."""
-    # The source address of the default route, as Ansible's ansible_default_ipv4.
-    route = host.check_output("ip -4 route get 1.1.1.1")
-    return re.search(r"\bsrc (\S+)", route).group(1)
+def addresses():
+    """Host name -> private address, read on each host."""
+    return {name: _address(testinfra.get_host(f"podman://{name}")) for name in (BOOKWORM, TRIXIE)}
+
+
+@pytest.fixture(scope="module")
+def address(host, addresses):
+    """This host's private address (its Flower listens there)."""
+    return addresses[host.backend.get_hostname()]
 
 
 def _show(host, prop):
@@ -25,13 +48,16 @@ def _show(host, prop):
 
 
 def _via_lb(host, path, login=None):
-    """(status, body) of an HTTPS request for Flower's domain to the load balancer."""
+    """(status, body) of an HTTPS request for Flower's domain to this host's load balancer."""
     auth = f"--user {login} " if login else ""
     result = host.run(
         f"curl -sk --max-time 15 --resolve {DOMAIN}:443:127.0.0.1 {auth}"
         f"-o /tmp/flower-body -w '%{{http_code}}' https://{DOMAIN}{path}"
     )
     return int(result.stdout or 0), host.file("/tmp/flower-body").content_string
+
+
+# ---- the Flower unit (the fleet's on Debian 12, the standalone one on Debian 13) ----------
 
 
 def test_unit_running_and_enabled(host):
@@ -57,17 +83,26 @@ def test_listens_on_the_private_address_only(host, address):
     assert not host.socket("tcp://0.0.0.0:5555").is_listening
 
 
-def test_only_localhost_the_broker_and_the_load_balancer_may_connect(host, address):
-    # Broker and load balancer are this one host here.
+def test_only_localhost_the_broker_and_the_load_balancers_may_connect(host, addresses):
+    # The broker is the Debian 12 host; both hosts are load balancers.
     assert set(_show(host, "IPAddressDeny").split()) == {"0.0.0.0/0", "::/0"}
-    assert sorted(_show(host, "IPAddressAllow").split()) == sorted(["127.0.0.0/8", "::1/128", f"{address}/32"])
+    expected = ["127.0.0.0/8", "::1/128"] + [f"{ip}/32" for ip in addresses.values()]
+    assert sorted(_show(host, "IPAddressAllow").split()) == sorted(expected)
 
 
-def test_flower_lists_the_apps_workers(host, address):
-    # Directly on its port (the API needs no login of its own: the sandbox admits the LB only).
+def test_flower_lists_the_workers_of_both_hosts(host, address):
+    # Directly on its port (the API needs no login of its own: the sandbox admits the LBs only).
     result = host.run(f"curl -sf --max-time 15 'http://{address}:5555/api/workers?refresh=1'")
     assert result.rc == 0, result.stderr
-    assert f"default@{HOST}" in json.loads(result.stdout)
+    assert sorted(json.loads(result.stdout)) == NODES
+
+
+# ---- the load balancer in front of the fleet's Flower ---------------------------------
+
+
+def test_load_balancer_proxies_to_the_fleets_flower(host, addresses):
+    # On the Debian 13 host that is the other host: its requests cross the network.
+    assert f"proxy_pass http://{addresses[BOOKWORM]}:5555;" in host.check_output("nginx -T 2>/dev/null")
 
 
 def test_load_balancer_asks_for_a_password(host):
@@ -83,7 +118,7 @@ def test_load_balancer_refuses_a_wrong_password(host):
 def test_load_balancer_serves_flower_with_the_password(host):
     status, body = _via_lb(host, "/api/workers", LOGIN)
     assert status == 200
-    assert f"default@{HOST}" in json.loads(body)
+    assert sorted(json.loads(body)) == NODES
 
 
 def test_dashboard_through_the_load_balancer(host):

@@ -1,8 +1,11 @@
-"""What a user of the rabbitmq role notices on the broker host: AMQP over the real server.
+"""What a user of the rabbitmq role notices on a broker host: AMQP over the real server.
 
-Every remote command costs a round trip through Ansible, so module-scoped
-fixtures collect the facts once (one AMQP client run for every login case, one
-listener list, one batch of rabbitmqctl queries) and each test checks one thing.
+Two hosts (molecule.yml): the fleet's broker on Debian 12 and a standalone
+RabbitMQ, from the same plan inputs, on the Debian 13 worker host. Every test
+runs on both; each host also logs in to the other host's broker over the
+network. Module-scoped fixtures collect the facts once per host (one AMQP
+client run for every login case, one listener list, one batch of rabbitmqctl
+queries) and each test checks one thing.
 """
 
 import json
@@ -10,8 +13,17 @@ import re
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import testinfra
 
 from pyfleet.broker import broker_url
+
+BOOKWORM = "pyfleet-molecule-rabbitmq"
+TRIXIE = "pyfleet-molecule-rabbitmq-trixie"
+# The platforms of molecule.yml, reached with `podman exec`: testinfra's ansible
+# backend would run every command through an Ansible module, ten times slower.
+testinfra_hosts = [f"podman://{name}" for name in (BOOKWORM, TRIXIE)]
+# The RabbitMQ of each suite (Debian's own packages).
+VERSIONS = {BOOKWORM: "3.10.", TRIXIE: "4."}
 
 APP = "hello"
 PASSWORD = "molecule-only-rabbitmq/password"
@@ -38,22 +50,43 @@ print(json.dumps(results))
 """
 
 
-@pytest.fixture(scope="module")
-def address(host):
-    """The container's private address (what the role binds besides loopback)."""
-    return host.check_output("hostname -I").split()[0]
+def _address(host):
+    """A host's private address: the source address of its default route, as Ansible's ansible_default_ipv4."""
+    return re.search(r"\bsrc (\S+)", host.check_output("ip -4 route get 1.1.1.1")).group(1)
 
 
 @pytest.fixture(scope="module")
-def logins(host, address):
-    """Case -> 'GOT ping' or 'REFUSED <error>', from one client run in the container."""
-    # The URL the workers get (pyfleet_broker_url), its parts used as Celery would.
+def addresses():
+    """Host name -> private address (what the role binds besides loopback), read on each host."""
+    return {name: _address(testinfra.get_host(f"podman://{name}")) for name in (BOOKWORM, TRIXIE)}
+
+
+@pytest.fixture(scope="module")
+def name(host):
+    return host.backend.get_hostname()
+
+
+@pytest.fixture(scope="module")
+def address(name, addresses):
+    return addresses[name]
+
+
+@pytest.fixture(scope="module")
+def logins(host, name, address, addresses):
+    """Case -> 'GOT ping' or 'REFUSED <error>', from one client run on the host."""
+    # The URL the fleet's workers get (pyfleet_broker_url: the broker is the
+    # Debian 12 host), its parts used as Celery would.
     url = urlsplit(
-        broker_url(["broker"], {"broker": {"pyfleet_private_address": address}}, PASSWORD, kind="rabbitmq", app=APP)
+        broker_url(
+            ["broker"], {"broker": {"pyfleet_private_address": addresses[BOOKWORM]}}, PASSWORD, kind="rabbitmq", app=APP
+        )
     )
-    assert (url.scheme, url.hostname, url.port) == ("amqp", address, 5672)
+    assert (url.scheme, url.hostname, url.port) == ("amqp", addresses[BOOKWORM], 5672)
+    other = addresses[TRIXIE if name == BOOKWORM else BOOKWORM]
     cases = {
         "broker_url": [url.hostname, unquote(url.username), unquote(url.password), unquote(url.path[1:])],
+        "private": [address, APP, PASSWORD, APP],
+        "other_host": [other, APP, PASSWORD, APP],
         "loopback": ["127.0.0.1", APP, PASSWORD, APP],
         "wrong_password": [address, APP, "wrong-password-of-16-chars", APP],
         "guest_loopback": ["127.0.0.1", "guest", "guest", "/"],
@@ -88,14 +121,24 @@ def ctl(host):
     return answers
 
 
-def test_rabbitmq_running_and_enabled(host):
+def test_rabbitmq_of_the_suite_running_and_enabled(host, name):
+    assert host.package("rabbitmq-server").version.startswith(VERSIONS[name])
     service = host.service("rabbitmq-server")
     assert service.is_running
     assert service.is_enabled
 
 
-def test_celery_broker_url_works_on_the_private_address(logins):
+def test_fleet_broker_url_works_from_every_host(logins):
+    # From the Debian 13 host this crosses the network, as a worker host's login does.
     assert logins["broker_url"] == "GOT ping"
+
+
+def test_app_user_works_on_the_private_address(logins):
+    assert logins["private"] == "GOT ping"
+
+
+def test_app_user_works_from_the_other_host(logins):
+    assert logins["other_host"] == "GOT ping"
 
 
 def test_app_user_works_on_loopback(logins):
