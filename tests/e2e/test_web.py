@@ -131,7 +131,10 @@ def test_redeploy_of_changed_code_serves_it(lb_address, web_hosts, run_playbook,
 
 def test_rollback_serves_the_old_code(lb_address, run_playbook, state):
     assert "old" in state, "needs test_redeploy_of_changed_code_serves_it"
-    run_playbook("rollback", "-e", "rollback_apps=hello")
+    # Named, not "previous" (the newest older release): earlier files may leave a newer
+    # release that no longer serves (test_secrets' canary deploy, then a converge that
+    # switched back to the lab's release). tests/unit/test_release_module.py covers "previous".
+    run_playbook("rollback", "-e", "rollback_apps=hello", "-e", f"rollback_release={state['old']['release']}")
     bodies = answers(lb_address, WSGI)
     assert {b["version"] for b in bodies} == {state["old"]["version"]}
     assert {b["release"] for b in bodies} == {state["old"]["release"]}
