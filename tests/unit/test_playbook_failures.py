@@ -76,17 +76,18 @@ def test_a_command_that_fails_names_host_task_and_its_stderr(run):
     assert line == f"web1: task 'Check the nginx configuration' failed: {EMERG}{FIX}"
 
 
+# A task that notifies a handler whose nginx -t fails.
+CHANGE_THEN_FAILING_RELOAD = {
+    "tasks": [
+        {"name": "Change the site", "ansible.builtin.command": "true", "changed_when": True, "notify": "Reload nginx"}
+    ],
+    "handlers": [{"name": "Reload nginx", "ansible.builtin.command": "{{ nginx }} -t"}],
+}
+
+
 def test_a_failed_handler_names_the_handler(run):
     line = run(
-        tasks=[
-            {
-                "name": "Change the site",
-                "ansible.builtin.command": "true",
-                "changed_when": True,
-                "notify": "Reload nginx",
-            }
-        ],
-        handlers=[{"name": "Reload nginx", "ansible.builtin.command": "{{ nginx }} -t"}],
+        **CHANGE_THEN_FAILING_RELOAD,
     )
     assert line == f"web1: task 'Reload nginx' failed: {EMERG}{FIX}"
 
@@ -229,15 +230,7 @@ def test_deploy_progress_shows_the_same_cause(run, tmp_path, capsys):
     summary = tmp_path / "summary.json"
     env = {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress", "PYFLEET_SUMMARY": str(summary)}
     line = run(
-        tasks=[
-            {
-                "name": "Change the site",
-                "ansible.builtin.command": "true",
-                "changed_when": True,
-                "notify": "Reload nginx",
-            }
-        ],
-        handlers=[{"name": "Reload nginx", "ansible.builtin.command": "{{ nginx }} -t"}],
+        **CHANGE_THEN_FAILING_RELOAD,
         extra_env=env,
     )
     assert line == f"web1: task 'Reload nginx' failed: {EMERG}{FIX}"
