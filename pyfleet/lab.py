@@ -43,6 +43,9 @@ SUDOERS_FILE = "/etc/sudoers.d/pyfleet-lab"  # no dot in the name: sudo skips su
 COMMON_SSH_OPTIONS = ["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
 BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
 EXEC_RETRIES = 5  # seconds to wait for podman to see that a container's init died
+# `podman rm -f` waits only 5 s for the killed processes to die; on a busy machine they
+# can take longer ("given PIDs did not die within timeout", seen in CI): try again.
+REMOVE_ATTEMPTS, REMOVE_RETRY_PAUSE = 4, 3
 # The cgroup v2 hierarchy of a machine with the hybrid cgroup layout (v1 controllers
 # plus this). See cgroup_options().
 UNIFIED_CGROUP = Path("/sys/fs/cgroup/unified")
@@ -325,7 +328,7 @@ def start_host(lab, host, tag, pubkey, log=print):
         why = _why_stopped(lab, host)
         if attempt < BOOT_ATTEMPTS:
             log(f"{host}: the container stopped while it booted ({why}); creating it once more")
-            podman("rm", "-f", "-t", "0", lab.container(host), check=False)
+            remove_containers([lab.container(host)], check=False)
             time.sleep(BOOT_RETRY_PAUSE)
             status, started = None, True
     raise PyfleetError(
@@ -482,13 +485,27 @@ def up(inventory, log=print):
     return addresses, started
 
 
+def remove_containers(names, check=True):
+    """Kill and remove the containers ``names``, trying again while their processes take time to die."""
+    for attempt in range(1, REMOVE_ATTEMPTS + 1):
+        proc = podman("rm", "-f", "--ignore", "-t", "0", *names, check=False)
+        if proc.returncode == 0:
+            return
+        if attempt < REMOVE_ATTEMPTS:
+            time.sleep(REMOVE_RETRY_PAUSE)
+    if check:
+        raise PyfleetError(
+            f"removing lab hosts failed: {last_line(proc.stderr)}; check `podman ps -a`, then fab lab.down again"
+        )
+
+
 def down(inventory, log=print):
     """Remove the lab's containers (every one with the lab's label) and its network."""
     lab = Lab(inventory)
     proc = podman("ps", "-a", "--filter", f"label=pyfleet.lab={lab.name}", "--format", "{{.Names}}")
     names = proc.stdout.split()
     if names:
-        podman("rm", "-f", "-t", "0", *names, what="removing lab hosts", fix="check `podman ps -a`")
+        remove_containers(names)
     if podman("network", "exists", lab.network, check=False).returncode == 0:
         podman(
             "network", "rm", "-f", lab.network, what=f"removing network {lab.network}", fix="check `podman network ls`"
@@ -534,7 +551,7 @@ def add_domain(inventory_dir, app, domain):
 def remove_host(inventory, host):
     """Remove one lab host that ``inventory`` no longer has; the connection file keeps the others."""
     lab = Lab(inventory)
-    podman("rm", "-f", "-t", "0", lab.container(host), check=False)
+    remove_containers([lab.container(host)], check=False)
     addresses = {h: ip for h, ip in load_connection(inventory).items() if h in inventory.hosts}
     write_connection_file(lab, addresses)
     write_known_hosts(lab, {h: e for h, e in read_known_hosts(lab).items() if h in inventory.hosts})

@@ -149,6 +149,7 @@ class FakeBoots:
     def rm(self, *args, **_kwargs):
         assert args[0] == "rm", args
         self.state = None
+        return subprocess.CompletedProcess([], 0, "", "")
 
 
 def test_a_host_that_dies_at_boot_is_created_again(monkeypatch):
@@ -194,6 +195,30 @@ def test_a_host_podman_still_calls_running_after_it_died_is_created_again(monkey
     the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
     assert lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=lambda _: None) is True
     assert fake.created == 2
+
+
+NOT_DEAD_YET = "Error: cannot remove container 71b0 as it could not be stopped: given PIDs did not die within timeout"
+
+
+@pytest.mark.parametrize("slow_deaths, removed", [(0, True), (lab.REMOVE_ATTEMPTS - 1, True), (99, False)])
+def test_lab_hosts_whose_processes_die_slowly_are_removed_on_a_later_try(monkeypatch, slow_deaths, removed):
+    calls = []
+
+    def podman(*args, **_kwargs):
+        calls.append(args)
+        failed = len(calls) <= slow_deaths
+        return subprocess.CompletedProcess([], 125 if failed else 0, "", NOT_DEAD_YET if failed else "")
+
+    monkeypatch.setattr(lab, "podman", podman)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    if removed:
+        lab.remove_containers(["pyfleet-lab-web1", "pyfleet-lab-lb1"])
+        assert len(calls) == slow_deaths + 1
+    else:
+        with pytest.raises(PyfleetError, match=r"^removing lab hosts failed: .*did not die within timeout; .*lab.down"):
+            lab.remove_containers(["pyfleet-lab-web1"])
+        assert len(calls) == lab.REMOVE_ATTEMPTS
+    assert all(c[:2] == ("rm", "-f") for c in calls)
 
 
 def test_a_host_that_always_dies_at_boot_is_one_line(monkeypatch):
