@@ -71,7 +71,8 @@ def playbook(pytestconfig, host):
         os.environ,
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
         ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins" / "filter"),
-        ANSIBLE_STRATEGY="linear",
+        ANSIBLE_STRATEGY="mitogen_hosts_linear",  # as molecule.yml: Mitogen on the containers
+        ANSIBLE_STRATEGY_PLUGINS=str(ROOT / "plugins" / "strategy"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",  # molecule forces colour for its own runs
     )
