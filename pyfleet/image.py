@@ -44,10 +44,12 @@ PACKAGES = [
     "openssl",
     "nginx",
     "redis-server",
+    "nftables",
+    "python3-cryptography",
 ]
 # Services baked in but not wanted on every host: the roles enable them where needed.
-DISABLED_SERVICES = ["nginx", "redis-server"]
-BUILD_STEPS_VERSION = "5"  # bump when the build steps below change
+DISABLED_SERVICES = ["nginx", "redis-server", "nftables"]
+BUILD_STEPS_VERSION = "6"  # bump when the build steps below change
 # Each lab host makes its own SSH host keys when sshd first starts: installing
 # openssh-server in the image made one set that every container would share
 # (and a host's key would identify nothing). Debian's ssh.service checks the
@@ -148,7 +150,17 @@ def _build(suite, tag, log):
         _import(rootfs, tag)
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
+    _remove_superseded(suite, tag, log)
     return tag
+
+
+def _remove_superseded(suite, tag, log):
+    """Remove this suite's images of older recipes (300 MB each); one still used by a container stays."""
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_NAME, check=False).stdout.split()
+    old = sorted({t for t in listed if t.startswith(f"{IMAGE_NAME}:{suite}-") and t != tag})
+    for image in old:
+        if podman("rmi", image, check=False).returncode == 0:
+            log(f"removed the superseded base image {image}")
 
 
 def _customise(rootfs, suite, mirror, security):
@@ -169,6 +181,11 @@ def _customise(rootfs, suite, mirror, security):
     script = "; ".join(
         [
             "update-ca-certificates >/dev/null",
+            # debootstrap installs from the suite's main archive only: take the updates
+            # and security fixes too, and leave fresh package lists, so that a converge
+            # within a day of the build installs without `apt-get update`.
+            "apt-get update -qq",
+            "DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade >/dev/null",
             f"systemctl disable {' '.join(DISABLED_SERVICES)} >/dev/null 2>&1 || true",
             # Units that make no sense in a container and slow boot down.
             "systemctl mask getty@tty1.service console-getty.service systemd-udevd.service "

@@ -110,6 +110,31 @@ def test_grown_inventory_adds_one_host_and_keeps_the_name(tmp_path):
     assert hello["domains"] == ["hello.lab.test", "www.hello.lab.test"]
 
 
+def test_a_new_base_image_removes_the_older_ones_of_its_suite_only(monkeypatch):
+    new = f"{image.IMAGE_NAME}:bookworm-new"
+    listed = [
+        f"{image.IMAGE_NAME}:bookworm-old1",
+        f"{image.IMAGE_NAME}:bookworm-inuse",
+        new,
+        f"{image.IMAGE_NAME}:trixie-x",
+    ]
+    removed = []
+
+    def podman(*args, **_kwargs):
+        if args[0] == "images":
+            return subprocess.CompletedProcess([], 0, "\n".join(listed), "")
+        in_use = args[1].endswith("inuse")  # podman refuses to remove an image a container uses
+        if not in_use:
+            removed.append(args[1])
+        return subprocess.CompletedProcess([], 2 if in_use else 0, "", "image is in use" if in_use else "")
+
+    monkeypatch.setattr(image, "podman", podman)
+    said = []
+    image._remove_superseded("bookworm", new, said.append)
+    assert removed == [f"{image.IMAGE_NAME}:bookworm-old1"]
+    assert said == [f"removed the superseded base image {image.IMAGE_NAME}:bookworm-old1"]
+
+
 def test_molecule_jobs_default_and_override(monkeypatch):
     monkeypatch.delenv("PYFLEET_MOLECULE_JOBS", raising=False)
     assert suite.molecule_jobs() == 2
