@@ -23,7 +23,7 @@ IMAGE_NAME = "localhost/pyfleet-base"
 
 # Baked in so that converging a fresh lab installs little over the network: what
 # Ansible needs on a host (python3, python3-apt, acl for become_user), systemd and
-# sshd, and the packages the roles use. Roles still declare every package they need.
+# sshd. debootstrap installs these (its own dependency resolution is simple).
 PACKAGES = [
     "python3",
     "python3-apt",
@@ -42,11 +42,11 @@ PACKAGES = [
     "procps",
     "less",
     "openssl",
-    "nginx",
-    "redis-server",
-    "nftables",
-    "python3-cryptography",
 ]
+# The packages the roles install, added with apt inside the image (debootstrap
+# cannot resolve some of their dependencies). Roles still declare every package
+# they need; with these baked in, a converge installs nothing.
+STACK_PACKAGES = ["nginx", "redis-server", "nftables", "netbase", "python3-cryptography"]
 # Services baked in but not wanted on every host: the roles enable them where needed.
 DISABLED_SERVICES = ["nginx", "redis-server", "nftables"]
 BUILD_STEPS_VERSION = "6"  # bump when the build steps below change
@@ -100,7 +100,8 @@ def extra_ca_certificates():
 def recipe_hash(suite):
     """A short hash of everything that goes into the image."""
     h = hashlib.sha256()
-    h.update(f"{suite}|{BUILD_STEPS_VERSION}|{','.join(PACKAGES)}|{','.join(DISABLED_SERVICES)}".encode())
+    h.update(f"{suite}|{BUILD_STEPS_VERSION}|{','.join(PACKAGES)}|{','.join(STACK_PACKAGES)}".encode())
+    h.update(",".join(DISABLED_SERVICES).encode())
     for cert in extra_ca_certificates():
         h.update(cert.name.encode() + cert.read_bytes())
     return h.hexdigest()[:12]
@@ -180,18 +181,25 @@ def _customise(rootfs, suite, mirror, security):
     dropin.write_text(SSH_HOST_KEYS_UNIT)
     script = "; ".join(
         [
+            "set -e",
+            # No package may start its service in the chroot (on the controller itself).
+            "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d",
+            "chmod 755 /usr/sbin/policy-rc.d",
             "update-ca-certificates >/dev/null",
             # debootstrap installs from the suite's main archive only: take the updates
             # and security fixes too, and leave fresh package lists, so that a converge
             # within a day of the build installs without `apt-get update`.
             "apt-get update -qq",
-            "DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade >/dev/null",
+            "export DEBIAN_FRONTEND=noninteractive",
+            "apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade >/dev/null",
+            f"apt-get -y -qq --no-install-recommends install {' '.join(STACK_PACKAGES)} >/dev/null",
             f"systemctl disable {' '.join(DISABLED_SERVICES)} >/dev/null 2>&1 || true",
             # Units that make no sense in a container and slow boot down.
             "systemctl mask getty@tty1.service console-getty.service systemd-udevd.service "
             "systemd-modules-load.service sys-kernel-debug.mount >/dev/null 2>&1 || true",
             "systemctl enable ssh >/dev/null 2>&1",
             "apt-get clean",
+            "rm /usr/sbin/policy-rc.d",
         ]
     )
     run(
