@@ -286,6 +286,30 @@ def test_molecule_scenarios_run_longest_first_and_every_one_runs(monkeypatch, tm
     assert suite.scenarios() == ["newone", "celery", "web", "common", "redis"]
 
 
+def test_e2e_runs_beside_the_molecule_scenarios_which_get_one_lane_fewer(monkeypatch):
+    import threading
+
+    started, lanes = [], []
+    both_running = threading.Barrier(2, timeout=5)  # e2e and the first scenario must overlap
+
+    def step(name, *_commands, capture=False):
+        started.append(name)
+        if name in ("e2e", "molecule celery"):
+            both_running.wait()
+        return suite.Result(name, "passed", 0.0)
+
+    real_molecule = suite._molecule
+    monkeypatch.setattr(suite, "_step", step)
+    monkeypatch.setattr(suite, "_ensure_images", dict)
+    monkeypatch.setattr(suite, "scenarios", lambda: ["celery", "redis"])
+    monkeypatch.setattr(suite, "_molecule", lambda names, n: lanes.append(n) or real_molecule(names, n))
+    monkeypatch.setenv("PYFLEET_MOLECULE_JOBS", "2")
+    names = [r.name for r in suite.run()]
+    assert lanes == [1]
+    assert names[:3] == ["unit", "lint", "base images"]
+    assert sorted(names[3:]) == ["e2e", "molecule celery", "molecule redis"]
+
+
 def test_every_scenario_of_the_repository_is_measured():
     assert sorted(suite.scenarios()) == sorted(suite.LONGEST_FIRST)
 
