@@ -33,6 +33,15 @@ else
     say "apt packages present"
 fi
 
+# Each lab host runs systemd, which holds several inotify instances: Debian's default of
+# 128 per user stops a lab of about 20 hosts at boot (the container exits with 255).
+sysctl_conf=/etc/sysctl.d/60-pyfleet-lab.conf
+if [ "$(sysctl -n fs.inotify.max_user_instances)" -lt 1024 ]; then
+    say "raising fs.inotify.max_user_instances to 1024 for the lab hosts ($sysctl_conf)"
+    echo "fs.inotify.max_user_instances = 1024" > "$sysctl_conf"
+    sysctl -q -p "$sysctl_conf" || die "sysctl -p $sysctl_conf failed; set fs.inotify.max_user_instances=1024 by hand"
+fi
+
 # The venv: rebuilt only when requirements.txt changes (its hash is stamped inside).
 PYTHON="${PYFLEET_PYTHON:-python3}"
 stamp=.venv/.pyfleet-requirements.sha256

@@ -333,7 +333,8 @@ def start_host(lab, host, tag, pubkey, log=print):
             status, started = None, True
     raise PyfleetError(
         f"lab host {host} stops as soon as it boots ({why}); "
-        f"check `podman info` and free memory/disk, then fab lab.down && fab lab.up"
+        f"check `podman info`, free memory/disk and fs.inotify.max_user_instances (./bootstrap.sh sets it), "
+        "then fab lab.down && fab lab.up"
     )
 
 
