@@ -77,11 +77,12 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True, built=Non
     started = time.monotonic()
     built = {} if built is None else built
     key = _build_key(app, target)
+    revision = source_revision(app)
     if key in built:
         house, manifest = built[key]
     else:
         house = Path(out_dir) / "wheelhouses" / app["name"] / target.key
-        manifest = wheelhouse.build_wheelhouse(app, house, target=target)
+        manifest = wheelhouse.build_or_reuse(app, house, target, revision)
         built[key] = (house, manifest)
     # The wheelhouse holds static/ too, and its content hash covers every file.
     digest = manifest["content_hash"]
@@ -112,7 +113,7 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True, built=Non
         "hash_dir": hash_dir,
         "version": manifest.get("version"),
         "project": manifest.get("project"),
-        "source_revision": source_revision(app),
+        "source_revision": revision,
         "entry_check": entry,
         "seconds": round(time.monotonic() - started, 2),
     }

@@ -212,6 +212,84 @@ def build_wheelhouse(app, dest_dir, target=DEBIAN_12, cache_dir=None, uv_version
         shutil.rmtree(work, ignore_errors=True)
 
 
+# Directories whose files never go into a wheel but change when tests, tools or a
+# build run (setuptools writes build/ at the project's top and *.egg-info in it).
+FINGERPRINT_SKIP = frozenset({".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox"})
+FINGERPRINT_FORMAT = 1
+
+
+def input_fingerprint(app, target, uv_version, revision=""):
+    """One digest of everything a wheelhouse is built from (``build_or_reuse`` compares it).
+
+    The app's source, requirements and static_dir settings; every file of a path
+    source (name, size and modification time: an edit, a checkout or a new file
+    changes it; .git, caches and bytecode left out), the git ``revision`` (a
+    version from setuptools-scm follows commits); the requirements file's bytes;
+    the hosts' target and the uv shipped to them.
+    """
+    source = app["source"]
+    digest = hashlib.sha256(
+        json.dumps(
+            [
+                FINGERPRINT_FORMAT,
+                MANIFEST_FORMAT,
+                source,
+                app.get("requirements"),
+                app.get("static_dir"),
+                asdict(target),
+                uv_version,
+                revision,
+            ],
+            sort_keys=True,
+        ).encode()
+    )
+    if source["type"] != "requirement":
+        for rel, stat in _tree_stats(Path(source[source["type"]])):
+            digest.update(f"{rel} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    requirements = app.get("requirements")
+    if requirements and Path(requirements).is_file():
+        digest.update(_sha256(requirements).encode())
+    return digest.hexdigest()
+
+
+def _tree_stats(path):
+    """``(relative path, stat)`` of every file under ``path`` (or of ``path`` itself), sorted."""
+    if not path.is_dir():
+        return [(path.name, path.stat())] if path.exists() else []
+    found = []
+    for top, dirs, files in os.walk(path):
+        dirs[:] = [
+            d
+            for d in dirs
+            if d not in FINGERPRINT_SKIP and not d.endswith(".egg-info") and not (d == "build" and top == str(path))
+        ]
+        for name in files:
+            if not name.endswith(".pyc"):
+                full = os.path.join(top, name)
+                found.append((os.path.relpath(full, path), os.stat(full)))
+    return sorted(found, key=lambda item: item[0])
+
+
+def build_or_reuse(app, dest_dir, target, revision="", cache_dir=None):
+    """``build_wheelhouse``, skipped when ``dest_dir`` was built from the same inputs.
+
+    A deploy or converge of unchanged apps then costs no build (uv's wheel build
+    and resolution took about a second per app and target). A wheelhouse with
+    unpinned dependencies is always rebuilt: resolving again may pick newer ones.
+    """
+    dest = Path(dest_dir)
+    stamp = dest.with_name(f"{dest.name}.inputs")
+    inputs = input_fingerprint(app, target, controller_uv_version(), revision)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == inputs and (dest / MANIFEST).is_file():
+        manifest = read_manifest(dest)
+        if not manifest.get("unpinned"):
+            return manifest
+    stamp.unlink(missing_ok=True)
+    manifest = build_wheelhouse(app, dest, target=target, cache_dir=cache_dir)
+    stamp.write_text(inputs, encoding="utf-8")
+    return manifest
+
+
 def read_manifest(wheelhouse_dir):
     """The MANIFEST.json of a built wheelhouse, as a dict."""
     path = Path(wheelhouse_dir) / MANIFEST

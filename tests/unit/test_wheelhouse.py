@@ -15,6 +15,7 @@ from pyfleet.wheelhouse import (
     DEBIAN_12,
     DEBIAN_13_ARM,
     Target,
+    build_or_reuse,
     build_wheelhouse,
     check_entry_importable,
     content_hash,
@@ -292,3 +293,47 @@ def test_cache_picks_the_best_wheel_for_the_target(tmp_path):
     arm = wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.11.2", "aarch64", "2.36"))
     assert arm.name == "zope.interface-7.0-cp311-cp311-manylinux_2_28_aarch64.whl"
     assert wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", Target("3.12.3", "x86_64", "2.36")) is None
+
+
+def test_unchanged_inputs_reuse_the_wheelhouse_and_any_change_rebuilds_it(cache, tmp_path, monkeypatch):
+    project = tmp_path / "sampleapp"
+    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("__pycache__"))
+    app = sample_app(source={"path": str(project)})
+    house = tmp_path / "house"
+    builds = []
+    real_build = wheelhouse.build_wheelhouse
+
+    def counted(*args, **kwargs):
+        builds.append(args[0]["name"])
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(wheelhouse, "build_wheelhouse", counted)
+    first = build_or_reuse(app, house, DEBIAN_12, revision="abc", cache_dir=cache)
+    assert build_or_reuse(app, house, DEBIAN_12, revision="abc", cache_dir=cache) == first
+    # Bytecode and tool caches never go into a wheel: no rebuild.
+    (project / "sampleapp" / "__pycache__").mkdir(exist_ok=True)
+    (project / "sampleapp" / "__pycache__" / "wsgi.cpython-311.pyc").write_bytes(b"x")
+    (project / ".pytest_cache").mkdir()
+    build_or_reuse(app, house, DEBIAN_12, revision="abc", cache_dir=cache)
+    assert len(builds) == 1
+    # Each of these is a new input: a commit, an edited file, another target.
+    build_or_reuse(app, house, DEBIAN_12, revision="abd", cache_dir=cache)
+    (project / "sampleapp" / "version.py").write_text('VERSION = "1.0.2"\n')
+    edited = build_or_reuse(app, house, DEBIAN_12, revision="abd", cache_dir=cache)
+    assert len(builds) == 3
+    assert edited["content_hash"] != first["content_hash"]
+    (project / "sampleapp" / "new_module.py").write_text("X = 1\n")
+    build_or_reuse(app, house, DEBIAN_12, revision="abd", cache_dir=cache)
+    assert len(builds) == 4
+
+
+def test_a_wheelhouse_with_unpinned_dependencies_is_always_resolved_again(cache, tmp_path, monkeypatch):
+    app = sample_app()
+    house = tmp_path / "house"
+    build_or_reuse(app, house, DEBIAN_12, cache_dir=cache)
+    manifest = json.loads((house / "MANIFEST.json").read_text())
+    (house / "MANIFEST.json").write_text(json.dumps(dict(manifest, unpinned=["flask"])))
+    builds = []
+    monkeypatch.setattr(wheelhouse, "build_wheelhouse", lambda *a, **k: builds.append(a) or manifest)
+    build_or_reuse(app, house, DEBIAN_12, cache_dir=cache)
+    assert len(builds) == 1
