@@ -168,6 +168,9 @@ def print_summary(action, summary, seconds, change_map=None):
     print(
         f"{action}: release {release or '-'}; hosts switched: {', '.join(switched) or 'none'}; {seconds:.0f} s in all"
     )
+    unchanged = summary.get("custom", {}).get("unchanged") or []
+    if unchanged:
+        print(f"unchanged, no task on any host: {', '.join(unchanged)}")
     plays = summary.get("plays") or []
     if plays:
         print(table(["phase", "hosts", "seconds"], [[p["name"], ", ".join(p["hosts"]), p["seconds"]] for p in plays]))

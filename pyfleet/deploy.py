@@ -212,14 +212,31 @@ def shared_release(app, artifact_of, infos, fresh):
     return max(score.values())[2] if score else fresh
 
 
+def settled(artifact, state):
+    """The host's current release of an app is this deploy's: same artifact, same id, config as built.
+
+    ``artifact``: what the deploy gives the host (with its shared ``release``);
+    ``state``: the app's part of the host's pyfleet_release info. The deploy
+    then leaves the app alone on that host: no task runs for it there.
+    """
+    return (
+        state.get("config_current") is True
+        and state.get("current") is not None
+        and state.get("artifact_hash") == artifact["hash"]
+        and state.get("current") == artifact["release"]
+    )
+
+
 def plan(request, out_dir=DEFAULT_OUT):
     """Build what a deploy request asks for; return the answer for the playbook.
 
     ``request``: ``{"apps": [normalised apps], "hosts": {host: pyfleet_release
     info}, "placement": the fleet plan's {app: {web: [hosts], workers: [hosts]}}, "only": [names] or None,
-    "sources": {name: path}, "release": id or "", "check_entry": bool}``.
-    Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...}}``;
-    each host's artifact names the ``release`` id of its app (``shared_release``).
+    "sources": {name: path}, "release": id or "", "check_entry": bool, "force": bool}``.
+    Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...},
+    "unchanged": [app]}``; each host's artifact names the ``release`` id of its app
+    (``shared_release``). A host's app that is ``settled`` there is left out of
+    its ``hosts`` entry (unless ``force``); ``unchanged`` names the apps left out everywhere.
     """
     apps = with_sources(request.get("apps") or [], request.get("sources"))
     only = request.get("only")
@@ -258,12 +275,22 @@ def plan(request, out_dir=DEFAULT_OUT):
         for apps_ in hosts.values():
             if name in apps_:
                 apps_[name] = dict(apps_[name], release=release)
+    changed = set()
+    for host, apps_ in hosts.items():
+        state = (infos.get(host) or {}).get("apps") or {}
+        for name in list(apps_):
+            if request.get("force") or not settled(apps_[name], state.get(name) or {}):
+                changed.add(name)
+            else:
+                del apps_[name]
     summary = {name: next(iter(by_target.values())) for name, by_target in artifacts.items()}
     return {
         "release": fresh,
         "deployer": f"{getpass.getuser()}@{socket.gethostname()}",
+        # Each host's apps to ship, build or switch; an app every host already runs is in none.
         "hosts": hosts,
         "summary": summary,
+        "unchanged": sorted(set(artifacts) - changed),
     }
 
 

@@ -65,6 +65,13 @@ options:
     description: For C(info) - a mapping of app name to base_dir.
     type: dict
     default: {}
+  config_files_of:
+    description:
+      - For C(info) - a mapping of app name to its C(config_files) (as C(build) gets them).
+        The answer then says whether the current release was built with the config
+        these files hold now (C(config_current)).
+    type: dict
+    default: {}
   base_dir:
     description: The app's base directory (C(/srv/<app>)).
     type: path
@@ -351,6 +358,8 @@ def action_info(params):
         except OSError:
             houses = []
         current = current_release(base_dir)
+        config_files = (params.get("config_files_of") or {}).get(name)
+        built_with = read_meta(base_dir, current).get("config_hash") if current else None
         apps[name] = {
             "current": current,
             "releases": releases(base_dir),
@@ -358,6 +367,8 @@ def action_info(params):
             "artifact_hash": read_meta(base_dir, current).get("artifact_hash") if current else None,
             # Which artifact each release was built from (the controller reuses an id per artifact).
             "release_hashes": {r: read_meta(base_dir, r).get("artifact_hash") for r in releases(base_dir)},
+            # The current release has the config the host holds now (None: not asked).
+            "config_current": bool(built_with) and built_with == sha256_files(config_files) if config_files else None,
         }
     glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 0.0").split()[-1]
     return {
@@ -1009,6 +1020,7 @@ ARGUMENT_SPEC = {
     "action": {"type": "str", "required": True, "choices": list(ACTIONS)},
     "app": {"type": "str"},
     "apps": {"type": "dict", "default": {}},
+    "config_files_of": {"type": "dict", "default": {}},
     "base_dir": {"type": "path"},
     "release": {"type": "str"},
     "new_release": {"type": "str"},

@@ -94,3 +94,10 @@ def test_the_deploy_summary_ends_with_each_failure_line(capsys):
     rec = failures.record("web1", "nginx : Reload nginx", {"msg": "non-zero return code", "stderr": "nginx: [emerg] x"})
     commands.print_summary("deploy", {"failures": [rec], "custom": {"release": "20260101T000000Z"}}, 12.0)
     assert capsys.readouterr().out.splitlines()[-1] == "web1: task 'nginx : Reload nginx' failed: nginx: [emerg] x"
+
+
+def test_the_deploy_summary_names_the_apps_it_left_alone(capsys):
+    commands.print_summary("deploy", {"custom": {"release": "20260101T000000Z", "unchanged": ["api", "hello"]}}, 3.0)
+    assert "unchanged, no task on any host: api, hello" in capsys.readouterr().out.splitlines()
+    commands.print_summary("deploy", {"custom": {"release": "20260101T000000Z", "unchanged": []}}, 3.0)
+    assert "unchanged" not in capsys.readouterr().out

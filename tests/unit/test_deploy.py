@@ -83,3 +83,61 @@ def test_shared_release_reuses_the_id_of_the_same_artifact():
     assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, fresh) == new
     # A host that does not run the app has no say.
     assert deploy.shared_release("hello", {"web1": "sha256:z"}, {"web1": {"apps": {}}}, fresh) == fresh
+
+
+def _host_info(**apps):
+    """A host's pyfleet_release info with ``app=(current release, artifact hash, config_current)``."""
+    return {
+        "python": "3.11.2",
+        "arch": "x86_64",
+        "glibc": "2.36",
+        "apps": {
+            name: {"current": cur, "artifact_hash": digest, "config_current": ok, "release_hashes": {cur: digest}}
+            for name, (cur, digest, ok) in apps.items()
+        },
+    }
+
+
+def test_plan_leaves_out_every_app_a_host_already_runs_and_names_the_apps_no_host_needs(monkeypatch):
+    old = "20261201T000000Z"
+
+    def fake_build_all(apps, targets, out_dir, check_entry=True, only=None):
+        return {name: {key: {"hash": f"sha256:{name}", "version": "1"} for key in targets} for name in only}
+
+    monkeypatch.setattr(deploy, "build_all", fake_build_all)
+    request = {
+        "apps": APPS,
+        "placement": {
+            "hello": {"web": ["web1", "web2"], "workers": []},
+            "other": {"web": ["web1", "web2"], "workers": []},
+        },
+        "hosts": {
+            # web1 runs both as this deploy would build them; web2's hello env file changed since.
+            "web1": _host_info(hello=(old, "sha256:hello", True), other=(old, "sha256:other", True)),
+            "web2": _host_info(hello=(old, "sha256:hello", False), other=(old, "sha256:other", True)),
+        },
+        "release": "20261203T000000Z",
+    }
+    answer = deploy.plan(request)
+    assert answer["hosts"] == {"web1": {}, "web2": {"hello": {"hash": "sha256:hello", "version": "1", "release": old}}}
+    assert answer["unchanged"] == ["other"]
+    # A new artifact is a change everywhere; forced, nothing is left out.
+    monkeypatch.setattr(
+        deploy, "build_all", lambda *a, **k: {n: {"cp311-x86_64-glibc2.36": {"hash": "sha256:new"}} for n in k["only"]}
+    )
+    assert set(deploy.plan(request)["hosts"]["web1"]) == {"hello", "other"}
+    monkeypatch.setattr(deploy, "build_all", fake_build_all)
+    forced = deploy.plan(dict(request, force=True))
+    assert set(forced["hosts"]["web1"]) == {"hello", "other"} and forced["unchanged"] == []
+
+
+def test_settled_needs_the_same_artifact_release_and_config():
+    artifact = {"hash": "sha256:a", "release": "R1"}
+    state = {"current": "R1", "artifact_hash": "sha256:a", "config_current": True}
+    assert deploy.settled(artifact, state)
+    assert not deploy.settled(artifact, dict(state, config_current=None))  # not asked: never skipped
+    assert not deploy.settled(artifact, dict(state, config_current=False))
+    assert not deploy.settled(artifact, dict(state, artifact_hash="sha256:b"))
+    # The fleet runs this artifact as R0: the host joins it (a switch), not left alone.
+    assert not deploy.settled(dict(artifact, release="R0"), state)
+    assert not deploy.settled(artifact, {})

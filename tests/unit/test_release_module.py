@@ -209,6 +209,32 @@ def test_info_lists_the_artifact_of_each_release(tmp_path):
     assert info["release_hashes"] == {IDS[0]: "sha256:one", IDS[1]: "sha256:two"}
 
 
+def test_info_says_whether_the_current_release_has_the_config_the_host_holds_now(tmp_path):
+    env = tmp_path / "hello.env"
+    env.write_text("A=1\n")
+    make_release(tmp_path, IDS[0], artifact_hash="sha256:one", config_hash=rel.sha256_files([str(env)]))
+    rel.switch_current(str(tmp_path), IDS[0])
+
+    def config_current():
+        params = {"apps": {"hello": str(tmp_path)}, "config_files_of": {"hello": [str(env)]}}
+        return rel.action_info(params)["apps"]["hello"]["config_current"]
+
+    assert config_current() is True
+    env.write_text("A=2\n")
+    assert config_current() is False
+    env.unlink()
+    assert config_current() is False
+    # Not asked: no answer (the controller then never skips the app).
+    assert rel.action_info({"apps": {"hello": str(tmp_path)}})["apps"]["hello"]["config_current"] is None
+
+
+def test_info_on_a_host_without_releases_never_says_the_config_is_current(tmp_path):
+    env = tmp_path / "hello.env"
+    env.write_text("A=1\n")
+    params = {"apps": {"hello": str(tmp_path)}, "config_files_of": {"hello": [str(env)]}}
+    assert rel.action_info(params)["apps"]["hello"]["config_current"] is False
+
+
 def test_build_makes_a_new_release_when_the_config_changed(tmp_path):
     env = tmp_path / "hello.env"
     env.write_text("A=1\n")
