@@ -464,7 +464,10 @@ def write_connection_file(lab, addresses):
     )
     old = lab.connection_file.read_text() if lab.connection_file.exists() else None
     if old != text:
-        lab.connection_file.write_text(text)
+        # Whole or not at all: commands and the unit tests may read it while the e2e lab comes up.
+        tmp = lab.connection_file.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(lab.connection_file)
     return old != text
 
 

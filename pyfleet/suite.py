@@ -100,11 +100,28 @@ def run(phase=None, scenario=None):
     """Run the phases (all, or one) and return their results; a failed phase does not stop the rest."""
     if phase and phase not in PHASES:
         raise PyfleetError(f"unknown test phase '{phase}'; choose one of {', '.join(PHASES)}")
+    if scenario and scenario not in scenarios():
+        raise PyfleetError(f"no molecule scenario '{scenario}'; choose one of {', '.join(scenarios())}")
     wanted = [phase] if phase else list(PHASES)
+    e2e = [str(VENV_BIN / "python"), "-m", "pytest", "-q", "-x", "tests/e2e"]
+    if wanted == ["e2e"]:
+        return [_step("e2e", e2e)]
+    # The lab e2e suite is the longest phase and waits more than it computes
+    # (deploys, restarts, redeliveries): it starts first, beside the other
+    # phases, and the molecule scenarios get one lane fewer.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        beside = side.submit(_step, "e2e", e2e, capture=True) if "e2e" in wanted else None
+        results = _in_turn(wanted, scenario, lanes=max(1, molecule_jobs() - (1 if beside else 0)))
+        if beside:
+            results.append(beside.result())
+    return results
+
+
+def _in_turn(wanted, scenario, lanes):
+    """The unit, lint and molecule phases of ``wanted``, one after the other."""
     results = []
-    py = str(VENV_BIN / "python")
     if "unit" in wanted:
-        results.append(_step("unit", [py, "-m", "pytest", "-q", "tests/unit", "tests/badinput"]))
+        results.append(_step("unit", [str(VENV_BIN / "python"), "-m", "pytest", "-q", "tests/unit", "tests/badinput"]))
     if "lint" in wanted:
         ruff = str(VENV_BIN / "ruff")
         results.append(
@@ -116,25 +133,9 @@ def run(phase=None, scenario=None):
                 [ruff, "format", "--check", "."],
             )
         )
-    molecule_names = []
     if "molecule" in wanted:
-        names = [scenario] if scenario else scenarios()
-        if scenario and scenario not in scenarios():
-            raise PyfleetError(f"no molecule scenario '{scenario}'; choose one of {', '.join(scenarios())}")
         start = time.monotonic()
         os.environ.update(_ensure_images())  # built once, when their recipe changed
         results.append(Result("base images", "passed", time.monotonic() - start))
-        molecule_names = names
-    e2e = [py, "-m", "pytest", "-q", "-x", "tests/e2e"]
-    if molecule_names and "e2e" in wanted:
-        # The lab e2e suite waits more than it computes (deploys, restarts, redeliveries):
-        # it runs beside the molecule scenarios, which get one lane fewer.
-        with ThreadPoolExecutor(max_workers=1) as side:
-            beside = side.submit(_step, "e2e", e2e, capture=True)
-            results.extend(_molecule(molecule_names, max(1, molecule_jobs() - 1)))
-            results.append(beside.result())
-    elif molecule_names:
-        results.extend(_molecule(molecule_names, molecule_jobs()))
-    elif "e2e" in wanted:
-        results.append(_step("e2e", e2e))
+        results.extend(_molecule([scenario] if scenario else scenarios(), lanes))
     return results

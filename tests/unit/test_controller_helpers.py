@@ -286,16 +286,22 @@ def test_molecule_scenarios_run_longest_first_and_every_one_runs(monkeypatch, tm
     assert suite.scenarios() == ["newone", "celery", "web", "common", "redis"]
 
 
-def test_e2e_runs_beside_the_molecule_scenarios_which_get_one_lane_fewer(monkeypatch):
+def test_e2e_starts_first_and_runs_beside_the_other_phases_and_molecule_gets_one_lane_fewer(monkeypatch):
     import threading
 
     started, lanes = [], []
-    both_running = threading.Barrier(2, timeout=5)  # e2e and the first scenario must overlap
+    # e2e must overlap the unit phase (it starts first) and still run when the first scenario does.
+    with_unit, with_molecule = threading.Barrier(2, timeout=5), threading.Barrier(2, timeout=5)
 
     def step(name, *_commands, capture=False):
         started.append(name)
-        if name in ("e2e", "molecule celery"):
-            both_running.wait()
+        if name == "e2e":
+            with_unit.wait()
+            with_molecule.wait()
+        if name == "unit":
+            with_unit.wait()
+        if name == "molecule celery":
+            with_molecule.wait()
         return suite.Result(name, "passed", 0.0)
 
     real_molecule = suite._molecule
@@ -308,6 +314,11 @@ def test_e2e_runs_beside_the_molecule_scenarios_which_get_one_lane_fewer(monkeyp
     assert lanes == [1]
     assert names[:3] == ["unit", "lint", "base images"]
     assert sorted(names[3:]) == ["e2e", "molecule celery", "molecule redis"]
+    # One phase alone runs alone, with every lane.
+    lanes.clear()
+    monkeypatch.setattr(suite, "_step", lambda name, *c, capture=False: suite.Result(name, "passed", 0.0))
+    assert [r.name for r in suite.run("molecule")] == ["base images", "molecule celery", "molecule redis"]
+    assert lanes == [2]
 
 
 def test_every_scenario_of_the_repository_is_measured():
