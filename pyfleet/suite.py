@@ -131,6 +131,8 @@ def _in_turn(wanted, scenario, lanes):
                 [str(VENV_BIN / "ansible-lint"), "--profile", "production", "-q"],
                 [ruff, "check", "."],
                 [ruff, "format", "--check", "."],
+                # The users' CI workflow (.github/workflows), checked as GitHub would read it.
+                [str(VENV_BIN / "actionlint")],
             )
         )
     if "molecule" in wanted:
