@@ -267,6 +267,23 @@ def history(c, inventory=None, last=20):
 
 
 @task(
+    help={
+        "state": "on, off, or status (which apps are in maintenance on each load balancer)",
+        "app": "only this app (default: every app)",
+        "inventory": INV_HELP,
+    }
+)
+@friendly
+def maintenance(c, state, app=None, inventory=None):
+    """Serve the maintenance page (503, Retry-After) for an app's domains, or stop; fab history records it.
+
+    The app's health path still reaches it, deploys go on behind the page, and
+    the switch outlives fab site.
+    """
+    commands.maintenance(_inventory(c, inventory), state, app, mitogen=_mitogen(c))
+
+
+@task(
     help={"inventory": INV_HELP, "clear": "remove the lock (of --app) on purpose", "app": "the app whose lock to clear"}
 )
 @friendly
@@ -300,7 +317,22 @@ lab_ns.add_task(lab_down, "down")
 lab_ns.add_task(lab_ssh, "ssh")
 
 ns = Collection(
-    up, site, deploy, rollback, status, releases, logs, restart, workers, topology, check, history, lock, test, lab_ns
+    up,
+    site,
+    deploy,
+    rollback,
+    maintenance,
+    status,
+    releases,
+    logs,
+    restart,
+    workers,
+    topology,
+    check,
+    history,
+    lock,
+    test,
+    lab_ns,
 )
 ns.configure({"pyfleet": {"inventory": "inventory/lab", "mitogen": True}})
 

@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 
-from pyfleet import ansible, audit, plan as fleet_plan, remote, rollback, status
+from pyfleet import ansible, audit, maintenance as maint, plan as fleet_plan, remote, rollback, status
 from pyfleet.errors import PyfleetError
 from pyfleet.patterns import match_hosts
 from pyfleet.tables import table
@@ -439,3 +439,24 @@ def restart_targets(inv, service):
         return ",".join(h for h, units in plan["hosts"].items() if any(u["type"] == service for u in units))
     unit_pattern(inv, service)  # raises the one-line "unknown service" error
     raise PyfleetError(f"no host runs {service}; see fab topology")
+
+
+def maintenance(inv, state, app=None, mitogen=True):
+    """Switch the maintenance page of one app or all on every load balancer, record it; or show it (status)."""
+    maint.check_state(state)
+    _, apps = _apps(inv, app)
+    lbs = maint.load_balancers(inv)
+    if state == "status":
+        rows = maint.status_rows(apps, remote.run_on(inv, lbs, maint.status_probe()))
+        print(table(["app", "load balancer", "maintenance"], rows))
+        return rows
+    start, error = time.monotonic(), None
+    try:
+        ansible.playbook(inv.path, "maintenance", *maint.playbook_args(state, apps), mitogen=mitogen, quiet=True)
+    except PyfleetError as exc:
+        error = exc
+    audit.record(inv, maint.record(state, apps, error, time.monotonic() - start))
+    if error:
+        raise PyfleetError(f"maintenance {state} failed: {error}")
+    print(f"maintenance {state}: {', '.join(apps)} on {', '.join(lbs)} ({time.monotonic() - start:.0f} s)")
+    return apps
