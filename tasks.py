@@ -268,6 +268,22 @@ def history(c, inventory=None, last=20):
 
 @task(
     help={
+        "app": "the app to pin (its name in pyfleet_apps)",
+        "extra": "optional dependency groups of pyproject.toml to include, comma-separated",
+        "upgrade": "newest versions (by default the file's current pins stay where they fit)",
+        "inventory": INV_HELP,
+    }
+)
+@friendly
+def pin(c, app=None, extra="", upgrade=False, inventory=None):
+    """Pin an app's requirements exactly, for the hosts' Python and platform, from its uv.lock, requirements.in or
+    pyproject.toml (with uv); writes the spec's requirements file."""
+    extras = [e.strip() for e in extra.split(",") if e.strip()]
+    commands.pin(_inventory(c, inventory), app, extras, upgrade)
+
+
+@task(
+    help={
         "state": "on, off, or status (which apps are in maintenance on each load balancer)",
         "app": "only this app (default: every app)",
         "inventory": INV_HELP,
@@ -321,6 +337,7 @@ ns = Collection(
     site,
     deploy,
     rollback,
+    pin,
     maintenance,
     status,
     releases,

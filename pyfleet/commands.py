@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 
-from pyfleet import ansible, audit, maintenance as maint, plan as fleet_plan, remote, rollback, status
+from pyfleet import ansible, audit, maintenance as maint, pin as pinmod, plan as fleet_plan, remote, rollback, status
 from pyfleet.errors import PyfleetError
 from pyfleet.patterns import match_hosts
 from pyfleet.tables import table
@@ -460,3 +460,18 @@ def maintenance(inv, state, app=None, mitogen=True):
         raise PyfleetError(f"maintenance {state} failed: {error}")
     print(f"maintenance {state}: {', '.join(apps)} on {', '.join(lbs)} ({time.monotonic() - start:.0f} s)")
     return apps
+
+
+def pin(inv, app, extras=(), upgrade=False):
+    """Write an app's exact pins (pyfleet/pin.py) and say where; the app's files need not exist yet."""
+    # check_paths=False: the requirements file is what this makes, and no lab is needed.
+    specs = {a["name"]: a for a in fleet_plan.from_inventory(inv, check_paths=False)["apps"]}
+    if app not in specs:
+        given = f"no app '{app}' in pyfleet_apps of {inv.path}" if app else "fab pin needs --app NAME"
+        raise PyfleetError(f"{given}; apps: {', '.join(specs) or 'none'}")
+    start = time.monotonic()
+    path, count, kind = pinmod.pin(specs[app], extras, upgrade)
+    print(f"{app}: {count} pins from {kind} written to {path} ({time.monotonic() - start:.1f} s)")
+    if not specs[app]["requirements"]:
+        print(f"add  requirements: {path}  to app {app} in pyfleet_apps: deploys then install exactly these")
+    return path
