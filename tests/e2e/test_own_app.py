@@ -1,0 +1,108 @@
+"""README "Deploy your own app", followed literally on the lab with a project made here.
+
+A fresh project directory (a plain WSGI callable, gunicorn its one dependency),
+its entry in a copy of the lab inventory's apps.yml (the copy keeps the
+inventory's directory name, so it is the same lab), then the section's two
+commands, `fab pin --app ownapp` and `fab up`, and a request to the URL `fab up`
+prints. The app's units are stopped afterwards (removing an app from a fleet is
+another job), so the lab runs what it ran before.
+"""
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pyfleet import remote
+
+ROOT = Path(__file__).resolve().parents[2]
+FAB = str(ROOT / ".venv" / "bin" / "fab")
+NAME, DOMAIN = "ownapp", "ownapp.lab.test"
+
+PYPROJECT = """\
+[build-system]
+requires = ["hatchling>=1.25"]
+build-backend = "hatchling.build"
+
+[project]
+name = "ownapp"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["gunicorn>=23"]
+"""
+
+APP = '''\
+"""A WSGI app nobody here wrote: every path answers JSON, /healthz included."""
+
+import json
+
+
+def app(environ, start_response):
+    body = json.dumps({"app": "ownapp", "path": environ["PATH_INFO"]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+# The entry README's section adds to group_vars/all/apps.yml (with this project's path).
+SPEC = """\
+  - name: ownapp
+    source: {{path: {project}}}
+    requirements: {project}/requirements.txt
+    kind: wsgi
+    entry: ownapp:app
+    domains: [ownapp.lab.test]
+"""
+
+
+def fab(*args):
+    start = time.monotonic()
+    proc = subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def deployed(inv, lab, tmp_path_factory):
+    """The project made, declared, pinned and brought up; yields (fab up's output, seconds per step)."""
+    base = tmp_path_factory.mktemp("own")
+    project = base / "ownapp"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    (project / "ownapp.py").write_text(APP)
+    copy = base / inv.path.name  # the same name: the same lab
+    shutil.copytree(inv.path, copy)
+    apps_yml = copy / "group_vars" / "all" / "apps.yml"
+    apps_yml.write_text(apps_yml.read_text().rstrip("\n") + "\n" + SPEC.format(project=project))
+    assert NAME in [a["name"] for a in yaml.safe_load(apps_yml.read_text())["pyfleet_apps"]]
+    times = {}
+    try:
+        code, out, err, times["fab pin"] = fab("pin", "--app", NAME, "--inventory", str(copy))
+        assert code == 0, err
+        assert (project / "requirements.txt").is_file() and "gunicorn==" in (project / "requirements.txt").read_text()
+        code, out, err, times["fab up"] = fab("up", "--inventory", str(copy))
+        assert code == 0, err[-3000:] + out[-3000:]
+        yield out, times
+    finally:
+        # Stop the app's instances on the web hosts (removal from the fleet is not this test's job).
+        remote.run_on(inv, inv.groups["web"], f"systemctl stop 'pyfleet-{NAME}@*' || true")
+        print(f"\nDeploy your own app: {', '.join(f'{k} {v:.0f} s' for k, v in times.items())}")
+
+
+def test_pin_wrote_exact_pins_for_the_hosts(deployed, tmp_path_factory):
+    pins = next(tmp_path_factory.getbasetemp().glob("own*/ownapp/requirements.txt")).read_text()
+    lines = [line for line in pins.splitlines() if line and not line.startswith("#")]
+    assert lines and all(re.match(r"^[a-z0-9._-]+==\S+", line) for line in lines), pins
+    assert pins.startswith(f"# Exact pins of app {NAME} (from pyproject.toml)")
+
+
+def test_fab_up_prints_the_url_and_it_answers(deployed):
+    out, _ = deployed
+    line = next(line for line in out.splitlines() if line.startswith(f"{NAME}: https://{DOMAIN}/"))
+    address = re.search(rf"--resolve {re.escape(DOMAIN)}:443:(\S+) ", line).group(1)
+    curl = ["curl", "-sk", "--resolve", f"{DOMAIN}:443:{address}", f"https://{DOMAIN}/hello"]
+    for _ in range(4):  # both web hosts in turn
+        answer = subprocess.run(curl, capture_output=True, text=True, timeout=30, check=True).stdout
+        assert answer == '{"app": "ownapp", "path": "/hello"}', answer
