@@ -153,3 +153,15 @@ def test_fab_pin_needs_a_known_app(monkeypatch):
         commands.pin(lab, None)
     with pytest.raises(PyfleetError, match=r"^no app 'nope' in pyfleet_apps of .*; apps: hello, hello-async$"):
         commands.pin(lab, "nope")
+
+
+def test_fab_pin_says_where_it_wrote_and_asks_for_the_spec_key_it_lacks(monkeypatch, capsys):
+    lab = inventory.load("inventory/lab", with_connection=False)
+    monkeypatch.setattr(commands.pinmod, "pin", lambda app, extras, upgrade: (Path("/p/req.txt"), 7, "uv.lock"))
+    commands.pin(lab, "hello")
+    out = capsys.readouterr().out
+    assert out.startswith("hello: 7 pins from uv.lock written to /p/req.txt (") and "add " not in out
+    bare = [dict(a, requirements=None) for a in commands.fleet_plan.from_inventory(lab, check_paths=False)["apps"]]
+    monkeypatch.setattr(commands.fleet_plan, "from_inventory", lambda inv, **kw: {"apps": bare})
+    commands.pin(lab, "hello")
+    assert "add  requirements: /p/req.txt  to app hello in pyfleet_apps" in capsys.readouterr().out
