@@ -58,11 +58,16 @@ def pin_source(app):
 
 
 def output_path(app):
-    """Where the pins go: the spec's ``requirements``, else requirements.txt in the project (or here)."""
+    """Where the pins go: the spec's ``requirements``, else requirements.txt in the project directory."""
     if app.get("requirements"):
         return Path(app["requirements"])
-    base = Path(app["source"]["path"]) if app["source"]["type"] == "path" else Path.cwd()
-    return base / DEFAULT_OUTPUT
+    if app["source"]["type"] != "path":
+        # No project directory to put them in (and never this repository's own requirements.txt).
+        raise PyfleetError(
+            f"app {app['name']}: no requirements file to write; "
+            f"set requirements: apps/{app['name']}-requirements.txt in its pyfleet_apps entry and run fab pin again"
+        )
+    return Path(app["source"]["path"]) / DEFAULT_OUTPUT
 
 
 def resolve_args(uv, kind, src, out, extras=(), upgrade=False):

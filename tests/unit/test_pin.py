@@ -81,6 +81,14 @@ def test_the_pins_go_to_the_specs_requirements_else_beside_the_project(project):
     assert pin.output_path(app_in(project, requirements="/x/pins.txt")) == Path("/x/pins.txt")
 
 
+def test_a_requirement_source_needs_the_specs_requirements_path(fake_uv):
+    spec = {"name": "x", "source": {"requirement": "httpbin==0.10.2"}, "kind": "wsgi", "entry": "httpbin:app"}
+    app = normalize_apps([dict(spec, domains=["x.lab.test"])], check_paths=False)[0]
+    with pytest.raises(PyfleetError, match=r"^app x: no requirements file to write; set requirements: apps/x-req"):
+        pin.pin(app)
+    assert fake_uv[0] == []  # refused before uv ran
+
+
 def test_a_resolution_is_universal_from_the_oldest_host_python_and_wheels_only():
     args = pin.resolve_args("uv", "pyproject.toml", "p/pyproject.toml", "out.txt", extras=["web"], upgrade=True)
     assert args[:3] == ["uv", "pip", "compile"] and "--universal" in args
