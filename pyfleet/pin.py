@@ -7,7 +7,9 @@ The pins come from the app's project directory (``source.path``), first found of
 - ``requirements.in``: top-level requirements, resolved;
 - ``pyproject.toml``: ``[project] dependencies`` (plus ``--extra``), resolved;
 
-or, for a ``source.requirement`` app, from that requirement. Resolution is uv's
+or, for a ``source.requirement`` app, from that requirement. A resolution adds
+the server the spec runs the app with (gunicorn, uvicorn: ``SERVER_PACKAGES``),
+so a project need not name it. Resolution is uv's
 universal mode from the oldest Python of the hosts pyfleet supports
 (``HOST_TARGETS``), so one file serves Debian 12 and 13 hosts alike, with
 markers where they differ; only wheels count (hosts install offline from a
@@ -70,8 +72,8 @@ def output_path(app):
     return Path(app["source"]["path"]) / DEFAULT_OUTPUT
 
 
-def resolve_args(uv, kind, src, out, extras=(), upgrade=False):
-    """The uv command that writes the pins of ``src`` to ``out`` (``kind``: from pin_source)."""
+def resolve_args(uv, kind, src, out, extras=(), upgrade=False, servers=None):
+    """The uv command that writes the pins of ``src`` (and the ``servers`` file) to ``out`` (``kind``: pin_source's)."""
     common = ["--quiet", "--no-header", "--no-annotate", "--output-file", out]
     extra_args = [arg for extra in extras for arg in ("--extra", extra)]
     if kind == "uv.lock":
@@ -81,16 +83,19 @@ def resolve_args(uv, kind, src, out, extras=(), upgrade=False):
         return [*export, "--no-emit-project", "--project", project, *extra_args, *common]
     args = [uv, "pip", "compile", "--universal", "--python-version", HOST_TARGETS[0].python_short]
     args += ["--only-binary", ":all:", *extra_args, *common]
-    return args + (["--upgrade"] if upgrade else []) + [src]
+    return args + (["--upgrade"] if upgrade else []) + [src] + ([servers] if servers else [])
 
 
 def check_server(app, path):
-    """The pins must hold the server the app's kind and server need (as the app spec demands)."""
+    """The pins must hold the server the app's kind and server need (as the app spec demands).
+
+    A resolution adds it; a uv.lock must have it already.
+    """
     missing = [p for p in SERVER_PACKAGES[(app["kind"], app["server"])] if p not in pinned_names(path)]
     if missing:
         raise PyfleetError(
             f"app {app['name']}: the pins lack {', '.join(missing)}, which server {app['server']} needs for "
-            f"{app['kind']} apps; add {', '.join(missing)} to the project's dependencies and run fab pin again"
+            f"{app['kind']} apps; add it to the project (uv add {' '.join(missing)}) and run fab pin again"
         )
 
 
@@ -137,10 +142,14 @@ def pin(app, extras=(), upgrade=False):
         if kind == "requirement":
             (work / "requirements.in").write_text(src + "\n", encoding="utf-8")
             src = work / "requirements.in"
+        servers = work / "servers.in"
+        # The server the spec runs the app with is pinned too, whether or not the project names it.
+        servers.write_text("".join(f"{p}\n" for p in SERVER_PACKAGES[(app["kind"], app["server"])]))
         if out.is_file() and not upgrade:
             shutil.copyfile(out, draft)  # uv keeps the pins it finds in its output file where they still fit
         what = f"app {app['name']}: pinning {src}"
-        wheelhouse._offline_first(resolve_args(uv, kind, src, draft, extras, upgrade), what, RESOLVE_FIX)
+        args = resolve_args(uv, kind, src, draft, extras, upgrade, servers)
+        wheelhouse._offline_first(args, what, RESOLVE_FIX)
         check_pinned(app, draft)
         check_server(app, draft)
         check_targets(uv, app, draft, work)

@@ -1,6 +1,6 @@
 """README "Deploy your own app", followed literally on the lab with a project made here.
 
-A fresh project directory (a plain WSGI callable, gunicorn its one dependency),
+A fresh project directory (a plain WSGI callable, no dependency: fab pin adds gunicorn),
 its entry in a copy of the lab inventory's apps.yml (the copy keeps the
 inventory's directory name, so it is the same lab), then the section's two
 commands, `fab pin --app ownapp` and `fab up`, and requests to the URL `fab up`
@@ -32,7 +32,7 @@ build-backend = "hatchling.build"
 name = "ownapp"
 version = "0.1.0"
 requires-python = ">=3.11"
-dependencies = ["gunicorn>=23"]
+dependencies = []
 """
 
 APP = '''\

@@ -34,6 +34,8 @@ def fake_uv(monkeypatch):
 
     def run(args, what, fix, env=None):
         calls.append([str(a) for a in args])
+        if str(args[-1]).endswith("servers.in"):
+            result["servers"] = Path(args[-1]).read_text()
         if result["fail"] and result["fail"] in " ".join(map(str, args)):
             raise PyfleetError(f"{what} failed: no wheel; {fix}")
         out = Path(args[args.index("--output-file") + 1])
@@ -95,6 +97,8 @@ def test_a_resolution_is_universal_from_the_oldest_host_python_and_wheels_only()
     assert args[args.index("--python-version") + 1] == wheelhouse.DEBIAN_12.python_short == "3.11"
     assert args[args.index("--only-binary") + 1] == ":all:"
     assert args[args.index("--extra") + 1] == "web" and "--upgrade" in args and args[-1] == "p/pyproject.toml"
+    with_servers = pin.resolve_args("uv", "requirements.in", "r.in", "out.txt", servers="servers.in")
+    assert with_servers[-2:] == ["r.in", "servers.in"]
 
 
 def test_a_uv_lock_is_exported_as_it_is():
@@ -106,6 +110,9 @@ def test_a_uv_lock_is_exported_as_it_is():
 def test_pin_writes_the_file_with_a_header_after_checking_every_host_target(project, fake_uv):
     calls, _ = fake_uv
     path, count, kind = pin.pin(app_in(project))
+    servers = Path(calls[0][-1])
+    assert servers.name == "servers.in" and calls[0][-2] == str(project / "pyproject.toml")
+    assert fake_uv[1]["servers"] == "gunicorn\n"  # the spec's server, pinned whether the project names it or not
     assert (path, count, kind) == (project / "requirements.txt", 3, "pyproject.toml")
     text = path.read_text()
     assert text.startswith("# Exact pins of app mine (from pyproject.toml)") and "fab pin --app mine" in text
@@ -136,7 +143,7 @@ def test_the_pins_keep_the_existing_files_versions_unless_upgrade(project, fake_
     [
         (
             "flask==3.1.3\n",
-            r"^app mine: the pins lack gunicorn, which server gunicorn needs for wsgi apps; add gunicorn",
+            r"^app mine: the pins lack gunicorn, which server gunicorn needs for wsgi apps; add it to the proj",
         ),
         ("gunicorn==27.0.1\nmylib @ file:///src/mylib\n", r"^app mine: line 2 of the pins .* is not name==version"),
     ],
