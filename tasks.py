@@ -262,7 +262,7 @@ def workers(c, inventory=None, type=None, host=None):
 @task(help={"inventory": INV_HELP, "last": "how many records (default 20)"})
 @friendly
 def history(c, inventory=None, last=20):
-    """Show the audit log of deploys and rollbacks: who, when, what release, result."""
+    """Show the audit log of deploys, rollbacks and maintenance switches: who, when, what release, result."""
     commands.show_history(_inventory(c, inventory), last)
 
 
