@@ -3,7 +3,7 @@
 The control host is ``pyfleet_control_host`` when set, else the first load
 balancer, else the first inventory host: state lives with the fleet, not on one
 operator's laptop. Files: ``/var/lib/pyfleet/history.jsonl`` (one JSON record per
-deploy or rollback) and ``/var/lib/pyfleet/locks/<app>.json``.
+deploy, rollback or maintenance switch) and ``/var/lib/pyfleet/locks/<app>.json``.
 """
 
 import getpass
