@@ -14,6 +14,9 @@ STOCK = {  # Ansible's own defaults for what ansible.cfg tunes
     "ANSIBLE_PIPELINING": "false",
     "ANSIBLE_FORKS": "5",
     "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=60s",
+    "ANSIBLE_INJECT_FACT_VARS": "true",
+    "ANSIBLE_GATHERING": "implicit",
+    "ANSIBLE_CACHE_PLUGIN": "memory",
 }
 NO_MITOGEN = {"ANSIBLE_STRATEGY": "linear"}
 
