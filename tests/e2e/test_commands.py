@@ -97,6 +97,9 @@ def test_deploy_and_rollback_are_recorded_in_order(inv, converged, run_playbook)
     code, out, err = fab("deploy", "--app", "hello")
     assert code == 0, err
     assert "deploy: release " in out
+    # Nothing changed since the forced release: no host got a rollout task, and the summary says why.
+    assert "hosts switched: none" in out, out
+    assert "unchanged, no task on any host: hello" in out.splitlines(), out
     code, out, err = fab("rollback", "--app", "hello")
     assert code == 0, err
     records = audit.history(inv, 1000)[before:]
