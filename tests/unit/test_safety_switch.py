@@ -1,0 +1,229 @@
+"""The switch: ``current`` and the nginx upstream move only after the health gate passes.
+
+plugins/modules/pyfleet_release.py runs a web host's switch against a fake host (its
+systemctl, nginx and health checks recorded; the release tree, ``current`` and the
+upstream file real files under tmp_path). Every step records where ``current`` and
+the upstream pointed at that moment. A refused release leaves ``current`` exactly as
+it was (same link, same inode) and the upstream file byte for byte.
+
+The task files that wrap the module (roles/app/tasks/switch.yml, deploy.yml) are read
+as Ansible reads them: the host leaves the load balancers before the switch and
+comes back after it, also when the switch fails.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "plugins.modules.pyfleet_release", ROOT / "plugins/modules/pyfleet_release.py"
+)
+rel = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rel)
+
+OLD, NEW = "20261124T050000Z", "20261124T050100Z"
+OLD_UNIT, NEW_UNIT = f"pyfleet-hello@{OLD}.service", f"pyfleet-hello@{NEW}.service"
+
+
+def make_release(base, release):
+    path = base / "releases" / release
+    (path / "venv" / "bin").mkdir(parents=True)
+    (path / rel.META).write_text('{"wheelhouse": "aaaa"}', encoding="utf-8")
+
+
+class FakeHost:
+    """systemctl, nginx and the two health checks of one web host, recording every step."""
+
+    def __init__(self, base, monkeypatch, fail=None):
+        self.base = base
+        self.upstream = base / "hello.upstream.conf"
+        self.old_upstream = rel.upstream_text("hello", str(base / "run"), OLD)
+        self.upstream.write_text(self.old_upstream, encoding="utf-8")
+        self.fail = fail
+        self.events = []
+        self.reloads = 0
+        for release in (OLD, NEW):
+            make_release(base, release)
+        rel.switch_current(str(base), OLD)
+        self.link = os.lstat(base / "current")
+        for name in ("run", "wait_healthy", "check_through_nginx", "nginx_workers", "instances", "enabled_instances"):
+            monkeypatch.setattr(rel, name, getattr(self, name))
+
+    def state(self):
+        return rel.current_release(str(self.base)), self.upstream.read_text(encoding="utf-8")
+
+    def record(self, step):
+        current, upstream = self.state()
+        self.events.append((step, current, NEW if f"/{NEW}/" in upstream else OLD))
+
+    def run(self, args, env=None, timeout=600, stdin=None):
+        step = " ".join(a for a in args if not a.startswith("-"))
+        self.record(step)
+        if args[:2] == ["systemctl", "reload"] and args[-1] == "nginx":
+            self.reloads += 1
+        if self.fail == "nginx -t" and args[0] == "nginx":
+            return 1, "nginx: [emerg] no such socket"
+        if self.fail == "start" and args[:2] == ["systemctl", "start"]:
+            return 1, ""
+        return 0, ""
+
+    def wait_healthy(self, unit, sock, path, host, timeout):
+        self.record(f"health {unit}")
+        if self.fail == "health":
+            raise rel.Failed("health check /healthz answered HTTP 500")
+
+    def check_through_nginx(self, params):
+        self.record("health through nginx")
+        if self.fail == "through nginx":
+            raise rel.Failed("health check /healthz through nginx failed: HTTP 502")
+
+    def nginx_workers(self):
+        return {100 + self.reloads: "nginx: worker process"}
+
+    def instances(self, unit):
+        return {OLD_UNIT: "active"}
+
+    def enabled_instances(self, unit):
+        return [OLD_UNIT]
+
+    def steps(self):
+        return [e[0] for e in self.events]
+
+    def at(self, step):
+        """(current, upstream) when ``step`` ran."""
+        (found,) = [e[1:] for e in self.events if e[0] == step]
+        return found
+
+
+def params(base, **overrides):
+    values = {
+        "app": "hello",
+        "base_dir": str(base),
+        "release": NEW,
+        "unit": "pyfleet-hello",
+        "socket_dir": str(base / "run"),
+        "health_path": "/healthz",
+        "health_host": "hello.test",
+        "health_timeout": 5,
+        "upstream_file": str(base / "hello.upstream.conf"),
+        "nginx_port": 80,
+        "drain_wait": 0,
+        "stop_wait": 0,
+        "keep_releases": 5,
+        "remove_on_failure": True,
+        "celery_app": None,
+    }
+    values.update(overrides)
+    return values
+
+
+def test_current_and_upstream_move_only_after_the_gate(tmp_path, monkeypatch):
+    host = FakeHost(tmp_path, monkeypatch)
+    result = rel.action_activate(params(tmp_path))
+    assert result["changed"] is True
+    assert (result["release"], result["previous"]) == (NEW, OLD)
+    steps = host.steps()
+    order = [
+        f"systemctl start {NEW_UNIT}",
+        f"health {NEW_UNIT}",
+        "nginx",  # nginx -t -q
+        "systemctl reload nginx",
+        "health through nginx",
+        f"systemctl enable {NEW_UNIT}",
+        f"systemctl disable {OLD_UNIT}",
+        f"systemctl stop {OLD_UNIT}",
+    ]
+    assert [s for s in steps if s in order] == order
+    # The new instance answers its health path while nothing points at it yet.
+    assert host.at(f"health {NEW_UNIT}") == (OLD, OLD)
+    # nginx checks and takes the new upstream before current moves.
+    assert host.at("nginx") == (OLD, NEW)
+    assert host.at("health through nginx") == (OLD, NEW)
+    # current moves once the new release answered through nginx, before the old one stops.
+    assert host.at(f"systemctl enable {NEW_UNIT}") == (NEW, NEW)
+    assert host.at(f"systemctl stop {OLD_UNIT}") == (NEW, NEW)
+    assert host.state() == (NEW, rel.upstream_text("hello", str(tmp_path / "run"), NEW))
+    assert result["stopped"] == [OLD_UNIT]
+
+
+@pytest.mark.parametrize("fail", ["start", "health", "nginx -t", "through nginx"])
+def test_a_refused_release_leaves_current_and_the_upstream_exactly_as_they_were(tmp_path, monkeypatch, fail):
+    host = FakeHost(tmp_path, monkeypatch, fail=fail)
+    with pytest.raises(rel.Failed, match=rf"release {NEW} refused: .* \(still serving {OLD}, release removed\)"):
+        rel.action_activate(params(tmp_path))
+    link = os.lstat(tmp_path / "current")
+    assert os.readlink(tmp_path / "current") == f"releases/{OLD}"
+    assert (link.st_ino, link.st_mtime_ns) == (host.link.st_ino, host.link.st_mtime_ns)
+    assert host.upstream.read_text(encoding="utf-8") == host.old_upstream
+    assert not (tmp_path / "hello.upstream.conf.tmp").exists()
+    # The old release kept serving: never stopped, never disabled; the new one is gone.
+    steps = host.steps()
+    assert not [s for s in steps if OLD_UNIT in s]
+    assert f"systemctl enable {NEW_UNIT}" not in steps
+    assert f"systemctl stop {NEW_UNIT}" in steps
+    assert rel.releases(str(tmp_path)) == [OLD]
+    # nginx reloads only once the new upstream was written: to take it, then the old one back
+    # (after a refused `nginx -t`, the old file is back before that one reload).
+    assert host.reloads == {"nginx -t": 1, "through nginx": 2}.get(fail, 0)
+    assert all(current == OLD for _, current, _ in host.events)
+
+
+def test_a_refused_rollback_keeps_its_target(tmp_path, monkeypatch):
+    host = FakeHost(tmp_path, monkeypatch, fail="health")
+    with pytest.raises(rel.Failed, match=rf"\(still serving {OLD}\)$"):
+        rel.action_activate(params(tmp_path, remove_on_failure=False))
+    assert rel.releases(str(tmp_path)) == [OLD, NEW]
+    assert host.state()[0] == OLD
+
+
+# --- the tasks around the module --------------------------------------------------------------
+
+
+def load(path):
+    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+
+
+def drain_state(task):
+    include = task.get("ansible.builtin.include_role", {})
+    if include.get("name") == "loadbalancer" and include.get("tasks_from") == "drain":
+        assert include["apply"] == {"delegate_to": "{{ __app_lb }}"}
+        assert task["vars"]["loadbalancer_drain_host"] == "{{ inventory_hostname }}"
+        assert task["loop"] == "{{ __app_loadbalancers }}"
+        return task["vars"]["loadbalancer_drain_state"]
+    return None
+
+
+def test_switch_drains_the_host_first_and_puts_it_back_after_and_on_failure():
+    (switch,) = load("roles/app/tasks/switch.yml")
+    block, rescue = switch["block"], switch["rescue"]
+    assert [drain_state(t) for t in block] == ["drained", None, "active"]
+    activate = block[1]["pyfleet_release"]
+    assert activate["action"] == "activate"
+    assert activate["release"] == "{{ item.release }}"
+    assert activate["remove_on_failure"] == "{{ __app_switch_remove }}"
+    assert activate["upstream_file"] == "{{ app_nginx_upstream_dir }}/{{ item.app.name }}.upstream.conf"
+    assert activate["health_path"] == "{{ item.app.health_path }}"
+    # A failed switch still puts the host back (it serves its old release), then stops the deploy.
+    assert drain_state(rescue[0]) == "active"
+    assert "ansible.builtin.fail" in rescue[-1]
+
+
+def test_deploy_builds_and_runs_hooks_before_any_switch():
+    tasks = load("roles/app/tasks/deploy.yml")
+    prepare, switch_web, switch_workers = tasks
+    steps = [
+        next(k for k in t if k not in ("name", "loop", "loop_control", "when", "vars", "register", "changed_when"))
+        for t in prepare["block"]
+    ]
+    assert steps == ["ansible.builtin.copy", "pyfleet_release", "ansible.builtin.command", "ansible.builtin.command"]
+    assert prepare["block"][1]["pyfleet_release"]["action"] == "build"
+    # A failed build or hook removes what it built and stops before the switch.
+    assert prepare["rescue"][0]["pyfleet_release"]["action"] == "absent"
+    assert "ansible.builtin.fail" in prepare["rescue"][-1]
+    assert switch_web["ansible.builtin.include_tasks"] == "switch.yml"
+    assert switch_workers["ansible.builtin.include_tasks"] == "switch_workers.yml"
+    assert switch_web["vars"]["__app_switch_remove_on_failure"] is True
