@@ -11,7 +11,9 @@ from pyfleet.errors import PyfleetError
 from pyfleet.podman import CONTAINERS_CONF
 from pyfleet.shell import ROOT, VENV_BIN
 
-PHASES = ("unit", "lint", "molecule", "e2e")
+PHASES = ("unit", "lint", "molecule", "e2e", "mutants")
+# `fab test` without --phase: mutants (tests/mutants/, about 25 minutes on 2 cores) only on request.
+DEFAULT_PHASES = ("unit", "lint", "molecule", "e2e")
 
 
 @dataclass
@@ -100,7 +102,7 @@ def run(phase=None, scenario=None):
     """Run the phases (all, or one) and return their results; a failed phase does not stop the rest."""
     if phase and phase not in PHASES:
         raise PyfleetError(f"unknown test phase '{phase}'; choose one of {', '.join(PHASES)}")
-    wanted = [phase] if phase else list(PHASES)
+    wanted = [phase] if phase else list(DEFAULT_PHASES)
     results = []
     py = str(VENV_BIN / "python")
     if "unit" in wanted:
@@ -137,4 +139,8 @@ def run(phase=None, scenario=None):
         results.extend(_molecule(molecule_names, molecule_jobs()))
     elif "e2e" in wanted:
         results.append(_step("e2e", e2e))
+    if "mutants" in wanted:
+        # One mutant at a time (one pytest process, mutmut --max-children 1): the machine is shared.
+        results.append(_step("mutants roles", [py, "tests/mutants/roles.py", "--min-score", "0.9"]))
+        results.append(_step("mutants python", [py, "tests/mutants/python.py", "--min-score", "0.85"]))
     return results
