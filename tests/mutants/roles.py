@@ -169,17 +169,29 @@ def _python_statements(lines, first, last):
     """Indices of single-line simple statements in lines[first:last] (not inside brackets, no block header)."""
     out = []
     depth = 0
+    in_string = False  # inside a triple-quoted string (docstrings)
     for i, text in enumerate(lines):
         stripped = text.strip()
-        starts_inside = depth > 0
-        depth += sum(stripped.count(c) for c in "([{") - sum(stripped.count(c) for c in ")]}")
-        if i < first or i >= last or starts_inside or depth != 0:
+        starts_inside = depth > 0 or in_string
+        if stripped.count('"""') % 2:
+            in_string = not in_string
+        if in_string or stripped.count('"""'):
             continue
-        if not stripped or stripped.startswith(("#", '"""', "'", '"')):
+        change = sum(stripped.count(c) for c in "([{") - sum(stripped.count(c) for c in ")]}")
+        depth += change
+        if i < first or i >= last or not stripped or stripped.startswith("#"):
+            continue
+        if starts_inside:
+            # One whole element of a list or dict literal ("Option": ["yes"],): it may go or change.
+            blank = re.fullmatch(r'f?"(#.*)?",', stripped)  # a generated blank or comment line
+            if depth > 0 and change == 0 and stripped.endswith(",") and not in_string and not blank:
+                out.append((i, "element"))
+            continue
+        if depth != 0 or stripped.startswith(('"""', "'", '"')):
             continue
         if stripped.endswith((":", "\\")) or stripped.startswith(("def ", "class ", "@")):
             continue
-        out.append(i)
+        out.append((i, "statement"))
     return out
 
 
@@ -197,7 +209,13 @@ def mutants(root, target):
     found = []
     if python:
         first, last = _function_range(lines, function) if function else (0, len(lines))
-        statements = _python_statements(lines, first, last)
+        found_lines = _python_statements(lines, first, last)
+        statements = [i for i, kind in found_lines if kind == "statement"]
+        for i in [i for i, kind in found_lines if kind == "element"]:
+            found.append(Mutant(target, i + 1, "delete", lines[i], ""))
+            changed = _value_change(lines[i], False)
+            if changed and changed != lines[i]:
+                found.append(Mutant(target, i + 1, "value", lines[i], changed))
         for i in statements:
             indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
             found.append(Mutant(target, i + 1, "delete", lines[i], f"{indent}pass\n"))
@@ -207,7 +225,7 @@ def mutants(root, target):
             nxt = i + 1
             if nxt in statements and lines[nxt][: len(indent)] == indent and not lines[nxt][len(indent)].isspace():
                 found.append(Mutant(target, i + 1, "swap", lines[i] + lines[nxt], lines[nxt] + lines[i]))
-        return found
+        return sorted(found, key=lambda m: (m.line, m.kind))
     depth = 0  # inside a {{ }} or {% %} that spans lines: its parts are syntax
     for i, line in enumerate(lines):
         stripped = line.strip()
@@ -261,7 +279,7 @@ def run_tests(work, tests):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-file", type=int, default=4, help="mutants sampled per file (default 4)")
+    parser.add_argument("--per-file", type=int, default=6, help="mutants sampled per file (default 6)")
     parser.add_argument("--all", action="store_true", help="every mutant of every file")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--min-score", type=float, default=0.0)

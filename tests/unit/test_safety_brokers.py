@@ -23,6 +23,48 @@ def redis_conf(**variables):
     return settings(render("redis", "etc/redis/redis.conf.j2", "broker1", **variables))
 
 
+REDIS = {
+    "bind": ["10.0.0.5 127.0.0.1"],
+    "protected-mode": ["yes"],
+    "port": ["6379"],
+    "tcp-backlog": ["511"],
+    "timeout": ["0"],
+    "tcp-keepalive": ["300"],
+    "requirepass": ['"s3cret-for-tests"'],
+    "enable-protected-configs": ["no"],
+    "enable-debug-command": ["no"],
+    "enable-module-command": ["no"],
+    "daemonize": ["no"],
+    "pidfile": ["/run/redis/redis-server.pid"],
+    "loglevel": ["notice"],
+    "logfile": ['""'],
+    "databases": ["16"],
+    "always-show-logo": ["no"],
+    "set-proc-title": ["yes"],
+    "maxmemory-policy": ["noeviction"],
+    "dir": ["/var/lib/redis"],
+    "dbfilename": ["dump.rdb"],
+    "save": ["3600 1", "300 100", "60 10000"],
+    "stop-writes-on-bgsave-error": ["yes"],
+    "rdbcompression": ["yes"],
+    "rdbchecksum": ["yes"],
+    "appendonly": ["yes"],
+    "appendfilename": ['"appendonly.aof"'],
+    "appenddirname": ['"appendonlydir"'],
+    "appendfsync": ["everysec"],
+    "no-appendfsync-on-rewrite": ["no"],
+    "auto-aof-rewrite-percentage": ["100"],
+    "auto-aof-rewrite-min-size": ["64mb"],
+    "aof-load-truncated": ["yes"],
+    "aof-use-rdb-preamble": ["yes"],
+}
+
+
+def test_redis_config_is_exactly_the_brokers():
+    # Every line is a decision (README Reliability): none may go missing or change unnoticed.
+    assert redis_conf() == REDIS
+
+
 def test_redis_listens_privately_and_asks_for_the_password():
     conf = redis_conf()
     assert conf["bind"] == ["10.0.0.5 127.0.0.1"]
@@ -121,6 +163,17 @@ def test_celery_settings_route_and_schedule(monkeypatch):
     assert conf["task_routes"] == {"proj.tasks.fetch": {"queue": "io"}}
     assert conf["beat_schedule"]["tick"]["task"] == "proj.tasks.tick"
     assert conf["beat_schedule"]["tick"]["schedule"] == 10.0
+    assert conf["task_publish_retry_policy"] == {
+        "max_retries": 10,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 2,
+    }
+    assert conf["result_backend_max_retries"] == 20
+    assert conf["task_track_started"] is True
+    # Flower is in the fleet: workers and producers send the events it shows.
+    assert conf["worker_send_task_events"] is True
+    assert conf["task_send_sent_event"] is True
     # Without a known worker type (a producer): the safe defaults.
     assert conf["task_acks_late"] is True
     assert conf["worker_prefetch_multiplier"] == 1

@@ -107,7 +107,11 @@ def test_trust_installs_each_ca_where_update_ca_certificates_reads_and_runs_it()
     assert copy["dest"] == "/usr/local/share/ca-certificates/{{ item | basename }}"
     assert (copy["owner"], copy["group"], copy["mode"]) == ("root", "root", "0644")
     handlers = {h["name"]: h for h in tasks("roles/common/handlers/main.yml")}
-    assert handlers[install["notify"]]["ansible.builtin.command"] == "update-ca-certificates"
+    assert handlers[install["notify"]] == {
+        "name": "Update the CA certificate store",
+        "ansible.builtin.command": "update-ca-certificates",
+        "changed_when": True,
+    }
     main = tasks("roles/common/tasks/main.yml")
     assert any(t.get("ansible.builtin.import_tasks") == "trust.yml" for t in main)
 
@@ -116,6 +120,13 @@ def test_apt_proxy_file_only_with_a_proxy():
     _install, write, remove = tasks("roles/common/tasks/trust.yml")
     assert write["when"] == "common_http_proxy | length > 0"
     assert remove["when"] == "common_http_proxy | length == 0"
+    assert write["ansible.builtin.template"] == {
+        "src": "etc/apt/apt.conf.d/80pyfleet-proxy.j2",
+        "dest": "/etc/apt/apt.conf.d/80pyfleet-proxy",
+        "owner": "root",
+        "group": "root",
+        "mode": "0644",
+    }
     assert write["ansible.builtin.template"]["dest"] == remove["ansible.builtin.file"]["path"]
     assert remove["ansible.builtin.file"]["state"] == "absent"
     text = render("common", "etc/apt/apt.conf.d/80pyfleet-proxy.j2", "web1", common_http_proxy="http://proxy.test:3128")
@@ -129,3 +140,13 @@ def test_sshd_drop_in_is_validated_before_it_is_written():
     assert template["dest"] == "/etc/ssh/sshd_config.d/pyfleet.conf"
     assert configure["notify"] == "Reload sshd"
     assert Path(ROOT / "roles/common/templates" / template["src"]).exists()
+
+
+def test_handlers_restart_journald_and_reload_sshd():
+    handlers = {h["name"]: h for h in tasks("roles/common/handlers/main.yml")}
+    assert handlers["Restart journald"]["ansible.builtin.systemd_service"] == {
+        "name": "systemd-journald",
+        "state": "restarted",
+    }
+    # Reload, not restart: open sessions (the deploy's own) survive a change.
+    assert handlers["Reload sshd"]["ansible.builtin.systemd_service"] == {"name": "ssh", "state": "reloaded"}

@@ -142,6 +142,9 @@ def test_web_default_server_drops_unknown_hosts():
     assert values(server[1], "listen") == ["80 default_server"]
     assert values(server[1], "server_name") == ["_"]
     assert values(server[1], "return") == ["444"]
+    assert values(server[1], "access_log") == ["off"]  # scanners fill no log
+    (ipv6,) = find(global_conf(nginx_listen_ipv6=True), "server")
+    assert values(ipv6[1], "listen") == ["80 default_server", "[::]:80 default_server"]
 
 
 # --- the load balancer (roles/loadbalancer) ----------------------------------------------------

@@ -50,7 +50,8 @@ class FakeHost:
             make_release(base, release)
         rel.switch_current(str(base), OLD)
         self.link = os.lstat(base / "current")
-        for name in ("run", "wait_healthy", "check_through_nginx", "nginx_workers", "instances", "enabled_instances"):
+        names = ("run", "wait_healthy", "check_through_nginx", "nginx_workers", "instances", "enabled_instances")
+        for name in (*names, "wait_gone"):
             monkeypatch.setattr(rel, name, getattr(self, name))
 
     def state(self):
@@ -83,6 +84,10 @@ class FakeHost:
 
     def nginx_workers(self):
         return {100 + self.reloads: "nginx: worker process"}
+
+    def wait_gone(self, pids, timeout):
+        self.record(f"old nginx workers gone {sorted(pids)}")
+        return True
 
     def instances(self, unit):
         return {OLD_UNIT: "active"}
@@ -135,6 +140,7 @@ def test_current_and_upstream_move_only_after_the_gate(tmp_path, monkeypatch):
         "health through nginx",
         f"systemctl enable {NEW_UNIT}",
         f"systemctl disable {OLD_UNIT}",
+        "old nginx workers gone [100]",  # the old nginx workers finish their requests first
         f"systemctl stop {OLD_UNIT}",
     ]
     assert [s for s in steps if s in order] == order
@@ -169,6 +175,9 @@ def test_a_refused_release_leaves_current_and_the_upstream_exactly_as_they_were(
     # nginx reloads only once the new upstream was written: to take it, then the old one back
     # (after a refused `nginx -t`, the old file is back before that one reload).
     assert host.reloads == {"nginx -t": 1, "through nginx": 2}.get(fail, 0)
+    # The reload that undoes the switch reads the old upstream again.
+    reloads = [(current, upstream) for step, current, upstream in host.events if step == "systemctl reload nginx"]
+    assert reloads == {"nginx -t": [(OLD, OLD)], "through nginx": [(OLD, NEW), (OLD, OLD)]}.get(fail, [])
     assert all(current == OLD for _, current, _ in host.events)
 
 
@@ -193,6 +202,7 @@ def drain_state(task):
         assert include["apply"] == {"delegate_to": "{{ __app_lb }}"}
         assert task["vars"]["loadbalancer_drain_host"] == "{{ inventory_hostname }}"
         assert task["loop"] == "{{ __app_loadbalancers }}"
+        assert task["loop_control"] == {"loop_var": "__app_lb"}  # item stays the switch's
         return task["vars"]["loadbalancer_drain_state"]
     return None
 
@@ -201,12 +211,25 @@ def test_switch_drains_the_host_first_and_puts_it_back_after_and_on_failure():
     (switch,) = load("roles/app/tasks/switch.yml")
     block, rescue = switch["block"], switch["rescue"]
     assert [drain_state(t) for t in block] == ["drained", None, "active"]
-    activate = block[1]["pyfleet_release"]
-    assert activate["action"] == "activate"
-    assert activate["release"] == "{{ item.release }}"
-    assert activate["remove_on_failure"] == "{{ __app_switch_remove }}"
-    assert activate["upstream_file"] == "{{ app_nginx_upstream_dir }}/{{ item.app.name }}.upstream.conf"
-    assert activate["health_path"] == "{{ item.app.health_path }}"
+    assert block[1]["pyfleet_release"] == {
+        "action": "activate",
+        "app": "{{ item.app.name }}",
+        "base_dir": "{{ item.app.base_dir }}",
+        "release": "{{ item.release }}",
+        "unit": "{{ item.app.unit_name }}",
+        "socket_dir": "{{ item.app.socket_dir }}",
+        "health_path": "{{ item.app.health_path }}",
+        "health_host": "{{ item.app.domains | first }}",
+        "health_timeout": "{{ app_health_timeout }}",
+        "upstream_file": "{{ app_nginx_upstream_dir }}/{{ item.app.name }}.upstream.conf",
+        "nginx_port": "{{ app_nginx_port }}",
+        "drain_wait": "{{ app_drain_wait }}",
+        "keep_releases": "{{ item.app.keep_releases }}",
+        "remove_on_failure": "{{ __app_switch_remove }}",
+        "host": "{{ inventory_hostname }}",
+    }
+    assert block[1]["loop"] == "{{ __app_switch }}"
+    assert block[1]["register"] == "app__register_switch"
     # A failed switch still puts the host back (it serves its old release), then stops the deploy.
     assert drain_state(rescue[0]) == "active"
     assert "ansible.builtin.fail" in rescue[-1]

@@ -263,6 +263,15 @@ def test_beat_unit():
     assert unit_values(text, "ReadWritePaths") == [schedule.rsplit("/", 1)[0]]
     assert one(text, "IPAddressAllow") == "localhost 10.0.0.5"
     assert one(text, "WantedBy") == "multi-user.target"
+    assert one(text, "Group") == "app_shop"
+    assert one(text, "EnvironmentFile") == "/etc/pyfleet/celery/shop.env"
+    assert one(text, "Environment").split() == ["PYFLEET_APP=shop", "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]
+    assert one(text, "AssertPathExists") == "/srv/shop/current/venv/bin/celery"
+    assert one(text, "After") == "network-online.target"
+    assert one(text, "Wants") == "network-online.target"
+    assert one(text, "SyslogIdentifier") == "shop-beat"
+    assert exec_start[exec_start.index("--loglevel") + 1] == "INFO"
+    assert "SystemCallErrorNumber=EPERM" in service
 
 
 def test_flower_unit_is_reachable_only_from_the_load_balancers():
@@ -282,6 +291,18 @@ def test_flower_unit_is_reachable_only_from_the_load_balancers():
     assert f"--port={PLAN['celery']['flower']['port']}" in exec_start
     assert f"--address={PLAN['celery']['flower']['address']}" in exec_start
     assert "--purge_offline_workers=600" in exec_start
+    assert exec_start[:4] == ["/srv/shop/current/venv/bin/celery", "--app", "proj.tasks:app", "flower"]
+    assert one(text, "RestartSec") == "5"
+    assert one(text, "User") == "app_shop"
+    assert one(text, "Group") == "app_shop"
+    assert one(text, "WorkingDirectory") == "/srv/shop/current"
+    assert one(text, "EnvironmentFile") == "/etc/pyfleet/celery/shop.env"
+    assert one(text, "AssertPathExists") == "/srv/shop/current/venv/bin/celery"
+    assert one(text, "After") == "network-online.target"
+    assert one(text, "Wants") == "network-online.target"
+    assert one(text, "SyslogIdentifier") == "shop-flower"
+    assert one(text, "WantedBy") == "multi-user.target"
+    assert unit_values(text, "ReadWritePaths") == []  # Flower writes nothing
 
 
 # --- brokers' drop-ins -----------------------------------------------------------------------
