@@ -154,6 +154,10 @@ def test_current_and_upstream_move_only_after_the_gate(tmp_path, monkeypatch):
     assert host.at(f"systemctl stop {OLD_UNIT}") == (NEW, NEW)
     assert host.state() == (NEW, rel.upstream_text("hello", str(tmp_path / "run"), NEW))
     assert result["stopped"] == [OLD_UNIT]
+    # How long each step took (the deploy reports them): started, through nginx, in all.
+    seconds = result["seconds"]
+    assert list(seconds) == ["start", "nginx", "total"]
+    assert 0 <= seconds["start"] <= seconds["nginx"] <= seconds["total"]
 
 
 @pytest.mark.parametrize("fail", ["start", "health", "nginx -t", "through nginx"])

@@ -214,6 +214,7 @@ def test_worker_unit_runs_the_current_release_with_the_drop_ins_arguments():
     assert one(text, "After") == "network-online.target"
     assert one(text, "Wants") == "network-online.target"
     assert one(text, "SyslogIdentifier") == "shop-worker-%i"
+    assert one(text, "Description") == "pyfleet celery worker %i of app shop"
 
 
 def test_worker_unit_sandbox_allows_only_loopback_and_the_broker():
@@ -270,6 +271,7 @@ def test_beat_unit():
     assert one(text, "After") == "network-online.target"
     assert one(text, "Wants") == "network-online.target"
     assert one(text, "SyslogIdentifier") == "shop-beat"
+    assert one(text, "Description") == "pyfleet celery beat of app shop"
     assert exec_start[exec_start.index("--loglevel") + 1] == "INFO"
     assert "SystemCallErrorNumber=EPERM" in service
 
@@ -301,6 +303,7 @@ def test_flower_unit_is_reachable_only_from_the_load_balancers():
     assert one(text, "After") == "network-online.target"
     assert one(text, "Wants") == "network-online.target"
     assert one(text, "SyslogIdentifier") == "shop-flower"
+    assert one(text, "Description") == "pyfleet flower of app shop"
     assert one(text, "WantedBy") == "multi-user.target"
     assert unit_values(text, "ReadWritePaths") == []  # Flower writes nothing
 
