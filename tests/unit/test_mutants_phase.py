@@ -85,5 +85,7 @@ def test_python_mutants_of_the_switch_keep_the_syntax():
 def test_python_harness_scores_killed_and_timed_out_mutants():
     from collections import Counter
 
-    assert python.score(Counter(killed=8, survived=1, timeout=1, **{"no tests": 5})) == 0.9
+    assert python.score(Counter(killed=8, survived=1, timeout=1)) == 0.9
+    # A mutant no test runs is one no test kills; unchecked ones (--only) do not count.
+    assert python.score(Counter(killed=8, timeout=1, **{"no tests": 1, "not checked": 7})) == 0.9
     assert python.STATUS[1] == "killed" and python.STATUS[0] == "survived"
