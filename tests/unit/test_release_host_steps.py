@@ -1,0 +1,258 @@
+"""The release module's host-side steps that only a real host ran before: nginx reload and
+its check through nginx, systemctl's answers, stopping units, removing a release.
+
+systemctl and nginx are fakes (the module's ``run``); files, sockets and HTTP are real.
+"""
+
+import http.server
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "plugins.modules.pyfleet_release", ROOT / "plugins/modules/pyfleet_release.py"
+)
+rel = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rel)
+
+OLD, NEW = "20261124T050000Z", "20261124T050100Z"
+
+
+class Calls:
+    """A fake ``run``: records argv, answers from ``answers`` (first matching prefix), else (0, "")."""
+
+    def __init__(self, monkeypatch, answers=()):
+        self.calls = []
+        self.answers = list(answers)
+        monkeypatch.setattr(rel, "run", self)
+
+    def __call__(self, args, env=None, timeout=600, stdin=None):
+        self.calls.append(list(args))
+        for prefix, answer in self.answers:
+            if list(args[: len(prefix)]) == list(prefix):
+                return answer(args) if callable(answer) else answer
+        return 0, ""
+
+
+# --- nginx --------------------------------------------------------------------------------------
+
+
+def test_reload_nginx_writes_checks_reloads_and_waits_for_new_workers(tmp_path, monkeypatch):
+    upstream = tmp_path / "hello.upstream.conf"
+    upstream.write_text("old\n", encoding="utf-8")
+    calls = Calls(monkeypatch)
+    generations = iter(
+        [{10: "nginx: worker process"}, {10: "nginx: worker process is shutting down", 11: "nginx: worker process"}]
+    )
+    monkeypatch.setattr(rel, "nginx_workers", lambda: next(generations))
+    old = rel.reload_nginx(str(upstream), "new\n")
+    assert old == {10}  # the workers that served before the reload
+    assert upstream.read_text(encoding="utf-8") == "new\n"
+    assert oct(upstream.stat().st_mode & 0o777) == "0o644"
+    assert calls.calls == [["nginx", "-t", "-q"], ["systemctl", "reload", "nginx"]]
+    assert not (tmp_path / "hello.upstream.conf.tmp").exists()
+
+
+def test_reload_nginx_puts_the_old_upstream_back_when_nginx_refuses(tmp_path, monkeypatch):
+    upstream = tmp_path / "hello.upstream.conf"
+    upstream.write_text("old\n", encoding="utf-8")
+    calls = Calls(
+        monkeypatch, [(["nginx"], (1, "nginx: the configuration file syntax is ok\nnginx: [emerg] host not found"))]
+    )
+    with pytest.raises(rel.Failed, match=r"nginx -t refused the new upstream: nginx: \[emerg\] host not found"):
+        rel.reload_nginx(str(upstream), "new\n")
+    assert upstream.read_text(encoding="utf-8") == "old\n"
+    assert ["systemctl", "reload", "nginx"] not in calls.calls
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+    seen: ClassVar[list] = []
+
+    def do_GET(self):
+        type(self).seen.append((self.path, self.headers["Host"], self.headers["User-Agent"]))
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def nginx_port():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    _Health.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_check_through_nginx_asks_with_the_apps_host(nginx_port):
+    _Health.status = 204
+    rel.check_through_nginx({"nginx_port": nginx_port, "health_path": "/healthz", "health_host": "hello.test"})
+    assert _Health.seen == [("/healthz", "hello.test", "pyfleet-health")]
+
+
+def test_check_through_nginx_accepts_a_redirect(nginx_port):
+    _Health.status = 302
+    rel.check_through_nginx({"nginx_port": nginx_port, "health_path": "/", "health_host": "h"})
+
+
+def test_check_through_nginx_refuses_an_error_after_retrying(nginx_port, monkeypatch):
+    _Health.status = 502
+    clock = iter(range(0, 100, 3))
+    monkeypatch.setattr(rel.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(rel.time, "sleep", lambda s: None)
+    with pytest.raises(rel.Failed, match=r"^health check /healthz through nginx \(Host hello.test\) failed: HTTP 502$"):
+        rel.check_through_nginx({"nginx_port": nginx_port, "health_path": "/healthz", "health_host": "hello.test"})
+    assert len(_Health.seen) == 3  # retried until the 10 s were up
+
+
+def test_check_through_nginx_names_a_refused_connection(monkeypatch):
+    clock = iter(range(0, 100, 6))
+    monkeypatch.setattr(rel.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(rel.time, "sleep", lambda s: None)
+    with pytest.raises(rel.Failed, match=r"failed: ConnectionRefusedError: "):
+        rel.check_through_nginx({"nginx_port": 1, "health_path": "/healthz", "health_host": "h"})
+
+
+# --- systemctl ----------------------------------------------------------------------------------
+
+
+def test_instances_reads_the_template_units_instances(monkeypatch):
+    listing = (
+        f"pyfleet-hello@{OLD}.service loaded active running pyfleet app hello release {OLD}\n"
+        f"pyfleet-hello@{NEW}.service loaded failed failed pyfleet app hello release {NEW}\n"
+        "pyfleet-hello-worker@default.service loaded active running other\n"
+        "junk\n"
+    )
+    calls = Calls(monkeypatch, [(["systemctl", "list-units"], (0, listing))])
+    assert rel.instances("pyfleet-hello") == {
+        f"pyfleet-hello@{OLD}.service": "active",
+        f"pyfleet-hello@{NEW}.service": "failed",
+    }
+    assert calls.calls == [
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "--full", "pyfleet-hello@*.service"]
+    ]
+
+
+def test_unit_state_parses_systemctl_show(monkeypatch):
+    calls = Calls(
+        monkeypatch,
+        [(["systemctl", "show"], (0, "ActiveState=failed\nSubState=failed\nNRestarts=3\nResult=exit-code\n"))],
+    )
+    assert rel.unit_state("u.service") == {
+        "ActiveState": "failed",
+        "SubState": "failed",
+        "NRestarts": "3",
+        "Result": "exit-code",
+    }
+    assert calls.calls == [["systemctl", "show", "-p", "ActiveState,SubState,NRestarts,Result", "u.service"]]
+
+
+def test_stop_units_stops_without_blocking_and_waits_for_the_main_process(monkeypatch):
+    states = iter(["ActiveState=deactivating\nMainPID=42", "ActiveState=inactive\nMainPID=0"])
+    calls = Calls(monkeypatch, [(["systemctl", "show"], lambda args: (0, next(states)))])
+    monkeypatch.setattr(rel.time, "sleep", lambda s: None)
+    rel.stop_units(["a.service"], 30)
+    assert calls.calls == [
+        ["systemctl", "stop", "--no-block", "a.service"],
+        ["systemctl", "show", "-p", "ActiveState,MainPID", "a.service"],
+        ["systemctl", "show", "-p", "ActiveState,MainPID", "a.service"],
+    ]
+    calls.calls.clear()
+    rel.stop_units([], 30)
+    assert calls.calls == []
+
+
+def test_stop_units_gives_up_after_the_timeout(monkeypatch):
+    calls = Calls(monkeypatch, [(["systemctl", "show"], (0, "ActiveState=deactivating\nMainPID=42"))])
+    clock = iter(range(0, 1000, 4))
+    monkeypatch.setattr(rel.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(rel.time, "sleep", lambda s: None)
+    rel.stop_units(["a.service"], 10)
+    assert 2 <= len([c for c in calls.calls if c[1] == "show"]) <= 3
+
+
+def test_wait_gone_until_the_pids_are_gone():
+    assert rel.wait_gone({os.getpid()}, 0.2) is False  # this process does not go
+    assert rel.wait_gone({2**22 + 12345}, 5) is True
+
+
+def test_nginx_workers_lists_only_worker_processes():
+    assert all(title.startswith("nginx: worker process") for title in rel.nginx_workers().values())
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def test_write_text_replaces_atomically_and_none_removes(tmp_path):
+    path = tmp_path / "f"
+    rel.write_text(str(path), "one\n")
+    assert rel.read_text(str(path)) == "one\n"
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    rel.write_text(str(path), None)
+    assert not path.exists()
+    rel.write_text(str(path), None)  # already gone: fine
+    assert rel.read_text(str(path)) is None
+
+
+# --- absent -------------------------------------------------------------------------------------
+
+
+def make_release(base, release):
+    path = base / "releases" / release
+    (path / "venv").mkdir(parents=True)
+    (path / rel.META).write_text("{}", encoding="utf-8")
+
+
+def absent(base, release, **extra):
+    return rel.action_absent({"base_dir": str(base), "release": release, "unit": "pyfleet-hello", **extra})
+
+
+def test_absent_stops_disables_and_removes_the_release(tmp_path, monkeypatch):
+    make_release(tmp_path, OLD)
+    make_release(tmp_path, NEW)
+    rel.switch_current(str(tmp_path), NEW)
+    calls = Calls(monkeypatch, [(["systemctl", "show"], (0, "ActiveState=inactive\nMainPID=0"))])
+    assert absent(tmp_path, OLD) == {"changed": True, "release": OLD}
+    assert not (tmp_path / "releases" / OLD).exists()
+    unit = f"pyfleet-hello@{OLD}.service"
+    assert ["systemctl", "stop", "--no-block", unit] in calls.calls
+    assert calls.calls[-1] == ["systemctl", "disable", "--quiet", unit]
+    assert absent(tmp_path, OLD) == {"changed": False, "release": OLD}
+
+
+def test_absent_never_removes_current_or_a_bad_id(tmp_path, monkeypatch):
+    make_release(tmp_path, NEW)
+    rel.switch_current(str(tmp_path), NEW)
+    calls = Calls(monkeypatch)
+    with pytest.raises(rel.Failed, match=f"release {NEW} is current; activate another release first"):
+        absent(tmp_path, NEW)
+    with pytest.raises(rel.Failed, match=r"release id '../x' is not a UTC stamp"):
+        absent(tmp_path, "../x")
+    with pytest.raises(rel.Failed, match=r"release id None is not a UTC stamp"):
+        absent(tmp_path, None)
+    assert (tmp_path / "releases" / NEW).exists()
+    assert calls.calls == []
+
+
+def test_absent_in_check_mode_and_without_a_unit(tmp_path, monkeypatch):
+    make_release(tmp_path, OLD)
+    calls = Calls(monkeypatch)
+    assert absent(tmp_path, OLD, _check_mode=True) == {"changed": True, "release": OLD}
+    assert (tmp_path / "releases" / OLD).exists()
+    assert rel.action_absent({"base_dir": str(tmp_path), "release": OLD, "unit": None}) == {
+        "changed": True,
+        "release": OLD,
+    }
+    assert not (tmp_path / "releases" / OLD).exists()
+    assert calls.calls == []
