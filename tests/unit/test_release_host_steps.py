@@ -256,3 +256,116 @@ def test_absent_in_check_mode_and_without_a_unit(tmp_path, monkeypatch):
     }
     assert not (tmp_path / "releases" / OLD).exists()
     assert calls.calls == []
+
+
+# --- the worker hosts' gate and the bookkeeping around a switch ---------------------------------
+
+
+def test_worker_gate_runs_exactly_this_command_with_the_health_timeout(tmp_path, monkeypatch):
+    from test_release_module import worker_params
+
+    make_release(tmp_path, OLD)
+    make_release(tmp_path, NEW)
+    rel.switch_current(str(tmp_path), OLD)
+    seen = []
+
+    def fake_run(args, env=None, timeout=600, stdin=None):
+        seen.append((list(args), timeout, stdin))
+        return 0, ""
+
+    monkeypatch.setattr(rel, "run", fake_run)
+    result = rel.action_activate(worker_params(tmp_path, release=NEW, health_timeout=7, celery_app="proj.tasks:app"))
+    release_dir = str(tmp_path / "releases" / NEW)
+    assert seen == [
+        (
+            [
+                "systemd-run",
+                "--quiet",
+                "--wait",
+                "--pipe",
+                "--collect",
+                "--service-type=exec",
+                f"--unit=pyfleet-gate-hello-{NEW.lower()}.service",
+                "--property=User=app_hello",
+                "--property=Group=app_hello",
+                f"--property=WorkingDirectory={release_dir}",
+                "--property=EnvironmentFile=-/etc/pyfleet/celery/hello.env",
+                f"{release_dir}/venv/bin/python",
+                "-c",
+                "import proj.tasks; proj.tasks.app",
+            ],
+            7,
+            rel.subprocess.DEVNULL,
+        )
+    ]
+    assert set(result) == {"changed", "release", "previous", "pruned", "seconds"}
+    assert (result["changed"], result["release"], result["previous"], result["pruned"]) == (True, NEW, OLD, [])
+    assert list(result["seconds"]) == ["gate"]
+    assert rel.current_release(str(tmp_path)) == NEW
+
+
+def test_worker_switch_without_an_env_file_and_pruning_reports_a_change(tmp_path, monkeypatch):
+    from test_release_module import worker_params
+
+    ids = [f"20261124T05{m:02d}00Z" for m in range(7)]
+    for release in ids:
+        make_release(tmp_path, release)
+    rel.switch_current(str(tmp_path), ids[-1])
+    calls = Calls(monkeypatch)
+    result = rel.action_activate(worker_params(tmp_path, release=ids[-1], env_file=None))
+    assert calls.calls == []  # the release it serves: no gate
+    assert result == {"changed": True, "release": ids[-1], "previous": ids[-1], "pruned": ids[:2], "seconds": {}}
+    make_release(tmp_path, "20261124T060000Z")
+    rel.action_activate(worker_params(tmp_path, release="20261124T060000Z", env_file=None))
+    assert not [a for a in calls.calls[0] if a.startswith("--property=EnvironmentFile")]
+
+
+def test_a_refused_first_release_says_nothing_was_serving(tmp_path, monkeypatch):
+    from test_release_module import worker_params
+
+    make_release(tmp_path, NEW)
+    Calls(monkeypatch, [(["systemd-run"], (1, "ModuleNotFoundError: No module named 'proj'"))])
+    with pytest.raises(
+        rel.Failed,
+        match=rf"^release {NEW} refused: its venv does not import proj.tasks:app: ModuleNotFoundError: "
+        r"No module named 'proj' \(nothing was serving before, release removed\)$",
+    ):
+        rel.action_activate(worker_params(tmp_path, release=NEW, celery_app="proj.tasks:app", remove_on_failure=True))
+    assert rel.releases(str(tmp_path)) == []
+
+
+def test_switch_current_works_from_any_directory_and_over_a_stale_temporary_link(tmp_path, monkeypatch):
+    make_release(tmp_path, OLD)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    os.symlink("releases/none", tmp_path / f".current.{os.getpid()}")  # left by a killed run
+    rel.switch_current(str(tmp_path), OLD)
+    assert os.readlink(tmp_path / "current") == f"releases/{OLD}"
+    assert sorted(os.listdir(tmp_path)) == ["current", "elsewhere", "releases"]
+    assert os.listdir(elsewhere) == []
+
+
+def test_rollback_target_names_the_releases_there(tmp_path):
+    make_release(tmp_path, OLD)
+    rel.switch_current(str(tmp_path), OLD)
+    with pytest.raises(rel.Failed, match=rf"^no release older than {OLD} to roll back to; releases: {OLD}$"):
+        rel.target_release(str(tmp_path), "previous", OLD)
+    (tmp_path / "releases" / OLD / rel.META).unlink()
+    with pytest.raises(rel.Failed, match=r"; releases: none$"):
+        rel.target_release(str(tmp_path), "previous", OLD)
+    with pytest.raises(rel.Failed, match=r"^release id '' is not a UTC stamp"):
+        rel.target_release(str(tmp_path), "", OLD)
+
+
+def test_prune_without_a_releases_directory_and_keeping_shipped_tars(tmp_path):
+    (tmp_path / "wheelhouse" / "old").mkdir(parents=True)
+    (tmp_path / "wheelhouse" / "next.tar").write_text("shipped")
+    assert rel.prune(str(tmp_path), 5, set()) == []
+    assert sorted(os.listdir(tmp_path / "wheelhouse")) == ["next.tar"]
+    # A half-built release (no metadata) of an interrupted build goes; a kept one stays.
+    make_release(tmp_path, OLD)
+    (tmp_path / "releases" / NEW).mkdir()
+    (tmp_path / "releases" / "notes").mkdir()
+    rel.prune(str(tmp_path), 5, {OLD})
+    assert sorted(os.listdir(tmp_path / "releases")) == [OLD, "notes"]

@@ -254,3 +254,15 @@ def test_deploy_builds_and_runs_hooks_before_any_switch():
     assert switch_web["ansible.builtin.include_tasks"] == "switch.yml"
     assert switch_workers["ansible.builtin.include_tasks"] == "switch_workers.yml"
     assert switch_web["vars"]["__app_switch_remove_on_failure"] is True
+
+
+def test_check_mode_reports_the_switch_and_changes_nothing(tmp_path, monkeypatch):
+    host = FakeHost(tmp_path, monkeypatch)
+    expected = {"changed": True, "release": NEW, "previous": OLD, "pruned": [], "seconds": {}}
+    assert rel.action_activate(params(tmp_path, _check_mode=True)) == expected
+    # A release the deploy has not built yet (check mode builds nothing): reported, not refused.
+    later = "20261124T050200Z"
+    assert rel.action_activate(params(tmp_path, release=later, _check_mode=True)) == dict(expected, release=later)
+    assert [s for s in host.steps() if s.startswith(("systemctl", "nginx", "health"))] == []
+    assert host.state() == (OLD, host.old_upstream)
+    assert os.lstat(tmp_path / "current").st_ino == host.link.st_ino
