@@ -369,3 +369,54 @@ def test_prune_without_a_releases_directory_and_keeping_shipped_tars(tmp_path):
     (tmp_path / "releases" / "notes").mkdir()
     rel.prune(str(tmp_path), 5, {OLD})
     assert sorted(os.listdir(tmp_path / "releases")) == [OLD, "notes"]
+
+
+# --- the health gate's reasons ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"ActiveState": "inactive", "NRestarts": "0"},
+        {"ActiveState": "failed", "NRestarts": "0"},
+        {"ActiveState": "activating", "NRestarts": "1"},  # crashed once, systemd restarted it
+    ],
+)
+def test_wait_healthy_stops_at_once_when_the_instance_is_not_running(tmp_path, monkeypatch, state):
+    asked = []
+    monkeypatch.setattr(rel, "unit_state", lambda unit: asked.append(unit) or state)
+    monkeypatch.setattr(rel, "journal_reason", lambda unit: f"reason of {unit}")
+    with pytest.raises(rel.Failed, match=r"^x@1.service stopped: reason of x@1.service$"):
+        rel.wait_healthy("x@1.service", str(tmp_path / "none.sock"), "/healthz", "h", 30)
+    assert asked == ["x@1.service"]
+
+
+def test_wait_healthy_waits_for_the_socket_and_names_the_last_error(tmp_path, monkeypatch):
+    sock = tmp_path / "app.sock"
+    sock.write_text("not a socket")
+    clock = iter(range(100))
+    monkeypatch.setattr(rel.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(rel.time, "sleep", lambda s: None)
+    monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "active"})
+    monkeypatch.setattr(rel, "journal_reason", lambda unit: "booting")
+    with pytest.raises(
+        rel.Failed,
+        match=rf"^health check /healthz over {sock} got no answer within 3 s \(ConnectionRefusedError: .*\); journal: booting$",
+    ):
+        rel.wait_healthy("x@1.service", str(sock), "/healthz", "h", 3)
+
+
+def test_journal_reason_reads_the_instances_own_lines_then_the_units(monkeypatch):
+    calls = Calls(monkeypatch, [(["journalctl", "--no-pager", "-o", "cat", "-n", "80"], (0, ""))])
+    calls.answers.append((["journalctl"], (0, "Started x.\nx.service: Main process exited, code=exited")))
+    assert rel.journal_reason("x@1.service") == "x.service: Main process exited, code=exited"
+    assert calls.calls == [
+        ["journalctl", "--no-pager", "-o", "cat", "-n", "80", "_SYSTEMD_UNIT=x@1.service"],
+        ["journalctl", "--no-pager", "-o", "cat", "-n", "10", "-u", "x@1.service"],
+    ]
+
+
+def test_journal_reason_keeps_the_last_exception_short(monkeypatch):
+    long = "ValueError: " + "x" * 400
+    Calls(monkeypatch, [(["journalctl"], (0, f"KeyError: 'a'\n  {long}\ngunicorn.errors.HaltServer: boot\nbye"))])
+    assert rel.journal_reason("x@1.service") == long[:300]
