@@ -420,3 +420,37 @@ def test_journal_reason_keeps_the_last_exception_short(monkeypatch):
     long = "ValueError: " + "x" * 400
     Calls(monkeypatch, [(["journalctl"], (0, f"KeyError: 'a'\n  {long}\ngunicorn.errors.HaltServer: boot\nbye"))])
     assert rel.journal_reason("x@1.service") == long[:300]
+
+
+# --- info: what the controller plans a deploy from ----------------------------------------------
+
+
+def test_info_reports_the_host_and_each_apps_releases_and_unpacked_wheelhouses(tmp_path):
+    import platform
+
+    app = tmp_path / "hello"
+    (app / "releases" / OLD).mkdir(parents=True)
+    (app / "releases" / OLD / rel.META).write_text('{"artifact_hash": "sha256:one"}', encoding="utf-8")
+    for house, manifest in (("aaaa", True), ("bbbb", False)):
+        (app / "wheelhouse" / house).mkdir(parents=True)
+        if manifest:
+            (app / "wheelhouse" / house / "MANIFEST.json").write_text("{}", encoding="utf-8")
+    (app / "wheelhouse" / "cccc.tar").write_text("shipped")
+    rel.switch_current(str(app), OLD)
+    info = rel.action_info({"apps": {"hello": str(app), "new": str(tmp_path / "new")}})
+    assert info["apps"] == {
+        "hello": {
+            "current": OLD,
+            "releases": [OLD],
+            "wheelhouses": ["aaaa"],  # unpacked and complete only
+            "artifact_hash": "sha256:one",
+            "release_hashes": {OLD: "sha256:one"},
+        },
+        "new": {"current": None, "releases": [], "wheelhouses": [], "artifact_hash": None, "release_hashes": {}},
+    }
+    assert info["changed"] is False
+    assert info["python"] == platform.python_version()
+    assert info["arch"] == platform.machine()
+    assert info["cpus"] == (os.cpu_count() or 1)
+    assert info["glibc"] == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+    assert rel.action_info({"apps": None})["apps"] == {}
