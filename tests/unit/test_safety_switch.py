@@ -38,8 +38,12 @@ def make_release(base, release):
 class FakeHost:
     """systemctl, nginx and the two health checks of one web host, recording every step."""
 
-    def __init__(self, base, monkeypatch, fail=None):
+    def __init__(self, base, monkeypatch, fail=None, running=None, enabled=None):
         self.base = base
+        self.running = {OLD_UNIT: "active"} if running is None else running
+        self.enabled = [OLD_UNIT] if enabled is None else enabled
+        self.argv = []  # (argv, timeout) of every command
+        self.gates = []  # wait_healthy's and check_through_nginx's arguments
         self.upstream = base / "hello.upstream.conf"
         self.old_upstream = rel.upstream_text("hello", str(base / "run"), OLD)
         self.upstream.write_text(self.old_upstream, encoding="utf-8")
@@ -64,21 +68,26 @@ class FakeHost:
     def run(self, args, env=None, timeout=600, stdin=None):
         step = " ".join(a for a in args if not a.startswith("-"))
         self.record(step)
+        self.argv.append((list(args), timeout))
         if args[:2] == ["systemctl", "reload"] and args[-1] == "nginx":
             self.reloads += 1
         if self.fail == "nginx -t" and args[0] == "nginx":
             return 1, "nginx: [emerg] no such socket"
         if self.fail == "start" and args[:2] == ["systemctl", "start"]:
             return 1, ""
+        if self.fail == "enable" and args[:2] == ["systemctl", "enable"]:
+            return 1, "Failed to enable unit: Unit file is masked."
         return 0, ""
 
     def wait_healthy(self, unit, sock, path, host, timeout):
         self.record(f"health {unit}")
+        self.gates.append((unit, sock, path, host, timeout))
         if self.fail == "health":
             raise rel.Failed("health check /healthz answered HTTP 500")
 
     def check_through_nginx(self, params):
         self.record("health through nginx")
+        self.gates.append((params["nginx_port"], params["health_path"], params["health_host"]))
         if self.fail == "through nginx":
             raise rel.Failed("health check /healthz through nginx failed: HTTP 502")
 
@@ -90,10 +99,12 @@ class FakeHost:
         return True
 
     def instances(self, unit):
-        return {OLD_UNIT: "active"}
+        assert unit == "pyfleet-hello"
+        return dict(self.running)
 
     def enabled_instances(self, unit):
-        return [OLD_UNIT]
+        assert unit == "pyfleet-hello"
+        return list(self.enabled)
 
     def steps(self):
         return [e[0] for e in self.events]
@@ -266,3 +277,75 @@ def test_check_mode_reports_the_switch_and_changes_nothing(tmp_path, monkeypatch
     assert [s for s in host.steps() if s.startswith(("systemctl", "nginx", "health"))] == []
     assert host.state() == (OLD, host.old_upstream)
     assert os.lstat(tmp_path / "current").st_ino == host.link.st_ino
+
+
+def test_the_switch_passes_the_apps_gate_settings_and_cleans_up_stale_instances(tmp_path, monkeypatch):
+    stale = "pyfleet-hello@20261124T040000Z.service"
+    starting = "pyfleet-hello@20261124T043000Z.service"
+    host = FakeHost(
+        tmp_path,
+        monkeypatch,
+        running={OLD_UNIT: "active", stale: "failed", starting: "activating"},
+        enabled=[OLD_UNIT, stale],
+    )
+    result = rel.action_activate(params(tmp_path, health_timeout=9, stop_wait=0))
+    assert host.gates == [
+        (NEW_UNIT, str(tmp_path / "run" / NEW / "app.sock"), "/healthz", "hello.test", 9),
+        (80, "/healthz", "hello.test"),
+    ]
+    commands = [argv for argv, _ in host.argv]
+    assert (["systemctl", "start", NEW_UNIT], 9 + 120) in host.argv
+    assert ["systemctl", "reset-failed", NEW_UNIT] in commands
+    assert commands.index(["systemctl", "reset-failed", NEW_UNIT]) < commands.index(["systemctl", "start", NEW_UNIT])
+    assert ["systemctl", "enable", "--quiet", NEW_UNIT] in commands
+    assert ["systemctl", "disable", "--quiet", OLD_UNIT, stale] in commands
+    # The old release and one still starting are stopped; a failed one is only reset.
+    assert ["systemctl", "stop", "--no-block", OLD_UNIT, starting] in commands
+    assert commands[-1] == ["systemctl", "reset-failed", stale]
+    assert result["stopped"] == [OLD_UNIT, starting]
+    assert all(isinstance(v, float) and 0 <= v < 60 for v in result["seconds"].values())
+
+
+def test_a_switch_to_a_running_instance_does_not_restart_it(tmp_path, monkeypatch):
+    host = FakeHost(tmp_path, monkeypatch, running={OLD_UNIT: "active", NEW_UNIT: "active"})
+    rel.action_activate(params(tmp_path))
+    assert not [s for s in host.steps() if s.startswith(("systemctl start", "systemctl reset-failed"))]
+    assert host.state()[0] == NEW
+
+
+def test_switch_in_place_only_when_unit_upstream_and_boot_all_agree(tmp_path, monkeypatch):
+    host = FakeHost(tmp_path, monkeypatch, running={NEW_UNIT: "active"}, enabled=[NEW_UNIT])
+    rel.switch_current(str(tmp_path), NEW)
+    host.upstream.write_text(rel.upstream_text("hello", str(tmp_path / "run"), NEW), encoding="utf-8")
+    assert rel.action_activate(params(tmp_path)) == {
+        "changed": False,
+        "release": NEW,
+        "previous": NEW,
+        "pruned": [],
+        "seconds": {},
+    }
+    assert host.steps() == []
+    for running, enabled, upstream in (
+        ({NEW_UNIT: "active", OLD_UNIT: "active"}, [NEW_UNIT], NEW),  # the old one still runs
+        ({NEW_UNIT: "active"}, [NEW_UNIT, OLD_UNIT], NEW),  # the old one would start at boot
+        ({NEW_UNIT: "active"}, [NEW_UNIT], OLD),  # nginx still points at the old one
+        ({NEW_UNIT: "failed"}, [NEW_UNIT], NEW),  # the new one is not running
+    ):
+        host.running, host.enabled = running, enabled
+        host.upstream.write_text(rel.upstream_text("hello", str(tmp_path / "run"), upstream), encoding="utf-8")
+        assert rel.action_activate(params(tmp_path, _check_mode=True))["changed"] is True, (running, enabled, upstream)
+
+
+def test_a_switch_that_cannot_enable_the_new_release_says_so(tmp_path, monkeypatch):
+    FakeHost(tmp_path, monkeypatch, fail="enable")
+    with pytest.raises(rel.Failed, match=rf"^enabling {NEW_UNIT}: Failed to enable unit: Unit file is masked.$"):
+        rel.action_activate(params(tmp_path))
+
+
+def test_the_switch_prunes_beyond_the_kept_releases(tmp_path, monkeypatch):
+    FakeHost(tmp_path, monkeypatch)
+    for minute in range(10, 15):
+        make_release(tmp_path, f"20261124T04{minute}00Z")
+    result = rel.action_activate(params(tmp_path, keep_releases=3))
+    assert result["pruned"] == ["20261124T041000Z", "20261124T041100Z", "20261124T041200Z", "20261124T041300Z"]
+    assert rel.releases(str(tmp_path)) == ["20261124T041400Z", OLD, NEW]
