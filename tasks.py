@@ -312,7 +312,7 @@ def lock(c, inventory=None, clear=False, app=None):
 
 @task(
     help={
-        "phase": "run only this phase: unit, lint, molecule, e2e (default: all)",
+        "phase": "run only this phase: unit, lint, molecule, e2e, mutants (default: all but mutants)",
         "scenario": "only this molecule scenario",
     }
 )

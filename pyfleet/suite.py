@@ -11,7 +11,10 @@ from pyfleet.errors import PyfleetError
 from pyfleet.podman import CONTAINERS_CONF
 from pyfleet.shell import ROOT, VENV_BIN
 
-PHASES = ("unit", "lint", "molecule", "e2e")
+PHASES = ("unit", "lint", "molecule", "e2e", "mutants")
+# `fab test` without --phase: mutants (tests/mutants/) only on request: on 2 cores the role
+# mutants take about 3 minutes, mutmut on the default Python targets over an hour.
+DEFAULT_PHASES = ("unit", "lint", "molecule", "e2e")
 
 
 @dataclass
@@ -102,7 +105,7 @@ def run(phase=None, scenario=None):
         raise PyfleetError(f"unknown test phase '{phase}'; choose one of {', '.join(PHASES)}")
     if scenario and scenario not in scenarios():
         raise PyfleetError(f"no molecule scenario '{scenario}'; choose one of {', '.join(scenarios())}")
-    wanted = [phase] if phase else list(PHASES)
+    wanted = [phase] if phase else list(DEFAULT_PHASES)
     e2e = [str(VENV_BIN / "python"), "-m", "pytest", "-q", "-x", "tests/e2e"]
     if wanted == ["e2e"]:
         return [_step("e2e", e2e)]
@@ -118,7 +121,7 @@ def run(phase=None, scenario=None):
 
 
 def _in_turn(wanted, scenario, lanes):
-    """The unit, lint and molecule phases of ``wanted``, one after the other."""
+    """The unit, lint, molecule and mutants phases of ``wanted``, one after the other."""
     results = []
     if "unit" in wanted:
         results.append(_step("unit", [str(VENV_BIN / "python"), "-m", "pytest", "-q", "tests/unit", "tests/badinput"]))
@@ -140,4 +143,9 @@ def _in_turn(wanted, scenario, lanes):
         os.environ.update(_ensure_images())  # built once, when their recipe changed
         results.append(Result("base images", "passed", time.monotonic() - start))
         results.extend(_molecule([scenario] if scenario else scenarios(), lanes))
+    if "mutants" in wanted:
+        # One mutant at a time (one pytest process, mutmut --max-children 1): the machine is shared.
+        py = str(VENV_BIN / "python")
+        results.append(_step("mutants roles", [py, "tests/mutants/roles.py", "--min-score", "0.9"]))
+        results.append(_step("mutants python", [py, "tests/mutants/python.py", "--min-score", "0.85"]))
     return results

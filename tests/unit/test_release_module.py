@@ -18,7 +18,9 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("pyfleet_release", ROOT / "plugins" / "modules" / "pyfleet_release.py")
+_spec = importlib.util.spec_from_file_location(
+    "plugins.modules.pyfleet_release", ROOT / "plugins" / "modules" / "pyfleet_release.py"
+)
 rel = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rel)
 

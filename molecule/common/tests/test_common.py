@@ -20,6 +20,23 @@ def test_extra_ca_certificate_trusted(host, cert):
     assert host.run(f"grep -l 'BEGIN CERT' /etc/ssl/certs/{cert[:-4]}.pem").rc == 0
 
 
+TEST_CA = os.path.join(os.path.dirname(__file__), "..", "files", "pyfleet-molecule-test-ca.crt")
+
+
+def test_the_roles_own_ca_certificate_is_trusted(host):
+    # A certificate made for this scenario: only the role's trust task can have put it
+    # there, and only its handler (update-ca-certificates) into the trust store.
+    with open(TEST_CA, encoding="ascii") as handle:
+        pem = handle.read()
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    installed = host.file("/usr/local/share/ca-certificates/pyfleet-molecule-test-ca.crt")
+    assert installed.content_string == pem
+    assert (installed.user, installed.group, installed.mode) == ("root", "root", 0o644)
+    assert host.file("/etc/ssl/certs/pyfleet-molecule-test-ca.pem").is_symlink
+    bundle = "".join(host.file("/etc/ssl/certs/ca-certificates.crt").content_string.split())
+    assert body in bundle
+
+
 def test_time_zone(host):
     assert host.file("/etc/localtime").linked_to == "/usr/share/zoneinfo/Europe/Berlin"
     assert host.run("date +%Z").stdout.strip() in ("CET", "CEST")

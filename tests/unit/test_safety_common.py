@@ -1,0 +1,176 @@
+"""The common role's safety settings: SSH logins and algorithms, journald, trusted CAs.
+
+Templates are rendered with Ansible's templating (tests/unit/rendering.py); the trust
+tasks are read as Ansible reads them and their templated loop is resolved.
+"""
+
+from pathlib import Path
+
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from rendering import ROOT, render, role_vars
+
+# What `ssh -Q` answers on a host whose OpenSSH knows no ML-KEM and no umac.
+SSH_Q = {
+    "stdout_lines": [
+        "kex sntrup761x25519-sha512 sntrup761x25519-sha512@openssh.com curve25519-sha256 "
+        "curve25519-sha256@libssh.org diffie-hellman-group1-sha1",
+        "cipher chacha20-poly1305@openssh.com aes256-gcm@openssh.com aes128-gcm@openssh.com "
+        "aes256-ctr aes192-ctr aes128-ctr 3des-cbc",
+        "mac hmac-sha2-512-etm@openssh.com hmac-sha2-256-etm@openssh.com hmac-sha1",
+        "HostKeyAlgorithms ssh-ed25519 ssh-ed25519-cert-v01@openssh.com rsa-sha2-512 rsa-sha2-256 ssh-rsa "
+        "rsa-sha2-512-cert-v01@openssh.com rsa-sha2-256-cert-v01@openssh.com",
+    ]
+}
+
+
+def sshd(**variables):
+    text = render(
+        "common", "etc/ssh/sshd_config.d/pyfleet.conf.j2", "web1", common__register_ssh_algorithms=SSH_Q, **variables
+    )
+    out = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_sshd_allows_keys_only():
+    conf = sshd()
+    assert conf["AuthenticationMethods"] == ["publickey"]
+    assert conf["PasswordAuthentication"] == ["no"]
+    assert conf["KbdInteractiveAuthentication"] == ["no"]
+    assert conf["PermitEmptyPasswords"] == ["no"]
+    assert conf["PermitRootLogin"] == ["prohibit-password"]
+    assert conf["MaxAuthTries"] == ["3"]
+    assert conf["X11Forwarding"] == ["no"]
+    assert conf["AllowAgentForwarding"] == ["no"]
+    assert conf["ClientAliveInterval"] == ["300"]
+    assert sshd(common_sshd_permit_root_login="no")["PermitRootLogin"] == ["no"]
+
+
+def test_sshd_offers_only_strong_algorithms_the_host_knows():
+    conf = sshd()
+    assert conf["HostKey"] == ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"]
+    # In pyfleet's order of preference; names this OpenSSH lacks are left out, weak ones it has are not added.
+    assert conf["KexAlgorithms"] == [
+        "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org"
+    ]
+    assert conf["Ciphers"] == [
+        "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
+    ]
+    assert conf["MACs"] == ["hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com"]
+    assert conf["HostKeyAlgorithms"] == [
+        "ssh-ed25519-cert-v01@openssh.com,rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,"
+        "ssh-ed25519,rsa-sha2-512,rsa-sha2-256"
+    ]
+
+
+def test_journald_keeps_the_logs():
+    text = render("common", "etc/systemd/journald.conf.d/pyfleet.conf.j2", "web1")
+    assert "[Journal]" in text.splitlines()
+    assert "Storage=persistent" in text.splitlines()
+    assert "SystemMaxUse=200M" in text.splitlines()
+    volatile = render("common", "etc/systemd/journald.conf.d/pyfleet.conf.j2", "web1", common_journald_persistent=False)
+    assert "Storage=volatile" in volatile.splitlines()
+
+
+def tasks(path):
+    return yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+
+
+def ca_certificates(tmp_path, **variables):
+    """``__common_ca_certificates`` (the trust task's loop) resolved as Ansible does."""
+    values = {**role_vars("common"), **variables}
+    templar = Templar(loader=DataLoader(), variables=values)
+    return templar.template(trust_as_template("{{ __common_ca_certificates }}"))
+
+
+def test_extra_ca_certificates_are_the_listed_files_and_the_directorys(tmp_path):
+    (tmp_path / "corp-root.crt").write_text("x", encoding="utf-8")
+    (tmp_path / "readme.txt").write_text("x", encoding="utf-8")
+    found = ca_certificates(
+        tmp_path, common_extra_ca_certificates=["files/lab-ca.crt"], common_extra_ca_certificates_dir=str(tmp_path)
+    )
+    assert found == ["files/lab-ca.crt", str(tmp_path / "corp-root.crt")]
+    assert ca_certificates(tmp_path) == []
+
+
+def test_trust_installs_each_ca_where_update_ca_certificates_reads_and_runs_it():
+    (install, *_rest) = tasks("roles/common/tasks/trust.yml")
+    copy = install["ansible.builtin.copy"]
+    assert install["loop"] == "{{ __common_ca_certificates }}"
+    assert copy["src"] == "{{ item }}"
+    # update-ca-certificates takes *.crt from this directory into /etc/ssl/certs.
+    assert copy["dest"] == "/usr/local/share/ca-certificates/{{ item | basename }}"
+    assert (copy["owner"], copy["group"], copy["mode"]) == ("root", "root", "0644")
+    handlers = {h["name"]: h for h in tasks("roles/common/handlers/main.yml")}
+    assert handlers[install["notify"]] == {
+        "name": "Update the CA certificate store",
+        "ansible.builtin.command": "update-ca-certificates",
+        "changed_when": True,
+    }
+    main = tasks("roles/common/tasks/main.yml")
+    assert any(t.get("ansible.builtin.import_tasks") == "trust.yml" for t in main)
+
+
+def _common_paths(**variables):
+    """What the common role's one file task makes of each path, for these variables."""
+    values = {**role_vars("common"), **variables}
+    templar = Templar(loader=DataLoader(), variables=values)
+    return {item["path"]: item for item in templar.template(trust_as_template("{{ __common_paths }}"))}
+
+
+def test_apt_proxy_file_only_with_a_proxy():
+    _install, write = tasks("roles/common/tasks/trust.yml")
+    assert write["when"] == "common_http_proxy | length > 0"
+    assert write["ansible.builtin.template"] == {
+        "src": "etc/apt/apt.conf.d/80pyfleet-proxy.j2",
+        "dest": "/etc/apt/apt.conf.d/80pyfleet-proxy",
+        "owner": "root",
+        "group": "root",
+        "mode": "0644",
+    }
+    # Without a proxy the file task removes it; with one it leaves the template's file alone.
+    proxy_file = write["ansible.builtin.template"]["dest"]
+    assert _common_paths(common_http_proxy="")[proxy_file]["state"] == "absent"
+    assert proxy_file not in _common_paths(common_http_proxy="http://proxy.test:3128")
+    text = render("common", "etc/apt/apt.conf.d/80pyfleet-proxy.j2", "web1", common_http_proxy="http://proxy.test:3128")
+    assert "http://proxy.test:3128" in text
+
+
+def test_time_zone_link_and_persistent_journal_directory():
+    paths = _common_paths(common_timezone="Europe/Berlin", common_journald_persistent=True)
+    assert paths["/etc/localtime"] == {
+        "path": "/etc/localtime",
+        "state": "link",
+        "src": "/usr/share/zoneinfo/Europe/Berlin",
+    }
+    assert paths["/var/log/journal"]["state"] == "directory"
+    assert (paths["/var/log/journal"]["group"], paths["/var/log/journal"]["mode"]) == ("systemd-journal", "2755")
+    assert _common_paths(common_journald_persistent=False)["/var/log/journal"]["state"] == "absent"
+    main = {t["name"]: t for t in tasks("roles/common/tasks/main.yml")}
+    file_task = main["Set the time zone, create the journal directories, remove an unused apt proxy setting"]
+    assert file_task["loop"] == "{{ __common_paths }}"
+    assert file_task["ansible.builtin.file"]["force"] == "{{ item.state == 'link' }}"
+
+
+def test_sshd_drop_in_is_validated_before_it_is_written():
+    configure = next(t for t in tasks("roles/common/tasks/services.yml") if t["name"] == "Configure sshd")
+    template = configure["ansible.builtin.template"]
+    assert template["validate"] == "/usr/sbin/sshd -t -f %s"
+    assert template["dest"] == "/etc/ssh/sshd_config.d/pyfleet.conf"
+    assert configure["notify"] == "Reload sshd"
+    assert Path(ROOT / "roles/common/templates" / template["src"]).exists()
+
+
+def test_handlers_restart_journald_and_reload_sshd():
+    handlers = {h["name"]: h for h in tasks("roles/common/handlers/main.yml")}
+    assert handlers["Restart journald"]["ansible.builtin.systemd_service"] == {
+        "name": "systemd-journald",
+        "state": "restarted",
+    }
+    # Reload, not restart: open sessions (the deploy's own) survive a change.
+    assert handlers["Reload sshd"]["ansible.builtin.systemd_service"] == {"name": "ssh", "state": "reloaded"}
