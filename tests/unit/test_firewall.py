@@ -5,6 +5,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from rendering import GROUPS  # the six-host lab's groups, shared with the render tests
 
 from pyfleet import firewall as firewall_mod, plan
 from pyfleet.errors import PyfleetError
@@ -12,13 +13,6 @@ from pyfleet.errors import PyfleetError
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "apps"
 
-GROUPS = {
-    "all": ["lb1", "web1", "web2", "broker1", "worker1", "worker2"],
-    "loadbalancers": ["lb1"],
-    "web": ["web1", "web2"],
-    "brokers": ["broker1"],
-    "workers": ["worker1", "worker2"],
-}
 APP = {"name": "shop", "source": {"path": "proj"}, "kind": "wsgi", "entry": "proj.wsgi:app", "domains": ["s.test"]}
 
 

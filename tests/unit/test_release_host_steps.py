@@ -5,20 +5,15 @@ systemctl and nginx are fakes (the module's ``run``); files, sockets and HTTP ar
 """
 
 import http.server
-import importlib.util
 import os
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from release_module import rel
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "plugins.modules.pyfleet_release", ROOT / "plugins/modules/pyfleet_release.py"
-)
-rel = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rel)
 
 OLD, NEW = "20261124T050000Z", "20261124T050100Z"
 

@@ -1,7 +1,6 @@
 """Tests for the pyfleet_release module's host-side logic (no systemd, no nginx needed)."""
 
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -16,13 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from release_module import rel
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "plugins.modules.pyfleet_release", ROOT / "plugins" / "modules" / "pyfleet_release.py"
-)
-rel = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rel)
 
 IDS = [
     "20261124T050000Z",

@@ -11,19 +11,14 @@ as Ansible reads them: the host leaves the load balancers before the switch and
 comes back after it, also when the switch fails.
 """
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import yaml
+from release_module import rel
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "plugins.modules.pyfleet_release", ROOT / "plugins/modules/pyfleet_release.py"
-)
-rel = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rel)
 
 OLD, NEW = "20261124T050000Z", "20261124T050100Z"
 OLD_UNIT, NEW_UNIT = f"pyfleet-hello@{OLD}.service", f"pyfleet-hello@{NEW}.service"
