@@ -43,6 +43,7 @@ SUDOERS_FILE = "/etc/sudoers.d/pyfleet-lab"  # no dot in the name: sudo skips su
 COMMON_SSH_OPTIONS = ["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
 BOOT_ATTEMPTS, BOOT_RETRY_PAUSE = 3, 2  # a lab host whose init dies at boot is created again
 EXEC_RETRIES = 5  # seconds to wait for podman to see that a container's init died
+STOPPED_CONTAINER = "cannot exec in a stopped container"  # runc's answer once a container's init died
 # `podman rm -f` waits only 5 s for the killed processes to die; on a busy machine they
 # can take longer ("given PIDs did not die within timeout", seen in CI): try again.
 REMOVE_ATTEMPTS, REMOVE_RETRY_PAUSE = 4, 3
@@ -320,12 +321,16 @@ def start_host(lab, host, tag, pubkey, log=print):
             proc = _install_key(lab, host, pubkey)
             if proc.returncode == 0:
                 return started
-        if status == "running":
+        # Runc's word that the init is gone outweighs podman's stale "running" (CI saw
+        # it stay stale past EXEC_RETRIES): such a host is removed and created again.
+        if status == "running" and STOPPED_CONTAINER not in proc.stderr:
             raise PyfleetError(
                 f"setting up the lab login ({LAB_USER}) on {host} failed: {last_line(proc.stderr)}; "
                 "run fab lab.down, then fab lab.up"
             )
         why = _why_stopped(lab, host)
+        if status == "running":
+            why += "; podman still said running"
         if attempt < BOOT_ATTEMPTS:
             log(f"{host}: the container stopped while it booted ({why}); creating it once more")
             remove_containers([lab.container(host)], check=False)

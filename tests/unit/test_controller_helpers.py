@@ -222,6 +222,36 @@ def test_a_host_podman_still_calls_running_after_it_died_is_created_again(monkey
     assert fake.created == 2
 
 
+def test_a_host_podman_calls_running_long_after_it_died_is_created_again(monkeypatch):
+    """Seen in CI beside the molecule phase: podman said "running" past every retry."""
+    fake = LateNews()
+    fake.create = lambda *a: (FakeBoots.create(fake, *a), setattr(fake, "stale_looks", 99 if fake.created == 1 else 0))
+    fake.install(monkeypatch)
+    monkeypatch.setattr(lab, "container_state", fake.look)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    said = []
+    the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
+    assert lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=said.append) is True
+    assert fake.created == 2
+    assert said == [
+        "lb1: the container stopped while it booted (exit code 255, last log line: boom; "
+        "podman still said running); creating it once more"
+    ]
+
+
+def test_a_running_host_whose_login_setup_fails_otherwise_is_one_line(monkeypatch):
+    fake = FakeBoots(failures=0)
+    fake.install_key = lambda *a: subprocess.CompletedProcess([], 1, "", "visudo: syntax error")
+    fake.install(monkeypatch)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
+    with pytest.raises(
+        PyfleetError, match=r"^setting up the lab login \(deploy\) on lb1 failed: visudo: syntax error;"
+    ):
+        lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=lambda _: None)
+    assert fake.created == 1
+
+
 NOT_DEAD_YET = "Error: cannot remove container 71b0 as it could not be stopped: given PIDs did not die within timeout"
 
 
