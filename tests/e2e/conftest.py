@@ -40,8 +40,10 @@ def lab():
     was_up = all(labmod.container_state(lab_, h)[0] == "running" for h in declared.hosts)
     addresses, _ = labmod.up(declared)
     first = ansible.playbook(declared.path, "site", quiet=True)
-    yield {"addresses": addresses, "first_converge": first}
-    if not was_up and os.environ.get("PYFLEET_KEEP_LAB") != "1":
+    kept = was_up or os.environ.get("PYFLEET_KEEP_LAB") == "1"
+    # "kept": the lab outlives the session, so a test that changes it puts it back.
+    yield {"addresses": addresses, "first_converge": first, "kept": kept}
+    if not kept:
         labmod.down(declared)
 
 
