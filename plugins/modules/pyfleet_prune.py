@@ -10,9 +10,9 @@ description:
   - Lists the pyfleet-made units (C(pyfleet-*) in /etc/systemd/system), nginx
     files (conf.d/pyfleet*.conf, the apps' upstream files, maintenance switches)
     and broker services (those with pyfleet's drop-in) on the host, and removes
-    those the plan does not want there: an app dropped from the inventory, a
+    those the plan does not want there (an app dropped from the inventory, a
     worker type dropped from the host, a host taken out of a group, a switched
-    broker kind. Units are stopped first; nginx is validated before it reloads,
+    broker kind). Units are stopped first; nginx is validated before it reloads,
     or stopped when the host serves nothing any more.
   - App data (base dir, user, env files) is kept, with a record under
     /var/lib/pyfleet/retired, unless C(purge). Broker data is always kept.
