@@ -24,12 +24,18 @@ os.environ.setdefault("FABRIC_PYFLEET_INVENTORY", INVENTORY)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "last: run after every other test of the session")
+    config.addinivalue_line("markers", "last(order=1): run after every other test of the session, lower order first")
+
+
+def _last_order(item):
+    """0 for ordinary tests; a ``last`` test's order (default 1)."""
+    mark = item.get_closest_marker("last")
+    return 0 if mark is None else mark.kwargs.get("order", 1)
 
 
 def pytest_collection_modifyitems(items):
-    """Tests marked ``last`` go to the end (a stable sort keeps the others' order)."""
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    """Tests marked ``last`` go to the end, by their order (a stable sort keeps the others' order)."""
+    items.sort(key=_last_order)
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ hello-async, takes web2 out of group web (it stays in the inventory, in group
 spare), and moves worker type io from worker1 to worker2. `fab status` marks
 what is left over, `fab site` on the copy stops and removes it and says so, and
 keeps the apps' data; `fab site --purge` then removes the data too. The tests
-run last (after the lab-wide checks); a lab that outlives the session is put
-back by `fab site` on the lab's own inventory.
+run last; a lab that outlives the session is put back by `fab site` on the
+lab's own inventory.
 """
 
 import shutil
@@ -22,7 +22,10 @@ FAB = str(ROOT / ".venv" / "bin" / "fab")
 DROPPED, KEPT = "hello-async", "hello"
 DOMAINS = {KEPT: "hello.lab.test", DROPPED: "hello-async.lab.test"}
 
-pytestmark = pytest.mark.last  # it takes an app and a web host away: after every other test
+# It takes an app and a web host away: after every other test (test_secrets
+# included: this module's `fab site` also puts the lab's own secrets back), before
+# the lab-wide check that no unit failed.
+pytestmark = pytest.mark.last(order=2)
 
 
 def fab(*args, timeout=900):
