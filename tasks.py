@@ -235,8 +235,10 @@ def check(c, inventory=None, limit=None):
         f"{len(the_plan['celery'].get('types') or {})} worker types: valid"
     )
     args = ["--check", "--diff"] + (["--limit", limit] if limit else [])
-    stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
+    output = []
+    stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c), output=output)
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")
+    print(commands.check_suggestion(output))
 
 
 @task(
