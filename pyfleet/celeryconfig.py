@@ -46,8 +46,11 @@ def render_config_module(plan):
         lines += [
             "# Redis re-delivers an unacknowledged task after this many seconds: the longest",
             "# hard time limit plus a margin, so a slow task never runs twice and a dead",
-            "# worker's tasks come back within minutes.",
-            f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
+            "# worker's tasks come back within minutes. Kombu looks for such tasks every",
+            "# 10 s but scans only every 10th look (100 s); a throttle of 1 scans at each look,",
+            "# so a task comes back at most 10 s after its timeout (one cheap query per worker).",
+            f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}, "
+            "'unacked_restore_throttle': 1}",
             f"result_backend_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
         ]
     lines += [

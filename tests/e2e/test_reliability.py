@@ -10,6 +10,7 @@ The Celery tests kill a worker's main process with tasks in flight.
 The tests run in file order: the deploy makes the release that the rollback undoes.
 """
 
+import ast
 import json
 import shutil
 import subprocess
@@ -163,7 +164,7 @@ def celery_python(host_run, host, code, timeout=None):
 def visibility_timeout(host_run, host):
     text = host_run(host, f"cat /srv/{WORKER_APP}/shared/celery/pyfleet_celeryconfig.py").stdout
     line = next(line for line in text.splitlines() if line.startswith("broker_transport_options"))
-    return int(line.split(":")[1].strip(" }"))
+    return int(ast.literal_eval(line.split("=", 1)[1].strip())["visibility_timeout"])
 
 
 def test_a_killed_worker_restarts_at_once_and_no_task_of_1000_is_lost(inv, host_run, run_playbook):

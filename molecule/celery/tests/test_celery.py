@@ -175,7 +175,8 @@ def test_settings_module(host):
     routes = "{'sampleapp.tasks.sleep': {'queue': 'io'}, 'sampleapp.tasks.whoami': {'queue': 'cpu'}}"
     assert f"task_routes = {routes}" in config
     # The longest hard time limit (default: 60) plus the 30 s margin (pyfleet/workers.py).
-    assert "broker_transport_options = {'visibility_timeout': 90}" in config
+    # Kombu looks for tasks past that timeout every 10 s and scans at each look (throttle 1).
+    assert "broker_transport_options = {'visibility_timeout': 90, 'unacked_restore_throttle': 1}" in config
 
 
 # ---- the fleet, seen from each host --------------------------------------------------
