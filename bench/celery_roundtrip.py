@@ -12,8 +12,9 @@ count and a timeout:
 - for each worker setting (a variant): round trips one at a time (latency) and
   with WINDOW tasks in flight (throughput), fire-and-forget sends
   (``ignore_result``: no result stored or awaited) until the queue is drained,
-  the CPU each part spends per task (producer, broker, worker units) and the
-  workers' and broker's CPU while idle;
+  the CPU each part spends per task (producer, broker, worker units, and of
+  those the worker's consumer process), the workers' and broker's CPU while
+  idle, and the seconds from a restart until every worker answers a ping;
 - the settings pyfleet used before (gossip, mingle, heartbeat, STARTED state)
   and the settings as converged, with one worker host and with all of them.
 
@@ -54,6 +55,7 @@ SSH_TIMEOUT = 300
 # Runs on the producer host in the app's release: one measurement per call, JSON out.
 PRODUCER = r"""
 import json, os, sys, time
+STARTED = time.monotonic()
 from sampleapp.tasks import app
 
 NOOP = "sampleapp.tasks.noop"
@@ -71,10 +73,11 @@ def drained(client, queue, deadline):
 if mode == "ready":
     nodes, deadline = set(args), time.monotonic() + 90
     while time.monotonic() < deadline:
-        answered = {n for reply in app.control.ping(timeout=0.5) for n in reply}
+        answered = {n for reply in app.control.ping(timeout=0.25) for n in reply}
         if nodes <= answered:
+            waited = time.monotonic() - STARTED
             app.send_task(NOOP).get(timeout=30)
-            print(json.dumps({"ready": sorted(answered)}))
+            print(json.dumps({"ready": sorted(answered), "waited_s": waited}))
             sys.exit(0)
     sys.exit(f"workers {sorted(nodes)} not ready after 90 s")
 
@@ -343,7 +346,8 @@ class Workers:
 def measure_variant(bench, workers, producer, broker, hosts, args_of, settings, opts):
     """The figures of one variant on ``hosts``."""
     nodes = workers.apply(args_of, settings, hosts)
-    bench.produce(producer, "ready", *nodes, queue=opts.queue)
+    # Seconds from the producer's start (right after the restarts) until every node answers a ping.
+    ready = bench.produce(producer, "ready", *nodes, queue=opts.queue)["waited_s"]
     units = {broker: ["redis-server.service"], **{h: [workers.unit] for h in hosts}}
 
     def parts(before, after):
@@ -354,7 +358,7 @@ def measure_variant(bench, workers, producer, broker, hosts, args_of, settings, 
         )
         return broker_s, worker_s, main_s
 
-    figures = {"serial": bench.produce(producer, "serial", opts.serial, queue=opts.queue)["per_s"]}
+    figures = {"ready": ready, "serial": bench.produce(producer, "serial", opts.serial, queue=opts.queue)["per_s"]}
     before = bench.cpu(units)
     window = bench.produce(producer, "window", opts.count, opts.window, queue=opts.queue)
     after = bench.cpu(units)
@@ -396,7 +400,7 @@ def row(label, hosts, f):
     return (
         f"  {label:52s} {hosts:>5d} {f['serial']:8.1f} {f['window']:8.1f} {f['fire']:8.1f} "
         f"{f['producer_ms']:6.2f} {f['broker_ms']:6.2f} {f['worker_ms']:6.2f} {f['main_ms']:6.2f} "
-        f"{f['idle_worker']:6.1f} {f['idle_broker']:5.1f}"
+        f"{f['idle_worker']:6.1f} {f['idle_broker']:5.1f} {f['ready']:5.1f}"
     )
 
 
@@ -447,11 +451,11 @@ def main():
     )
     print(
         f"  {'worker settings':52s} {'hosts':>5s} {'1 at a':>8s} {f'{opts.window} in':>8s} {'fire and':>8s} "
-        f"{'---- ms CPU per task ----':>27s} {'ms CPU/s idle':>12s}"
+        f"{'---- ms CPU per task ----':>27s} {'ms CPU/s idle':>12s} {'start':>5s}"
     )
     print(
         f"  {'':52s} {'':5s} {'time /s':>8s} {'flight/s':>8s} {'forget/s':>8s} "
-        f"{'prod':>6s} {'redis':>6s} {'worker':>6s} {'main':>6s} {'worker':>6s} {'redis':>5s}"
+        f"{'prod':>6s} {'redis':>6s} {'worker':>6s} {'main':>6s} {'worker':>6s} {'redis':>5s} {'s':>5s}"
     )
     for label, n, f in results:
         print(row(label, n, f))
