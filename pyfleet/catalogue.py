@@ -120,16 +120,18 @@ def broker_chatter(spec, flower=False):
     """Which of Celery's worker-to-worker features a type's workers run: {gossip, mingle, heartbeat}.
 
     All three cost every worker CPU and broker traffic and protect no task (late
-    acks and the visibility timeout do that). bench/celery_roundtrip.py measured,
-    on the lab's two worker hosts at rest, about 30 ms of CPU per second with them
-    and 2 to 4 without; in a fleet the cost grows with the square of the workers.
+    acks, re-queue on worker loss and the visibility timeout do that).
+    bench/celery_roundtrip.py measured about 1 ms of CPU per second per worker at
+    rest with two worker hosts; with gossip the cost grows with the square of the
+    workers (each reads every other one's heartbeats).
 
     - gossip: each worker subscribes to every other worker's events (clock sync,
       leader election), which pyfleet never uses; off unless the type says so;
     - mingle: at start a worker asks all the others for their revoked task ids
       and waits up to a second; pyfleet revokes nothing; off unless the type says so;
     - heartbeat: the ``worker-heartbeat`` event every 2 s, which Flower shows
-      workers online by; on when the fleet has Flower, unless the type says.
+      workers online by; on when the fleet has Flower, unless the type says. (Not
+      the AMQP connection heartbeat, ``broker_heartbeat``, which stays as it is.)
     """
     heartbeat = spec.get("heartbeat")
     return {
