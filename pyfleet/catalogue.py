@@ -29,6 +29,10 @@ TYPE_KEYS = (
     "max_memory_per_child",
     "acks_late",
     "reject_on_worker_lost",
+    "track_started",
+    "gossip",
+    "mingle",
+    "heartbeat",
 )
 
 DEFAULT_TIME_LIMIT = 600
@@ -53,7 +57,8 @@ def normalize_catalogue(catalogue):
 
     Returns type -> ``{queues, pool, concurrency, autoscale, prefetch_multiplier,
     soft_time_limit, time_limit, max_tasks_per_child, max_memory_per_child,
-    acks_late, reject_on_worker_lost, stop_timeout}``.
+    acks_late, reject_on_worker_lost, track_started, gossip, mingle, heartbeat
+    (None: follow Flower, see broker_chatter), stop_timeout}``.
     """
     if not isinstance(catalogue, dict) or not catalogue:
         raise PyfleetError(
@@ -111,8 +116,36 @@ def consumer_timeout(types):
     return max(MIN_CONSUMER_TIMEOUT, 2 * longest)
 
 
-def worker_args(node, spec, events=False):
-    """The ``celery worker`` command-line options of one worker type, as a list."""
+def broker_chatter(spec, flower=False):
+    """Which of Celery's worker-to-worker features a type's workers run: {gossip, mingle, heartbeat}.
+
+    All three cost every worker CPU and broker traffic and protect no task (late
+    acks, re-queue on worker loss and the visibility timeout do that).
+    bench/celery_roundtrip.py measured about 1 ms of CPU per second per worker at
+    rest with two worker hosts; with gossip the cost grows with the square of the
+    workers (each reads every other one's heartbeats).
+
+    - gossip: each worker subscribes to every other worker's events (clock sync,
+      leader election), which pyfleet never uses; off unless the type says so;
+    - mingle: at start a worker asks all the others for their revoked task ids
+      and waits up to a second; pyfleet revokes nothing; off unless the type says so;
+    - heartbeat: the ``worker-heartbeat`` event every 2 s, which Flower shows
+      workers online by; on when the fleet has Flower, unless the type says. (Not
+      the AMQP connection heartbeat, ``broker_heartbeat``, which stays as it is.)
+    """
+    heartbeat = spec.get("heartbeat")
+    return {
+        "gossip": bool(spec.get("gossip")),
+        "mingle": bool(spec.get("mingle")),
+        "heartbeat": bool(flower) if heartbeat is None else heartbeat,
+    }
+
+
+def worker_args(node, spec, events=False, flower=False):
+    """The ``celery worker`` command-line options of one worker type, as a list.
+
+    ``flower``: the fleet has Flower (the default of the type's ``heartbeat``).
+    """
     args = ["--hostname", node, "--queues", ",".join(spec["queues"]), "--pool", spec["pool"]]
     if spec["autoscale"]:
         args += ["--autoscale", "{},{}".format(*spec["autoscale"])]
@@ -132,6 +165,7 @@ def worker_args(node, spec, events=False):
         args += ["--max-memory-per-child", str(spec["max_memory_per_child"])]
     if events:
         args += ["--task-events"]
+    args += [f"--without-{name}" for name, on in broker_chatter(spec, flower).items() if not on]
     return args
 
 
@@ -205,6 +239,9 @@ def _normalize_type(where, name, spec):
             "set acks_late: true or reject_on_worker_lost: false"
         )
     prefetch = _int(where, "prefetch_multiplier", spec.get("prefetch_multiplier"), 1, 100)
+    chatter = {key: boolean(where, key, spec.get(key, False)) for key in ("track_started", "gossip", "mingle")}
+    heartbeat = spec.get("heartbeat")
+    heartbeat = None if heartbeat is None else boolean(where, "heartbeat", heartbeat)
     return {
         "queues": list(queues),
         "pool": pool,
@@ -217,6 +254,8 @@ def _normalize_type(where, name, spec):
         "max_memory_per_child": per_child["max_memory_per_child"],
         "acks_late": acks_late,
         "reject_on_worker_lost": reject,
+        **chatter,
+        "heartbeat": heartbeat,
         "stop_timeout": time_limit + STOP_MARGIN,
     }
 

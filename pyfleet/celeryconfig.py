@@ -10,13 +10,15 @@ def render_config_module(plan):
 
     Producers and workers load it through ``CELERY_CONFIG_MODULE``. Per-type
     settings (late acks, re-queue on worker loss, prefetch) are chosen by the
-    worker's ``PYFLEET_CELERY_WORKER_TYPE`` environment variable.
+    worker's ``PYFLEET_CELERY_WORKER_TYPE`` environment variable; so is whether a
+    task's STARTED state is stored (``track_started``, off unless a type asks).
     """
     per_type = {
         name: {
             "acks_late": spec["acks_late"],
             "reject_on_worker_lost": spec["reject_on_worker_lost"],
             "prefetch_multiplier": spec["prefetch_multiplier"],
+            "track_started": spec["track_started"],
         }
         for name, spec in plan["types"].items()
     }
@@ -60,7 +62,6 @@ def render_config_module(plan):
         "result_backend_always_retry = True",
         "result_backend_max_retries = 20",
         "broker_connection_retry_on_startup = True",
-        "task_track_started = True",
         f"worker_send_task_events = {bool(plan['flower_host'])!r}",
         f"task_send_sent_event = {bool(plan['flower_host'])!r}",
         "",
@@ -88,6 +89,9 @@ def render_config_module(plan):
         "task_acks_late = _TYPE.get('acks_late', True)",
         "task_reject_on_worker_lost = _TYPE.get('reject_on_worker_lost', True)",
         "worker_prefetch_multiplier = _TYPE.get('prefetch_multiplier', 1)",
+        "# A STARTED state costs each task another write and message to the result backend",
+        "# (bench/celery_roundtrip.py): only for the types that ask for it.",
+        "task_track_started = _TYPE.get('track_started', False)",
         "",
     ]
     return "\n".join(lines)

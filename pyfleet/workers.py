@@ -23,6 +23,10 @@ The inventory form (group_vars/all/workers.yml and host_vars)::
         max_memory_per_child: 262144  # KiB, prefork only
         acks_late: true               # ack after the task ran (default true)
         reject_on_worker_lost: true   # re-queue when the child dies (default true)
+        track_started: false          # store a STARTED state before each task (default false)
+        gossip: false                 # worker-to-worker events (default false: --without-gossip)
+        mingle: false                 # ask the other workers for revoked ids at start (default false)
+        heartbeat: true               # worker-heartbeat events (default: true when the fleet has Flower)
     celery_task_routes:               # task name or glob -> worker type
       "sampleapp.tasks.sleep": io
     celery_task_default_type: default # where unrouted tasks go
@@ -129,7 +133,7 @@ def plan_workers(
     default_queue = types[default_type]["queues"][0]
     task_routes = _task_routes(routes, types)
     beat_schedule = _beat_schedule(schedule)
-    hosts = {host: _units(app, host, settings[host][TYPES], types) for host in workers}
+    hosts = {host: _units(app, host, settings[host][TYPES], types, flower=bool(flower_host)) for host in workers}
     longest = max(t["time_limit"] for t in types.values())
     kind = broker_kind(kind)
     address, port, ip = None, None, None
@@ -308,8 +312,8 @@ def _celery_app(apps, groups, settings, worker_group):
     }
 
 
-def _units(app, host, type_names, types):
-    """The worker unit specs of one host."""
+def _units(app, host, type_names, types, flower=False):
+    """The worker unit specs of one host (``flower``: the fleet has Flower, which wants heartbeats)."""
     units = []
     for name in type_names:
         spec = types[name]
@@ -321,7 +325,7 @@ def _units(app, host, type_names, types):
                 "unit": f"{app['worker_unit']}{name}.service",
                 "queues": spec["queues"],
                 "pool": spec["pool"],
-                "args": worker_args(node, spec),
+                "args": worker_args(node, spec, flower=flower),
                 "time_limit": spec["time_limit"],
                 "stop_timeout": spec["stop_timeout"],
             }

@@ -447,7 +447,7 @@ CASES = [
         "catalogue-unknown-key",
         "celery catalogue",
         catalogue("default", concurency=2),
-        "celery_worker_catalogue.default.concurency: unknown key; did you mean concurrency? allowed keys: acks_late, autoscale, concurrency, max_memory_per_child, max_tasks_per_child, pool, prefetch_multiplier, queues, reject_on_worker_lost, soft_time_limit, time_limit",
+        "celery_worker_catalogue.default.concurency: unknown key; did you mean concurrency? allowed keys: acks_late, autoscale, concurrency, gossip, heartbeat, max_memory_per_child, max_tasks_per_child, mingle, pool, prefetch_multiplier, queues, reject_on_worker_lost, soft_time_limit, time_limit, track_started",
     ),
     Case(
         "catalogue-bad-pool",

@@ -3,7 +3,7 @@
 import pytest
 from celery_inventory import CATALOGUE, error, plan, with_type
 
-from pyfleet.catalogue import normalize_catalogue, visibility_timeout, worker_args
+from pyfleet.catalogue import broker_chatter, normalize_catalogue, visibility_timeout, worker_args
 
 # --- defaults ----------------------------------------------------------------------------------
 
@@ -23,6 +23,43 @@ def test_no_lost_tasks_defaults():
         assert spec["acks_late"] is True
         assert spec["reject_on_worker_lost"] is True
         assert spec["prefetch_multiplier"] == 1
+
+
+def test_no_broker_chatter_defaults():
+    # Gossip, mingle, heartbeat and the STARTED state cost CPU per worker and task
+    # (bench/celery_roundtrip.py) and protect no task: off unless a type asks.
+    for spec in plan()["types"].values():
+        assert spec["track_started"] is False
+        assert spec["gossip"] is False
+        assert spec["mingle"] is False
+        assert spec["heartbeat"] is None  # follows Flower
+        assert broker_chatter(spec) == {"gossip": False, "mingle": False, "heartbeat": False}
+        assert broker_chatter(spec, flower=True) == {"gossip": False, "mingle": False, "heartbeat": True}
+
+
+@pytest.mark.parametrize(
+    ("settings", "flower", "expected"),
+    [
+        ({"gossip": True}, False, ["--without-mingle", "--without-heartbeat"]),
+        ({"mingle": True}, False, ["--without-gossip", "--without-heartbeat"]),
+        ({"heartbeat": True}, False, ["--without-gossip", "--without-mingle"]),
+        ({"heartbeat": False}, True, ["--without-gossip", "--without-mingle", "--without-heartbeat"]),
+        ({}, True, ["--without-gossip", "--without-mingle"]),
+        ({"gossip": True, "mingle": True, "heartbeat": True}, False, []),
+    ],
+)
+def test_worker_args_broker_chatter_per_type(settings, flower, expected):
+    spec = normalize_catalogue({"a": settings})["a"]
+    args = worker_args("a@h", spec, flower=flower)
+    assert [a for a in args if a.startswith("--without-")] == expected
+
+
+def test_track_started_per_type():
+    types = normalize_catalogue({"a": {"track_started": True}, "b": {}})
+    assert types["a"]["track_started"] is True
+    assert types["b"]["track_started"] is False
+    # The safety settings stay as they were.
+    assert types["a"]["acks_late"] is True and types["a"]["prefetch_multiplier"] == 1
 
 
 def test_queues_default_to_the_type_name():
@@ -83,6 +120,9 @@ def test_worker_args_prefork():
         "100",
         "--max-memory-per-child",
         "262144",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
     ]
 
 
@@ -135,6 +175,10 @@ def test_error_shared_queue():
         ({"pool": "solo", "concurrency": 4}, "the solo pool runs one task at a time"),
         ({"acks_late": False}, "reject_on_worker_lost: has no effect without acks_late"),
         ({"acks_late": "yes"}, "acks_late: 'yes' is not true or false"),
+        ({"track_started": "on"}, "track_started: 'on' is not true or false"),
+        ({"gossip": 1}, "gossip: 1 is not true or false"),
+        ({"mingle": "no"}, "mingle: 'no' is not true or false"),
+        ({"heartbeat": "yes"}, "heartbeat: 'yes' is not true or false"),
         ({"queues": []}, "queues: expected a list of queue names"),
         ({"queues": ["a b"]}, "queues: 'a b' is not a queue name"),
         ({"queues": ["io", "io"]}, "queues: a queue is listed twice"),

@@ -31,6 +31,17 @@ def test_config_module_picks_the_worker_types_settings(monkeypatch):
     assert namespace["task_acks_late"] is False
     assert namespace["task_reject_on_worker_lost"] is False
     assert namespace["worker_prefetch_multiplier"] == 4
+    assert namespace["task_track_started"] is False
+
+
+def test_config_module_stores_started_only_for_the_types_that_ask(monkeypatch):
+    source = render_config_module(plan(catalogue=with_type("io", pool="threads", queues=["io"], track_started=True)))
+    for worker_type, expected in (("io", True), ("default", False), ("", False)):
+        monkeypatch.setenv("PYFLEET_CELERY_WORKER_TYPE", worker_type)
+        namespace = {}
+        exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)
+        assert namespace["task_track_started"] is expected
+        assert namespace["task_acks_late"] is True
 
 
 def test_config_module_cron_schedule():

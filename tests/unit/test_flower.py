@@ -39,6 +39,17 @@ def test_flower_on_one_host():
     assert "worker_send_task_events = True" in render_config_module(result)
 
 
+def test_flower_keeps_the_workers_heartbeats():
+    # Flower shows a worker online by its heartbeat events; gossip and mingle stay off.
+    for units in plan(hosts=with_flower("worker1"))["hosts"].values():
+        for unit in units:
+            assert "--without-heartbeat" not in unit["args"]
+            assert "--without-gossip" in unit["args"] and "--without-mingle" in unit["args"]
+    for units in plan()["hosts"].values():
+        for unit in units:
+            assert "--without-heartbeat" in unit["args"]
+
+
 def test_no_flower_no_events():
     result = plan()
     assert result["flower"] is None

@@ -171,7 +171,8 @@ def test_celery_settings_route_and_schedule(monkeypatch):
         "interval_max": 2,
     }
     assert conf["result_backend_max_retries"] == 20
-    assert conf["task_track_started"] is True
+    # No STARTED state unless a worker type asks (another result write per task).
+    assert conf["task_track_started"] is False
     # Flower is in the fleet: workers and producers send the events it shows.
     assert conf["worker_send_task_events"] is True
     assert conf["task_send_sent_event"] is True
