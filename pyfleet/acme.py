@@ -30,7 +30,6 @@ CHALLENGE_ROOT = "/var/www/pyfleet-acme"
 CHALLENGE_PREFIX = ".well-known/acme-challenge/"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # RFC 8555 8.3: base64url characters only
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 
 
 def check_settings(host, hostvars):
@@ -162,7 +161,9 @@ def challenge_files(challenge_data, hosts):
         resource = http01["resource"]
         token = resource[len(CHALLENGE_PREFIX) :] if resource.startswith(CHALLENGE_PREFIX) else ""
         if not TOKEN.match(token):
-            raise PyfleetError(f"the ACME CA sent {name} a challenge at {resource!r}, not a token; refusing to write it")
+            raise PyfleetError(
+                f"the ACME CA sent {name} a challenge at {resource!r}, not a token; refusing to write it"
+            )
         files += [
             {"host": host, "path": f"{CHALLENGE_ROOT}/{CHALLENGE_PREFIX}{token}", "content": http01["resource_value"]}
             for host in hosts
@@ -170,122 +171,111 @@ def challenge_files(challenge_data, hosts):
     return files
 
 
-# The ACME problem types (RFC 8555 6.7) that say which name failed, and why.
+# The ACME problem types (RFC 8555 6.7) that say why a name failed its validation.
 _NAME_PROBLEMS = {
     "dns": "its DNS lookup failed",
     "connection": "the CA could not connect to it on port 80",
-    "unauthorized": "the CA got an answer that is not this load balancer's",
-    "incorrectResponse": "the CA got an answer that is not this load balancer's",
+    "unauthorized": "the CA did not reach this load balancer",
+    "incorrectResponse": "the CA did not reach this load balancer",
     "rejectedIdentifier": "the CA refuses to issue for it",
     "caa": "its CAA records forbid this CA",
-    "malformed": "the CA refused the request",
 }
+# pyfleet/failures.py keeps 300 characters of a cause, which it prints after the host's name.
+MAX_LINE = 295
+_NETWORK = re.compile(
+    r"(connection refused|timed out|name or service not known|temporary failure in name resolution|"
+    r"no route to host|network is unreachable|certificate verify failed|connection reset)",
+    re.I,
+)
+_CHALLENGE_URL = re.compile(r"https?://[^\s\"']*/\.well-known/acme-challenge/[A-Za-z0-9_-]+")
 
 
 def failure_line(host, result, names, directory):
-    """The one line a failed order ends with: host, domains, cause, that the old certificate serves, the fix."""
-    msg = " ".join(str((result or {}).get("msg") or "").split())
-    detail = _problem_details(result)
-    text = f"{msg} {detail}"
-    head = f"{host}: no new ACME certificate for {', '.join(names)}"
-    tail = "the certificate in place keeps serving"
-    if RATE_LIMITED in text or "rateLimited" in text:
-        retry = _retry_after(result)
-        return (
-            f"{head}: the CA at {directory} answered with a rate limit ({_short(detail or msg)}); {tail}; "
-            f"fix: wait{' until ' + retry if retry else ' for the limit to reset'} and converge again, "
-            "and test against the CA's staging directory"
+    """The one line a failed order ends with: host, domains, cause, that the old certificate serves, the fix.
+
+    ``result``: the failed task's result (``ansible_failed_result``): the directory
+    check (``uri``) or one of community.crypto's ACME modules.
+    """
+    result = result or {}
+    msg = " ".join(str(result.get("msg") or "").split())
+    other = result.get("other") or {}
+    problems = _problem_details(result)
+    text = f"{msg} {problems} {_problem_types(result)}"
+    url = result.get("url") or other.get("http_url") or ""
+    status = result.get("status", other.get("http_status"))
+    if "rateLimited" in text:
+        retry = re.search(r"retry after (\S+ \S+ UTC|[^:;,\"]+)", text, re.I)
+        return _line(
+            host,
+            ", ".join(names),
+            f"the CA at {directory} answered with a rate limit",
+            problems or msg,
+            f"wait{' until ' + retry.group(1).strip() if retry else ' for the limit to reset'}, then converge again",
         )
-    if _directory_unreachable(msg, directory):
-        return (
-            f"{head}: the ACME directory {directory} is unreachable ({_short(_network_reason(msg))}); {tail}; "
-            "fix: check loadbalancer_acme_directory and that the load balancer reaches it (firewall, proxy, "
-            "loadbalancer_acme_ca_certificate for a private CA)"
+    if url.rstrip("/") == directory.rstrip("/") or (directory in msg and _NETWORK.search(msg)):
+        network = _NETWORK.search(msg)
+        why = network.group(1) if network else (f"HTTP {status}" if status not in (None, -1) else msg)
+        return _line(
+            host,
+            ", ".join(names),
+            f"the ACME directory {directory} is unreachable",
+            why,
+            "check loadbalancer_acme_directory and the route to it",
         )
-    failed = _failed_name(text, names)
+    failed = _failed_name(result, text, names)
     if failed:
         kind = next((k for k in _NAME_PROBLEMS if f"acme:error:{k}" in text), "")
-        why = _NAME_PROBLEMS.get(kind, "the CA could not validate it")
-        return (
-            f"{head}: {failed} failed HTTP-01 validation, {why} ({_short(detail or msg)}); {tail}; "
-            f"fix: point {failed}'s DNS at the load balancers and let the CA reach their port 80"
+        return _line(
+            host,
+            failed,
+            f"HTTP-01 failed, {_NAME_PROBLEMS.get(kind, 'the CA could not validate it')}",
+            problems or msg,
+            "point its DNS at the load balancers, port 80 open",
         )
-    return f"{head}: {_short(msg) or 'the order failed'}; {tail}; fix: see the message, then converge again"
+    return _line(host, ", ".join(names), "the order failed", msg, "see the message, then converge again")
+
+
+def _line(host, subject, cause, detail, fix):
+    """``host: no new ACME certificate for subject: cause (detail); ...; fix: ...``, the detail cut to fit."""
+    detail = _CHALLENGE_URL.sub("/.well-known/acme-challenge/...", " ".join(str(detail).split()))
+    head = f"{host}: no new ACME certificate for {subject}: {cause}"
+    tail = f"; old certificate still served; fix: {fix}"
+    room = MAX_LINE - (len(head) - len(f"{host}: ")) - len(tail) - 3
+    if detail and room > 10:
+        detail = detail if len(detail) <= room else detail[: room - 3] + "..."
+        return f"{head} ({detail}){tail}"
+    return head + tail
 
 
 def _problem_details(result):
-    """The ACME problem documents community.crypto returns (other.problem, other.subproblems...), flattened."""
+    """The ACME problem documents in a failed module's result (other.problem, challenge errors), flattened."""
     found = []
 
     def walk(value):
         if isinstance(value, dict):
             if "type" in value and "detail" in value:
-                found.append(f"{value['type']}: {value['detail']}")
+                found.append(str(value["detail"]))
             for v in value.values():
                 walk(v)
         elif isinstance(value, list):
             for v in value:
                 walk(v)
 
-    walk({k: v for k, v in (result or {}).items() if k != "msg"})
-    return " ".join(dict.fromkeys(" ".join(f.split()) for f in found))
+    walk({k: v for k, v in result.items() if k != "msg"})
+    return "; ".join(dict.fromkeys(" ".join(str(f).split()) for f in found))
 
 
-def _retry_after(result):
-    for key in ("retry_after", "retryAfter"):
-        found = _find_key(result, key)
-        if found:
-            return str(found)
-    return ""
+def _problem_types(result):
+    """The ACME problem types in a failed module's result (urn:ietf:params:acme:error:...), space separated."""
+    return " ".join(sorted(set(re.findall(r"urn:ietf:params:acme:error:\w+", repr(result)))))
 
 
-def _find_key(value, key):
-    if isinstance(value, dict):
-        if key in value:
-            return value[key]
-        for v in value.values():
-            found = _find_key(v, key)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for v in value:
-            found = _find_key(v, key)
-            if found:
-                return found
-    return None
-
-
-def _directory_unreachable(msg, directory):
-    lowered = msg.lower()
-    return ("directory" in lowered or directory in msg) and any(
-        s in lowered
-        for s in (
-            "connection refused",
-            "status -1",
-            "timed out",
-            "name or service not known",
-            "no route to host",
-            "certificate verify failed",
-            "network is unreachable",
-            "failed to retrieve",
-        )
-    )
-
-
-def _network_reason(msg):
-    match = re.search(r"(Connection refused|timed out|Name or service not known|No route to host|"
-                      r"certificate verify failed[^)\]'\"]*|Network is unreachable)", msg, re.I)
-    return match.group(1) if match else msg
-
-
-def _failed_name(text, names):
-    """The first of ``names`` the error text names, longest first (a.b.test before b.test)."""
-    for name in sorted(names, key=len, reverse=True):
+def _failed_name(result, text, names):
+    """The name whose authorization failed: the module's identifier, else the first of ``names`` in the text."""
+    identifier = str((result.get("other") or {}).get("identifier") or "")
+    if identifier.startswith("dns:") and identifier[4:] in names:
+        return identifier[4:]
+    for name in sorted(names, key=len, reverse=True):  # a.b.test before b.test
         if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text):
             return name
     return ""
-
-
-def _short(text, limit=240):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
