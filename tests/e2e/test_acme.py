@@ -1,8 +1,9 @@
 """loadbalancer_tls_mode: acme against a real ACME server: Debian's Pebble on the load balancer.
 
 The module's fixture installs Debian's `pebble` package on the lab's load balancer
-(the base image's package lists are fresh, so apt needs no update: about 3 s) and
-runs, as transient systemd units that go away when stopped:
+(with the package lists the base image carries: about 3 s; `apt-get update` only if
+the archive moved on since) and runs, as transient systemd units that go away when
+stopped:
 
 - `pebble-challtestsrv` as Pebble's DNS only (127.0.0.1:8053): every name resolves
   to the load balancer's lab address, so Pebble's HTTP-01 requests go to its nginx
@@ -71,7 +72,9 @@ EOF
 
 
 def start_pebble(lb_ip):
+    # A unit left by an interrupted run would make systemd-run refuse the name.
     return (
+        f"systemctl stop {' '.join(UNITS)} 2>/dev/null; systemctl reset-failed {' '.join(UNITS)} 2>/dev/null; "
         f"systemd-run --quiet --unit={UNITS[1]} /usr/bin/pebble-challtestsrv -defaultIPv4 {lb_ip} -defaultIPv6 '' "
         "-dns01 127.0.0.1:8053 -http01 '' -https01 '' -tlsalpn01 '' -management 127.0.0.1:8055 && "
         f"systemd-run --quiet --unit={UNITS[0]} -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 "
