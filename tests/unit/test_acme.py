@@ -275,3 +275,16 @@ def test_acme_mode_serves_the_challenges_over_http_and_redirects_the_rest():
         assert values(challenge, "try_files") == ["$uri =404"], name
         assert values(locations[("/",)], "return") == ["301 https://$host$request_uri"], name
         assert values(block, "return") == [], name  # a server-level return would answer before the location
+
+
+def test_a_name_that_does_not_resolve_is_named_with_its_cause():
+    result = {
+        "msg": 'Failed to validate challenge for dns:flower.lab.test: Status is not "valid". Challenge http-01: '
+        'Error urn:ietf:params:acme:error:dns: "DNS problem: NXDOMAIN looking up A for flower.lab.test".',
+        "other": {"identifier": "dns:flower.lab.test"},
+    }
+    line = acme.failure_line("lb1", result, NAMES, DIRECTORY)
+    assert line.startswith(
+        "lb1: no new ACME certificate for flower.lab.test: HTTP-01 failed, its DNS lookup failed "
+        "(Failed to validate challenge for dns:flower.lab.test"
+    ), line
