@@ -13,6 +13,7 @@ from pyfleet import (
     commands,
     inventory,
     lab,
+    orphans,
     plan as fleet_plan,
     remote,
     status as statusmod,
@@ -88,15 +89,17 @@ def lab_ssh(c, host, inventory=None):
         "inventory": "inventory directory (default: inventory/lab)",
         "limit": "only these hosts or groups (Ansible --limit)",
         "check": "dry run: show what would change (--check --diff)",
+        "purge": "also remove the data (base dir, user, env files) of apps no longer on a host",
     }
 )
 @friendly
-def site(c, inventory=None, limit=None, check=False):
-    """Converge the whole stack (playbooks/site.yml) on the inventory's hosts."""
+def site(c, inventory=None, limit=None, check=False, purge=False):
+    """Converge the whole stack (playbooks/site.yml) on the inventory's hosts; remove what it no longer names."""
     inv = _inventory(c, inventory)
     fleet_plan.from_inventory(inv)  # the pre-check of fab check and deploy: a bad inventory stops here, before any host
     commands.check_limit(inv, limit)
     args = (["--limit", limit] if limit else []) + (["--check", "--diff"] if check else [])
+    args += ["-e", "pyfleet_purge=true"] if purge else []
     stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
     print(f"site: {len(stats)} host(s), {ansible.total_changed(stats)} change(s)")
 
@@ -140,9 +143,12 @@ def status(c, inventory=None, limit=None):
     """Show every pyfleet service on every host: state, release serving, since when."""
     inv = _inventory(c, inventory)
     hosts = inv.select(limit)
-    outputs = remote.run_on(inv, hosts, statusmod.probe(statusmod.base_dirs(inv)))
+    the_plan = fleet_plan.from_inventory(inv, check_paths=False)
+    outputs = remote.run_on(inv, hosts, statusmod.probe(statusmod.base_dirs(inv)) + "\n" + orphans.PROBE)
     rows = [row for h in hosts for row in statusmod.rows(h, outputs[h][1])]
     print(table(["host", "service", "state", "release", "since"], rows))
+    for line in statusmod.orphan_lines(hosts, outputs, the_plan):
+        print(line)
 
 
 @task(
@@ -229,8 +235,10 @@ def check(c, inventory=None, limit=None):
         f"{len(the_plan['celery'].get('types') or {})} worker types: valid"
     )
     args = ["--check", "--diff"] + (["--limit", limit] if limit else [])
-    stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c))
+    output = []
+    stats = ansible.playbook(inv.path, "site", *args, mitogen=_mitogen(c), output=output)
     print(f"check: {ansible.total_changed(stats)} change(s) would be made")
+    print(commands.check_suggestion(output))
 
 
 @task(

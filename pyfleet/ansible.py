@@ -66,8 +66,10 @@ def playbook_path(name):
     return path
 
 
-def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=None):
+def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=None, output=None):
     """Run playbooks/<name>.yml (or the playbook at Path ``name``); stream its output; return the recap stats.
+
+    ``output``: a list that gets the run's output lines (for commands that read more than the recap).
 
     Raises PyfleetError when any host failed or was unreachable: one line naming
     the host, the task and the cause (``_failed_run_line``).
@@ -91,11 +93,13 @@ def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=N
         recorded = _read_failures(failures_path)
     finally:
         os.unlink(failures_path)
-    output = "".join(lines)
-    stats = parse_recap(output)
+    if output is not None:
+        output.extend(lines)
+    text = "".join(lines)
+    stats = parse_recap(text)
     bad = sorted(h for h, s in stats.items() if s["failed"] or s["unreachable"])
     if proc.returncode != 0 or bad:
-        raise PyfleetError(_failed_run_line(path.stem, recorded, output, bad))
+        raise PyfleetError(_failed_run_line(path.stem, recorded, text, bad))
     return stats
 
 

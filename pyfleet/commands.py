@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -475,3 +476,32 @@ def pin(inv, app, extras=(), upgrade=False):
     if not specs[app]["requirements"]:
         print(f"add  requirements: {path}  to app {app} in pyfleet_apps: deploys then install exactly these")
     return path
+
+
+TASK_LINE = re.compile(r"^TASK \[(?:(?P<role>[\w.-]+) : )?(?P<task>.*?)\] \*")
+CHANGED_LINE = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
+
+
+def changes_in(output_lines):
+    """{host: [roles (or "play tasks")]} that a --check run reports as changed, in order of appearance."""
+    changes, role = {}, None
+    for line in output_lines:
+        task = TASK_LINE.match(line)
+        if task:
+            role = task["role"] or "play tasks"
+            continue
+        changed = CHANGED_LINE.match(line)
+        if changed and role:
+            roles = changes.setdefault(changed["host"], [])
+            if role not in roles:
+                roles.append(role)
+    return changes
+
+
+def check_suggestion(output_lines):
+    """What `fab check` says after its dry run: where the changes are, and the shortest converge that makes them."""
+    changes = changes_in(output_lines)
+    if not changes:
+        return "nothing to converge"
+    where = "; ".join(f"{host} ({', '.join(roles)})" for host, roles in sorted(changes.items()))
+    return f"changes on {where}; converge only them: fab site --limit {','.join(sorted(changes))}"

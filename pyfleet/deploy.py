@@ -284,7 +284,7 @@ def plan(request, out_dir=DEFAULT_OUT):
             else:
                 del apps_[name]
     summary = {name: next(iter(by_target.values())) for name, by_target in artifacts.items()}
-    return {
+    answer = {
         "release": fresh,
         "deployer": f"{getpass.getuser()}@{socket.gethostname()}",
         # Each host's apps to ship, build or switch; an app every host already runs is in none.
@@ -292,6 +292,22 @@ def plan(request, out_dir=DEFAULT_OUT):
         "summary": summary,
         "unchanged": sorted(set(artifacts) - changed),
     }
+    return dict(answer, headline=headline(answer))
+
+
+def headline(answer):
+    """The line the deploy starts with: what it ships (app and version), then what it leaves alone."""
+    shipped = [
+        f"{name} {answer['summary'][name].get('version', '')}".strip()
+        for name in answer["summary"]
+        if name not in answer["unchanged"]
+    ]
+    line = (
+        f"release {answer['release']} by {answer['deployer']}: {', '.join(shipped)}" if shipped else "nothing to deploy"
+    )
+    if answer["unchanged"]:
+        line += f"; unchanged, no task on any host: {', '.join(answer['unchanged'])}"
+    return line
 
 
 def main(argv=None):

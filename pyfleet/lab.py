@@ -280,10 +280,10 @@ def _install_key(lab, host, pubkey):
 def start_host(lab, host, tag, pubkey, log=print):
     """Create (or start) the host's container and set up the lab login (LAB_USER, the lab key, sudo).
 
-    A container whose init dies while it boots is diagnosed (exit code, last log
-    line), removed and created again (BOOT_ATTEMPTS in all, a pause between)
-    before giving up with one line. Seen once in CI, right after the molecule
-    phase: the first lab host stopped at once and a fresh one was fine.
+    A container whose init dies while it boots, or is gone although podman says
+    "Up" (a machine restored from a snapshot taken with the lab up), is diagnosed
+    (exit code, last log line), removed and created again (BOOT_ATTEMPTS in all,
+    a pause between) before giving up with one line.
     """
     status, img = container_state(lab, host)
     started = status != "running"
@@ -310,19 +310,19 @@ def start_host(lab, host, tag, pubkey, log=print):
         proc = _install_key(lab, host, pubkey)
         if proc.returncode == 0:
             return started
-        # Podman learns a moment late that a container's init died (CI once saw
-        # "cannot exec in a stopped container" while podman still said running):
-        # look again for a few seconds, retrying the setup while it says running.
-        for _ in range(EXEC_RETRIES):
-            time.sleep(1)
-            status, _ = container_state(lab, host)
+        # Runc's "stopped" outweighs podman's "running": podman can learn late that an
+        # init died, or never (a machine restored from a snapshot with the lab up
+        # keeps every container "Up" with no process behind it). Any other failure:
+        # look again for a few seconds, retrying the setup while podman says running.
+        status, _ = container_state(lab, host)
+        for _ in range(0 if STOPPED_CONTAINER in proc.stderr else EXEC_RETRIES):
             if status != "running":
                 break
+            time.sleep(1)
             proc = _install_key(lab, host, pubkey)
             if proc.returncode == 0:
                 return started
-        # Runc's word that the init is gone outweighs podman's stale "running" (CI saw
-        # it stay stale past EXEC_RETRIES): such a host is removed and created again.
+            status, _ = container_state(lab, host)
         if status == "running" and STOPPED_CONTAINER not in proc.stderr:
             raise PyfleetError(
                 f"setting up the lab login ({LAB_USER}) on {host} failed: {last_line(proc.stderr)}; "
@@ -332,7 +332,7 @@ def start_host(lab, host, tag, pubkey, log=print):
         if status == "running":
             why += "; podman still said running"
         if attempt < BOOT_ATTEMPTS:
-            log(f"{host}: the container stopped while it booted ({why}); creating it once more")
+            log(f"{host}: the container's init is not running ({why}); creating it once more")
             remove_containers([lab.container(host)], check=False)
             time.sleep(BOOT_RETRY_PAUSE)
             status, started = None, True

@@ -18,7 +18,7 @@ default ``hosts``), ``brokers`` and ``workers``.
 import json
 from collections.abc import Mapping
 
-from pyfleet import acme, addresses, firewall
+from pyfleet import acme, addresses, firewall, orphans
 from pyfleet.apps import normalize_apps
 from pyfleet.broker import BROKER_KIND, RABBITMQ_PASSWORDS, broker_kind, broker_url
 from pyfleet.catalogue import CATALOGUE
@@ -107,6 +107,8 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
         if celery["enabled"] and celery["broker_ip"]
         else {},
     }
+    for host in everyone:  # what the last play of site.yml keeps there; the rest goes (pyfleet.orphans)
+        plan["hosts"][host]["wanted"] = orphans.wanted(plan, groups, host)
     if check_addresses:
         plan["firewall"] = firewall.plan_firewall(
             groups, hostvars, plan["upstreams"], plan["loadbalancers"], kind, celery.get("flower")

@@ -3,7 +3,7 @@
 import re
 import shlex
 
-from pyfleet import plan as fleet_plan
+from pyfleet import orphans, plan as fleet_plan
 
 # Units pyfleet manages (app servers, workers, beat, flower) and the system services it configures.
 UNIT_PATTERNS = "'pyfleet-*' 'celery*' 'flower*' nginx.service redis-server.service rabbitmq-server.service"
@@ -77,3 +77,21 @@ def rows(host, output):
     if not out:
         out.append([host, "-", "no pyfleet services", "", ""])
     return out
+
+
+def orphan_lines(hosts, outputs, plan):
+    """One line per host that holds pyfleet-made things the inventory no longer names there.
+
+    ``outputs``: {host: (exit code, probe output)} of a probe that includes
+    orphans.PROBE; the decision is pyfleet.orphans', as in site.yml's last play.
+    """
+    lines = []
+    for host in hosts:
+        found = orphans.parse_probe(outputs[host][1])
+        orphaned = orphans.orphans(found, plan["hosts"][host]["wanted"])
+        said = orphans.describe(orphaned)
+        if said:
+            lines.append(
+                f"orphaned on {host} (the inventory no longer names it; fab site removes it): {'; '.join(said)}"
+            )
+    return lines

@@ -106,7 +106,7 @@ def run(phase=None, scenario=None):
     if scenario and scenario not in scenarios():
         raise PyfleetError(f"no molecule scenario '{scenario}'; choose one of {', '.join(scenarios())}")
     wanted = [phase] if phase else list(DEFAULT_PHASES)
-    e2e = [str(VENV_BIN / "python"), "-m", "pytest", "-q", "-x", "tests/e2e"]
+    e2e = [str(VENV_BIN / "python"), "-m", "pytest", "-q", "-x", "--durations=12", "tests/e2e"]
     if wanted == ["e2e"]:
         return [_step("e2e", e2e)]
     # The lab e2e suite is the longest phase and waits more than it computes

@@ -24,12 +24,18 @@ os.environ.setdefault("FABRIC_PYFLEET_INVENTORY", INVENTORY)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "last: run after every other test of the session")
+    config.addinivalue_line("markers", "last(order=1): run after every other test of the session, lower order first")
+
+
+def _last_order(item):
+    """0 for ordinary tests; a ``last`` test's order (default 1)."""
+    mark = item.get_closest_marker("last")
+    return 0 if mark is None else mark.kwargs.get("order", 1)
 
 
 def pytest_collection_modifyitems(items):
-    """Tests marked ``last`` go to the end (a stable sort keeps the others' order)."""
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    """Tests marked ``last`` go to the end, by their order (a stable sort keeps the others' order)."""
+    items.sort(key=_last_order)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +46,10 @@ def lab():
     was_up = all(labmod.container_state(lab_, h)[0] == "running" for h in declared.hosts)
     addresses, _ = labmod.up(declared)
     first = ansible.playbook(declared.path, "site", quiet=True)
-    yield {"addresses": addresses, "first_converge": first}
-    if not was_up and os.environ.get("PYFLEET_KEEP_LAB") != "1":
+    kept = was_up or os.environ.get("PYFLEET_KEEP_LAB") == "1"
+    # "kept": the lab outlives the session, so a test that changes it puts it back.
+    yield {"addresses": addresses, "first_converge": first, "kept": kept}
+    if not kept:
         labmod.down(declared)
 
 

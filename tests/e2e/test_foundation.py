@@ -55,7 +55,7 @@ def test_second_converge_changes_nothing(run_playbook):
     assert ansible.total_changed(stats) == 0, stats
 
 
-@pytest.mark.last
+@pytest.mark.last(order=9)
 def test_no_unit_is_failed_on_any_lab_host_after_every_test(lab, host_run):
     """Deploys, rollbacks, restarts and killed processes leave no failed unit behind."""
     failed = {}

@@ -61,8 +61,8 @@ SPEC = """\
 # After the test, on each web host: the app's instances stopped and disabled (a lab
 # host restarted by a later test must not start them), its releases gone (a rerun on
 # a kept lab deploys afresh). Its user, unit template and nginx site stay, as the
-# load balancer's server for its domain does until the next converge without it:
-# a converge does not remove an app the inventory dropped (yet).
+# load balancer's server for its domain does, until the next converge on the lab's
+# own inventory removes them (site.yml's last play; test_removal tests that).
 UNDEPLOY = (
     f"for u in $(systemctl list-units --all --plain --no-legend 'pyfleet-{NAME}@*' | awk '{{print $1}}'); "
     f'do systemctl disable --now "$u"; done; rm -rf /srv/{NAME}/current /srv/{NAME}/releases/*; true'

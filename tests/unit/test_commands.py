@@ -101,3 +101,27 @@ def test_the_deploy_summary_names_the_apps_it_left_alone(capsys):
     assert "unchanged, no task on any host: api, hello" in capsys.readouterr().out.splitlines()
     commands.print_summary("deploy", {"custom": {"release": "20260101T000000Z", "unchanged": []}}, 3.0)
     assert "unchanged" not in capsys.readouterr().out
+
+
+CHECK_OUTPUT = """PLAY [Load balancers] ****
+TASK [loadbalancer : Configure nginx] ******************************************
+changed: [lb1] => (item=/etc/nginx/conf.d/pyfleet-loadbalancer.conf)
+ok: [lb1] => (item=/etc/nginx/pyfleet/upstreams.conf)
+TASK [nginx : Write a server block per app] ****
+ok: [web1] => (item=hello)
+changed: [web2] => (item=hello)
+TASK [loadbalancer : Validate the nginx configuration] ****
+changed: [lb1]
+TASK [Remove units, nginx files and services the inventory no longer names] ****
+changed: [web2]
+""".splitlines(keepends=True)
+
+
+def test_check_names_the_hosts_and_roles_that_would_change_and_the_limit_that_converges_them():
+    assert commands.changes_in(CHECK_OUTPUT) == {"lb1": ["loadbalancer"], "web2": ["nginx", "play tasks"]}
+    assert commands.check_suggestion(CHECK_OUTPUT) == (
+        "changes on lb1 (loadbalancer); web2 (nginx, play tasks); converge only them: fab site --limit lb1,web2"
+    )
+    assert (
+        commands.check_suggestion(["TASK [common : Set the time zone] ***\n", "ok: [web1]\n"]) == "nothing to converge"
+    )

@@ -184,7 +184,7 @@ def test_a_host_that_dies_at_boot_is_created_again(monkeypatch):
     the_lab = lab.Lab(Inventory(path=lab.ROOT / "inventory" / "lab", hosts={"lb1": {}}))
     assert lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=said.append) is True
     assert fake.created == 3
-    assert len(said) == 2 and "stopped while it booted (exit code 255" in said[0]
+    assert len(said) == 2 and "init is not running (exit code 255" in said[0]
 
 
 class LateNews(FakeBoots):
@@ -205,6 +205,10 @@ class LateNews(FakeBoots):
     def dead(self):
         return subprocess.CompletedProcess([], 1, "", "Error: OCI runtime error: cannot exec in a stopped container")
 
+    def rm(self, *args, **kwargs):
+        self.stale_looks = 0  # podman's stale word was about the container now removed
+        return super().rm(*args, **kwargs)
+
     def look(self, _lab, _host):
         if self.stale_looks:
             self.stale_looks -= 1
@@ -223,7 +227,7 @@ def test_a_host_podman_still_calls_running_after_it_died_is_created_again(monkey
 
 
 def test_a_host_podman_calls_running_long_after_it_died_is_created_again(monkeypatch):
-    """Seen in CI beside the molecule phase: podman said "running" past every retry."""
+    """A machine restored from a snapshot with the lab up: podman says "Up", no process is behind it."""
     fake = LateNews()
     fake.create = lambda *a: (FakeBoots.create(fake, *a), setattr(fake, "stale_looks", 99 if fake.created == 1 else 0))
     fake.install(monkeypatch)
@@ -234,7 +238,7 @@ def test_a_host_podman_calls_running_long_after_it_died_is_created_again(monkeyp
     assert lab.start_host(the_lab, "lb1", "img:tag", "ssh-ed25519 AAAA", log=said.append) is True
     assert fake.created == 2
     assert said == [
-        "lb1: the container stopped while it booted (exit code 255, last log line: boom; "
+        "lb1: the container's init is not running (exit code 255, last log line: boom; "
         "podman still said running); creating it once more"
     ]
 

@@ -141,3 +141,20 @@ def test_settled_needs_the_same_artifact_release_and_config():
     # The fleet runs this artifact as R0: the host joins it (a switch), not left alone.
     assert not deploy.settled(dict(artifact, release="R0"), state)
     assert not deploy.settled(artifact, {})
+
+
+def _answer(unchanged):
+    summary = {"hello": {"version": "1.0"}, "api": {"version": "2.1"}}
+    return {"release": "20261203T150000Z", "deployer": "ops@ctl", "summary": summary, "unchanged": unchanged}
+
+
+@pytest.mark.parametrize(
+    "unchanged, line",
+    [
+        ([], "release 20261203T150000Z by ops@ctl: hello 1.0, api 2.1"),
+        (["api"], "release 20261203T150000Z by ops@ctl: hello 1.0; unchanged, no task on any host: api"),
+        (["api", "hello"], "nothing to deploy; unchanged, no task on any host: api, hello"),
+    ],
+)
+def test_the_headline_names_what_ships_and_what_is_left_alone(unchanged, line):
+    assert deploy.headline(_answer(unchanged)) == line

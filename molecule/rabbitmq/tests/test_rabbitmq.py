@@ -191,3 +191,16 @@ def test_unit_sandboxed(host):
     out = host.run("systemd-analyze security rabbitmq-server.service --no-pager").stdout
     score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))
     assert score <= 2.0, out.strip().splitlines()[-1]
+
+
+# The switch of pyfleet_broker_kind from redis (prepare.yml left it as pyfleet's
+# broker) to rabbitmq: site.yml's last play (playbooks/tasks/prune.yml) stopped
+# Redis and removed pyfleet's drop-in; its data stayed.
+@pytest.mark.parametrize("host_name", [BOOKWORM])
+def test_the_broker_before_the_switch_is_stopped_its_data_kept(host_name):
+    host = testinfra.get_host(f"podman://{host_name}")
+    redis = host.service("redis-server")
+    assert not redis.is_running and not redis.is_enabled
+    assert not host.file("/etc/systemd/system/redis-server.service.d/pyfleet.conf").exists
+    assert host.file("/var/lib/redis/dump.rdb").exists
+    assert host.service("rabbitmq-server").is_running
