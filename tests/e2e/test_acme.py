@@ -202,6 +202,36 @@ def test_a_renewal_is_served_and_drops_no_request(issued, inv, pebble, lb_domain
     print(f"ACME times: {pebble['times']}")  # shown with -s; README records them
 
 
+# Asks Pebble's DNS (pebble-challtestsrv on the load balancer) for a name's A records,
+# as Pebble's validation does: one UDP query, the addresses of the answer, one a line.
+DNS_QUERY = r"""
+import socket, struct, sys
+name = sys.argv[1]
+query = struct.pack(">HHHHHH", 0x5059, 0x0100, 1, 0, 0, 0)
+query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(query, ("127.0.0.1", 8053))
+answer = s.recv(512)
+count = struct.unpack(">H", answer[6:8])[0]
+at = len(query)
+for _ in range(count):
+    at += 2 if answer[at] & 0xC0 == 0xC0 else answer.index(b"\0", at) + 1 - at
+    kind, _, _, size = struct.unpack(">HHIH", answer[at : at + 10])
+    at += 10
+    if kind == 1:
+        print(socket.inet_ntoa(answer[at : at + size]))
+    at += size
+"""
+
+
+def resolves_to(host_run, lb, name):
+    """The addresses Pebble's DNS gives ``name`` now."""
+    done = host_run(lb, f"python3 -c '{DNS_QUERY}' {name}")
+    assert done.rc == 0, done.stderr
+    return done.stdout.split()
+
+
 def bad_converge(inv, pebble, **extra):
     with pytest.raises(PyfleetError) as caught:
         converge(inv, pebble, **extra)
@@ -224,11 +254,21 @@ def test_a_domain_that_leads_elsewhere_is_named_and_the_old_certificate_serves(
     issued, inv, pebble, lb_domains, host_run, lab
 ):
     # The name resolves to a web host (the DNS record of a moved service), whose nginx answers 404.
-    record = json.dumps({"host": WRONG_NAME, "addresses": [lab["addresses"][sorted(inv.groups["web"])[0]]]})
+    web = lab["addresses"][sorted(inv.groups["web"])[0]]
+    record = json.dumps({"host": WRONG_NAME, "addresses": [web]})
     added = host_run(pebble["lb"], f"curl -sf -d '{record}' http://127.0.0.1:8055/add-a")
     assert added.rc == 0, added.stderr
     try:
-        line = bad_converge(inv, pebble, loadbalancer_acme_force_renewal=True)
+        # What Pebble will see, before the order: the web host's address only.
+        assert resolves_to(host_run, pebble["lb"], WRONG_NAME) == [web]
+        began = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        try:
+            line = bad_converge(inv, pebble, loadbalancer_acme_force_renewal=True)
+        except BaseException:
+            # Why Pebble validated the name anyway: its own log of the validation.
+            log = host_run(pebble["lb"], f"journalctl --no-pager -o cat --since '{began}' -u {UNITS[0]} -u {UNITS[1]}")
+            print("\n".join(line for line in log.stdout.splitlines() if "nonce" not in line)[-4000:])
+            raise
     finally:
         host_run(pebble["lb"], f"curl -sf -d '{json.dumps({'host': WRONG_NAME})}' http://127.0.0.1:8055/clear-a")
     assert "\n" not in line
