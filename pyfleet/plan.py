@@ -18,7 +18,7 @@ default ``hosts``), ``brokers`` and ``workers``.
 import json
 from collections.abc import Mapping
 
-from pyfleet import addresses, firewall, orphans
+from pyfleet import acme, addresses, firewall, orphans
 from pyfleet.apps import normalize_apps
 from pyfleet.broker import BROKER_KIND, RABBITMQ_PASSWORDS, broker_kind, broker_url
 from pyfleet.catalogue import CATALOGUE
@@ -85,6 +85,9 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
     )
     if celery["enabled"]:
         _check_broker_password(celery, hostvars)
+    # The load balancers' TLS settings (an ACME directory, its terms): before any host is contacted.
+    for host in groups.get(LOADBALANCERS, []):
+        acme.check_settings(host, addresses.host_vars(hostvars, host))
     if check_addresses:
         for host in everyone:
             addresses.check_private(host, hostvars)

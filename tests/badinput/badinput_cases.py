@@ -694,4 +694,17 @@ CASES = [
         "pyfleet_apps[0].entry (app hello): module sampleapp.nowhere is not in the app's source (no sampleapp/nowhere.py or sampleapp/nowhere/__init__.py); fix entry to name a module of the app",
         commands=WITH_PATHS,
     ),
+    # The load balancers' TLS settings (pyfleet/acme.py), checked by the plan too.
+    Case(
+        "acme-without-directory",
+        "tls",
+        gvars("loadbalancer", loadbalancer_tls_mode="acme", loadbalancer_acme_terms_agreed=True),
+        "loadbalancer_acme_directory (host lb1): not set, and loadbalancer_tls_mode is acme; set it to your ACME CA's directory URL (https://..., the CA documents it)",
+    ),
+    Case(
+        "acme-terms-not-agreed",
+        "tls",
+        gvars("loadbalancer", loadbalancer_tls_mode="acme", loadbalancer_acme_directory="https://acme.test/directory"),
+        "loadbalancer_acme_terms_agreed (host lb1): the CA's terms of service are not agreed to; read them and set loadbalancer_acme_terms_agreed: true",
+    ),
 ]

@@ -16,7 +16,7 @@ import ssl
 import pytest
 import testinfra
 
-from pyfleet import ansible, inventory, lab as labmod
+from pyfleet import ansible, inventory, lab as labmod, plan as fleet_plan
 
 INVENTORY = os.environ.get("PYFLEET_E2E_INVENTORY", "inventory/lab")
 # The `fab` commands the tests run take the same inventory by default.
@@ -134,3 +134,15 @@ def post_task(lb_address):
             conn.close()
 
     return post
+
+
+@pytest.fixture(scope="session")
+def lb_domains(inv):
+    """Every name the load balancer serves over HTTPS: the apps' domains and Flower's, from the plan."""
+    plan = fleet_plan.from_inventory(inv, check_paths=False)
+    domains = [d for upstream in plan["upstreams"] for d in upstream["domains"]]
+    flower = (plan.get("celery") or {}).get("flower") or {}
+    if flower.get("domain"):
+        domains.append(flower["domain"])
+    assert domains, "the lab's load balancer serves no domain"
+    return domains

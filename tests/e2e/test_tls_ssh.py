@@ -39,7 +39,7 @@ from sslyze.mozilla_tls_profile.tls_config_checker import (
     check_server_against_tls_configuration,
 )
 
-from pyfleet import lab as labmod, plan as fleet_plan
+from pyfleet import lab as labmod
 
 # Trust store files sslyze bundles carry one certificate that recent cryptography warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
@@ -161,18 +161,6 @@ def password_login(address, ssh_options, user="root"):
 
 
 # ---- the lab -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def lb_domains(inv):
-    """Every name the load balancer serves over HTTPS: the apps' domains and Flower's, from the plan."""
-    plan = fleet_plan.from_inventory(inv, check_paths=False)
-    domains = [d for upstream in plan["upstreams"] for d in upstream["domains"]]
-    flower = (plan.get("celery") or {}).get("flower") or {}
-    if flower.get("domain"):
-        domains.append(flower["domain"])
-    assert domains, "the lab's load balancer serves no domain"
-    return domains
 
 
 @pytest.fixture(scope="session")

@@ -322,9 +322,9 @@ class TestDrainOnlyHost:
 # ---- mistakes fail clearly, and nginx keeps serving ------------------------------------
 
 
-def test_acme_mode_fails_before_any_change(playbook):
+def test_acme_mode_without_a_directory_fails_before_any_change(playbook):
     out = playbook("converge.yml", expect_failure=True, loadbalancer_tls_mode="acme")
-    assert "loadbalancer_tls_mode: acme is reserved and not implemented yet" in out
+    assert "not set, and loadbalancer_tls_mode is acme; set it to your ACME CA's directory URL" in out
     assert "changed=0" in out
 
 
