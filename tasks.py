@@ -144,7 +144,7 @@ def status(c, inventory=None, limit=None):
     inv = _inventory(c, inventory)
     hosts = inv.select(limit)
     the_plan = fleet_plan.from_inventory(inv, check_paths=False)
-    outputs = remote.run_on(inv, hosts, statusmod.probe(statusmod.base_dirs(inv)) + "\n" + orphans.PROBE)
+    outputs = remote.run_on(inv, hosts, statusmod.probe(statusmod.base_dirs(inv, the_plan)) + "\n" + orphans.PROBE)
     rows = [row for h in hosts for row in statusmod.rows(h, outputs[h][1])]
     print(table(["host", "service", "state", "release", "since"], rows))
     for line in statusmod.orphan_lines(hosts, outputs, the_plan):

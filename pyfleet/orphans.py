@@ -170,7 +170,7 @@ def orphans(found, keep):
 
 
 def anything(orphaned, purge=False):
-    """Whether there is anything to remove (app data counts only when purging, or when it has no record yet)."""
+    """Whether there is anything to remove (left-over app data counts only when purging)."""
     return bool(
         orphaned["units"]
         or orphaned["nginx_files"]

@@ -18,9 +18,11 @@ UNITS_PROBE = (
 )
 
 
-def base_dirs(inv):
-    """``{app: base_dir}`` of the inventory's apps, from the fleet plan (default /srv/<app>)."""
-    return {app["name"]: app["base_dir"] for app in fleet_plan.from_inventory(inv, check_paths=False)["apps"]}
+def base_dirs(inv, the_plan=None):
+    """``{app: base_dir}`` of the inventory's apps, from the fleet plan (default /srv/<app>); ``the_plan``
+    if the caller built it already."""
+    the_plan = the_plan or fleet_plan.from_inventory(inv, check_paths=False)
+    return {app["name"]: app["base_dir"] for app in the_plan["apps"]}
 
 
 def probe(dirs):
