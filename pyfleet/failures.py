@@ -139,7 +139,9 @@ def record(host, task, result, play="", path=""):
         why = why[len(host) + 2 :]
     line = f"{host}: task '{task}' failed: {why}"
     where = {"host": host, "task": task, "play": play, "path": path}
-    return {**where, **d, "unreachable": False, "cause": why, "line": line, "fix": FIX}
+    # A role's own line that already says how to fix it ("...; fix: ...") needs no generic advice after it.
+    fix = "" if re.search(r"(?:^|; )fix: ", why) else FIX
+    return {**where, **d, "unreachable": False, "cause": why, "line": line, "fix": fix}
 
 
 def unreachable_record(host, task, msg, address=None, port=None, play=""):
@@ -199,7 +201,7 @@ def message(failures, failed_hosts=None):
     if not last:
         return None
     first = next(iter(last.values()))
-    text = f"{first['line']}; {first['fix']}"
+    text = f"{first['line']}; {first['fix']}" if first["fix"] else first["line"]
     others = sorted(set(last if failed_hosts is None else failed_hosts) - {first["host"]})
     if others:
         text += f"; also failed: {', '.join(others)}"

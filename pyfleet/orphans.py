@@ -25,8 +25,9 @@ NGINX_PYFLEET = "/etc/nginx/pyfleet"
 MAINTENANCE_DIR = NGINX_PYFLEET + "/maintenance"
 WEB_CONF = NGINX_CONF_D + "/pyfleet.conf"
 LB_CONF = NGINX_CONF_D + "/pyfleet-loadbalancer.conf"
-# Broker services pyfleet configured (its drop-in marks them), by pyfleet_broker_kind.
-BROKER_SERVICES = {"redis": "redis-server.service", "rabbitmq": "rabbitmq-server.service"}
+# Broker units pyfleet configured (its drop-in marks them), by pyfleet_broker_kind:
+# RabbitMQ's Erlang port mapper (epmd) comes with it, on loopback only.
+BROKER_SERVICES = {"redis": ("redis-server.service",), "rabbitmq": ("epmd.socket", "rabbitmq-server.service")}
 
 # pyfleet-<app>@.service (web), pyfleet-<app>-worker@.service and its per-type
 # drop-in dirs pyfleet-<app>-worker@<type>.service.d, pyfleet-<app>-beat.service,
@@ -66,7 +67,7 @@ def wanted(plan, groups, host):
         "units": sorted(units),
         "nginx_files": sorted(nginx),
         "nginx": web or lb,
-        "services": [BROKER_SERVICES[plan["broker_kind"]]] if broker and plan["broker_kind"] in BROKER_SERVICES else [],
+        "services": list(BROKER_SERVICES.get(plan["broker_kind"], ())) if broker else [],
         "apps": sorted(app["name"] for app in mine["deploy_apps"]),
     }
 
@@ -76,7 +77,7 @@ PROBE = f"""cd {UNIT_DIR} 2>/dev/null && for f in pyfleet-*; do [ -e "$f" ] && e
 grep -H -E '^(User|WorkingDirectory)=' {UNIT_DIR}/pyfleet-*.service 2>/dev/null | sed 's/^/unitline|/'
 for f in {NGINX_CONF_D}/pyfleet*.conf {NGINX_PYFLEET}/*.upstream.conf {MAINTENANCE_DIR}/*.conf; do
   [ -e "$f" ] && echo "nginx|$f"; done
-for s in {" ".join(sorted(BROKER_SERVICES.values()))}; do
+for s in {" ".join(sorted(u for units in BROKER_SERVICES.values() for u in units))}; do
   [ -e {UNIT_DIR}/$s.d/pyfleet.conf ] && echo "service|$s"; done
 [ "$(systemctl is-enabled nginx.service 2>/dev/null)" = enabled ] && echo "nginx-enabled|"
 ls -A /etc/nginx/sites-enabled {NGINX_CONF_D} 2>/dev/null | grep -v -E '^(pyfleet.*|)$|:$' | sed 's/^/nginx-other|/'
@@ -169,6 +170,18 @@ def orphans(found, keep):
     return {"units": units, "nginx_files": nginx_files, "services": services, "stop_nginx": stop_nginx, "apps": apps}
 
 
+def brokers_last(orphaned):
+    """``orphaned`` in two parts, (everything but the broker services, the broker services alone).
+
+    A broker the inventory no longer names stops only after every host stopped
+    what used it: a Celery worker whose broker goes away in its warm shutdown
+    waits for it until systemd kills it (90 s, seen in the lab).
+    """
+    rest = dict(orphaned, services=[])
+    brokers = {"units": [], "nginx_files": [], "services": orphaned["services"], "stop_nginx": False, "apps": {}}
+    return rest, brokers
+
+
 def anything(orphaned, purge=False):
     """Whether there is anything to remove (left-over app data counts only when purging)."""
     return bool(
@@ -213,7 +226,9 @@ def removal_script(orphaned, purge=False):
             lines.append(f"systemctl disable --now {_q(name)} 2>/dev/null || true")
         lines.append(f"rm -rf {_q(UNIT_DIR + '/' + unit)}")
     for service in orphaned["services"]:
-        lines.append(f"systemctl disable --now {_q(service)} 2>/dev/null || true")
+        # A socket's service (started by it) stops with it.
+        also = [service.removesuffix(".socket") + ".service"] if service.endswith(".socket") else []
+        lines.append(f"systemctl disable --now {_q(service, *also)} 2>/dev/null || true")
         lines.append(f"rm -rf {_q(UNIT_DIR + '/' + service + '.d')}")
     if orphaned["units"] or orphaned["services"]:
         lines.append("systemctl daemon-reload && systemctl reset-failed")

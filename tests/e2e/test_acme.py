@@ -279,6 +279,78 @@ def test_a_domain_that_leads_elsewhere_is_named_and_the_old_certificate_serves(
     assert {d: served(pebble["lb_ip"], d, pebble["root"]) for d in lb_domains} == issued
 
 
+# A CA front that answers every new order with a rate limit, as Let's Encrypt does
+# past its limits: 429, Retry-After and a rateLimited problem document. Pebble has
+# no rate limits of its own; everything else (nonces, the account) is Pebble's, so
+# community.crypto talks to a real CA up to the order. Retry-After is 1 s here
+# (community.crypto retries a 429 20 times, waiting Retry-After, at most 60 s).
+RATE_LIMITED_PORT = 14002
+RATE_LIMITED_DETAIL = (
+    "Error creating new order :: too many certificates (5) already issued for this exact set of "
+    "identifiers in the last 168h0m0s, retry after 2026-12-10 10:00:00 UTC"
+)
+RATE_LIMITED_FRONT = f"""
+import http.server, json, ssl, urllib.request
+pebble = ssl.create_default_context(cafile="{PEBBLE_DIR}/ca.crt")
+
+class Front(http.server.BaseHTTPRequestHandler):
+    def answer(self, status, body, content_type, retry_after=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if retry_after:
+            self.send_header("Retry-After", retry_after)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        directory = json.load(urllib.request.urlopen("{DIRECTORY}", context=pebble, timeout=10))
+        directory["newOrder"] = "https://localhost:{RATE_LIMITED_PORT}/order-plz"
+        self.answer(200, directory, "application/json")
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        problem = {{"type": "urn:ietf:params:acme:error:rateLimited", "status": 429, "detail": "{RATE_LIMITED_DETAIL}"}}
+        self.answer(429, problem, "application/problem+json", retry_after="1")
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", {RATE_LIMITED_PORT}), Front)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain("{PEBBLE_DIR}/listener.crt", "{PEBBLE_DIR}/listener.key")
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def test_a_rate_limit_is_one_line_with_when_to_retry_and_the_old_certificate_serves(
+    issued, inv, pebble, lb_domains, host_run
+):
+    lb = pebble["lb"]
+    front = f"{PEBBLE_DIR}/rate-limited-front.py"
+    written = host_run(lb, f"cat > {front} <<'EOF'\n{RATE_LIMITED_FRONT}\nEOF\n")
+    assert written.rc == 0, written.stderr
+    unit = "pyfleet-lab-pebble-rate-limited"
+    started = host_run(
+        lb, f"systemctl reset-failed {unit} 2>/dev/null; systemd-run --quiet --unit={unit} python3 {front}"
+    )
+    assert started.rc == 0, started.stderr
+    directory = f"https://localhost:{RATE_LIMITED_PORT}/dir"
+    try:
+        wait_for(
+            lambda: host_run(lb, f"curl -sf --cacert {PEBBLE_DIR}/ca.crt {directory}"), 20, "the rate-limited front"
+        )
+        line = bad_converge(inv, pebble, loadbalancer_acme_directory=directory, loadbalancer_acme_force_renewal=True)
+    finally:
+        host_run(lb, f"systemctl stop {unit}")
+    assert "\n" not in line and "Traceback" not in line
+    assert (
+        f"no new ACME certificate for {', '.join(lb_domains)}: the CA at {directory} answered with a rate limit "
+        "(Error creating new order :: too many certificates" in line
+    ), line
+    assert line.endswith("fix: wait until 2026-12-10 10:00:00 UTC, then converge again"), line
+    assert {d: served(pebble["lb_ip"], d, pebble["root"]) for d in lb_domains} == issued
+
+
 def test_a_missing_directory_stops_before_any_host_is_touched(inv, lab):
     done = subprocess.run(
         [

@@ -2,11 +2,12 @@
 
 A copy of the lab inventory (named ``lab``, so it is the same lab) drops the app
 hello-async, takes web2 out of group web (it stays in the inventory, in group
-spare), and moves worker type io from worker1 to worker2. `fab status` marks
-what is left over, `fab site` on the copy stops and removes it and says so, and
-keeps the apps' data; `fab site --purge` then removes the data too. The tests
-run last; a lab that outlives the session is put back by `fab site` on the
-lab's own inventory.
+spare), moves worker type io from worker1 to worker2 and switches
+``pyfleet_broker_kind`` from redis to rabbitmq. `fab status` marks what is left
+over, `fab site` on the copy stops and removes it and says so, and keeps the
+apps' and the old broker's data; `fab site --purge` then removes the apps' data
+too. The tests run last; a lab that outlives the session is put back by `fab
+site` on the lab's own inventory (Redis again; RabbitMQ stopped and disabled).
 """
 
 import shutil
@@ -35,7 +36,8 @@ def fab(*args, timeout=900):
 
 
 def shrunk_inventory(inv, dest):
-    """The lab inventory without hello-async, web2 out of group web, worker type io on worker2 instead of worker1."""
+    """The lab inventory without hello-async, web2 out of group web, worker type io on worker2 instead of worker1,
+    and RabbitMQ as the broker instead of Redis."""
     copy = dest / inv.path.name
     shutil.copytree(inv.path, copy)
     hosts = yaml.safe_load((copy / "hosts.yml").read_text())
@@ -50,6 +52,14 @@ def shrunk_inventory(inv, dest):
     (copy / "host_vars" / "worker2.yml").write_text(
         "celery_worker_types: [cpu, io]\ncelery_beat: true\ncelery_flower: true\nlab_debian_suite: trixie\n"
     )
+    broker_yml = copy / "group_vars" / "all" / "broker.yml"
+    broker = yaml.safe_load(broker_yml.read_text())
+    broker.update(
+        pyfleet_broker_kind="rabbitmq",
+        rabbitmq_passwords={KEPT: "pyfleet-lab-rabbitmq-password-not-for-production"},
+        rabbitmq_limit_nofile=4096,  # the podman lab's hard open-file limit
+    )
+    broker_yml.write_text(yaml.safe_dump(broker, sort_keys=False))
     return copy
 
 
@@ -82,10 +92,13 @@ def removed(inv, lab, tmp_path_factory):
 def test_status_marks_what_the_inventory_no_longer_names(removed):
     _, status_out, _ = removed
     lines = {line.split(" (")[0]: line for line in status_out.splitlines() if line.startswith("orphaned on ")}
-    assert set(lines) == {"orphaned on web1", "orphaned on web2", "orphaned on worker1"}, status_out
+    assert set(lines) == {"orphaned on web1", "orphaned on web2", "orphaned on worker1", "orphaned on broker1"}, (
+        status_out
+    )
     assert "unit pyfleet-hello-async@.service" in lines["orphaned on web1"]
     assert "unit pyfleet-hello@.service" in lines["orphaned on web2"]
     assert "unit pyfleet-hello-worker@io.service.d" in lines["orphaned on worker1"]
+    assert "service redis-server.service" in lines["orphaned on broker1"]
 
 
 def test_site_says_what_it_removed(removed):
@@ -94,6 +107,7 @@ def test_site_says_what_it_removed(removed):
     assert any("unit pyfleet-hello-async@.service" in line for line in said), site_out[-3000:]
     assert any("nginx (stopped: the host serves nothing)" in line for line in said), said
     assert any("unit pyfleet-hello-worker@io.service.d" in line for line in said), said
+    assert any("service redis-server.service (stopped, data kept)" in line for line in said), said
 
 
 def test_the_dropped_app_is_stopped_and_unreachable_its_data_kept(removed, host_run, lb_address):
@@ -119,6 +133,19 @@ def test_a_dropped_worker_type_stops_where_it_was_and_runs_where_it_went(removed
     assert host_run("worker1", "systemctl is-active pyfleet-hello-worker@io").stdout.strip() != "active"
     assert host_run("worker1", "test -e /etc/systemd/system/pyfleet-hello-worker@io.service.d").rc != 0
     assert host_run("worker2", "systemctl is-active pyfleet-hello-worker@io").stdout.strip() == "active"
+
+
+def test_a_switched_broker_carries_the_tasks_and_the_old_one_is_stopped_its_data_kept(removed, host_run, post_task):
+    assert host_run("broker1", "systemctl is-active rabbitmq-server").stdout.strip() == "active"
+    assert host_run("broker1", "systemctl is-active redis-server").stdout.strip() != "active"
+    assert host_run("broker1", "systemctl is-enabled redis-server").stdout.strip() == "disabled"
+    assert host_run("broker1", "test -e /etc/systemd/system/redis-server.service.d").rc != 0
+    assert host_run("broker1", "test -d /var/lib/redis").rc == 0  # Redis' data stays (switching back finds it)
+    # A task through the new broker: sent by the app on web1, run by type io on its new host, its result back
+    # over AMQP (rpc://).
+    status, body = post_task("sleep", {"args": [0.05]})
+    assert status == 200, body
+    assert body["result"]["node"] == "io@worker2", body
 
 
 def test_purge_removes_the_dropped_apps_data(removed, host_run):

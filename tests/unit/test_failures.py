@@ -136,6 +136,18 @@ def test_record_does_not_repeat_the_host_of_a_roles_failure_line():
     )
 
 
+def test_a_cause_that_says_its_own_fix_gets_no_generic_one():
+    why = "lb1: no new ACME certificate for a.test: the ACME directory x is unreachable; fix: check the route to it"
+    rec = failures.record("lb1", "loadbalancer : Say which domain failed and why", {"msg": why})
+    assert rec["fix"] == ""
+    assert failures.message([rec]) == (
+        "lb1: task 'loadbalancer : Say which domain failed and why' failed: no new ACME certificate for a.test: "
+        "the ACME directory x is unreachable; fix: check the route to it"
+    )
+    # "fix" inside a word or a path is no fix of the role's own.
+    assert failures.record("web1", "t", {"msg": "prefix: bugfix: x"})["fix"] == failures.FIX
+
+
 CHANGED_KEY = """Task failed: Failed to connect to the host via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
 @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
 @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@

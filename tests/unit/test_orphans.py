@@ -48,7 +48,7 @@ def test_a_host_out_of_every_group_keeps_nothing(lab):
 def test_a_switched_broker_kind_keeps_the_other_service(lab):
     inv, plan = lab
     switched = dict(plan, broker_kind="rabbitmq")
-    assert orphans.wanted(switched, inv.groups, "broker1")["services"] == ["rabbitmq-server.service"]
+    assert orphans.wanted(switched, inv.groups, "broker1")["services"] == ["epmd.socket", "rabbitmq-server.service"]
     assert orphans.wanted(plan, regrouped(inv, brokers=[]), "broker1")["services"] == []
 
 
@@ -127,6 +127,33 @@ def test_a_dropped_worker_type_and_broker_go():
     assert "systemctl disable --now pyfleet-hello-worker@io.service " in script
     assert "systemctl disable --now redis-server.service" in script
     assert "/var/lib/redis" not in script  # broker data stays
+
+
+def test_a_broker_switched_back_stops_rabbitmq_and_its_port_mapper():
+    probe = "service|epmd.socket\nservice|rabbitmq-server.service\nservice|redis-server.service\n"
+    keep = dict(NOTHING_KEPT, services=["redis-server.service"])
+    gone = orphans.orphans(orphans.parse_probe(probe), keep)
+    assert gone["services"] == ["epmd.socket", "rabbitmq-server.service"]
+    script = orphans.removal_script(gone)
+    # The socket and the epmd it started both stop; their pyfleet drop-ins go.
+    assert "systemctl disable --now epmd.socket epmd.service" in script
+    assert "rm -rf /etc/systemd/system/epmd.socket.d" in script
+    assert "systemctl disable --now rabbitmq-server.service 2>" in script
+    assert "/var/lib/rabbitmq" not in script  # broker data stays
+    # The probe looks for every broker unit's drop-in.
+    assert "epmd.socket rabbitmq-server.service redis-server.service" in orphans.PROBE
+
+
+def test_a_dropped_broker_goes_after_the_workers_that_used_it():
+    probe = "unitfile|pyfleet-hello-worker@.service\nunitfile|pyfleet-hello-worker@io.service.d\nservice|redis-server.service\n"
+    keep = dict(NOTHING_KEPT, units=["pyfleet-hello-worker@.service"], services=["rabbitmq-server.service"])
+    rest, brokers = orphans.brokers_last(orphans.orphans(orphans.parse_probe(probe), keep))
+    assert (rest["units"], rest["services"]) == (["pyfleet-hello-worker@io.service.d"], [])
+    assert (brokers["units"], brokers["services"], brokers["apps"]) == ([], ["redis-server.service"], {})
+    first, then = orphans.removal_script(rest), orphans.removal_script(brokers)
+    assert "redis-server" not in first and "pyfleet-hello-worker@io" in first
+    assert "pyfleet-hello-worker" not in then and "systemctl disable --now redis-server.service" in then
+    assert orphans.describe(brokers) == ["service redis-server.service (stopped, data kept)"]
 
 
 def test_app_data_is_recorded_and_kept_unless_purged():

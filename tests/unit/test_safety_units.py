@@ -369,3 +369,9 @@ def test_rabbitmq_drop_in_sandbox():
     assert found[3:-2] == RABBITMQ_SANDBOX
     assert "MemoryDenyWriteExecute=yes" not in found  # the Erlang JIT writes code
     assert found[-2:] == ["IPAddressDeny=any", "IPAddressAllow=localhost 10.0.0.0/24"]
+
+
+def test_erlangs_port_mapper_listens_on_loopback_only():
+    # Debian's epmd.socket listens on every address; the list is reset, then loopback only.
+    text = render("rabbitmq", "etc/systemd/system/epmd.socket.d/pyfleet.conf.j2", "broker1")
+    assert lines(text) == ["ListenStream=", "ListenStream=127.0.0.1:4369"]

@@ -178,6 +178,11 @@ def test_distribution_port_only_on_loopback(listening):
     assert [a for a in listening if a.endswith(":25672")] == ["127.0.0.1:25672"]
 
 
+def test_erlangs_port_mapper_only_on_loopback(listening):
+    # Debian's epmd.socket listens on every address (systemd holds it: pid 1).
+    assert [a for a in listening if a.endswith(":4369")] == ["127.0.0.1:4369"]
+
+
 def test_open_file_limit_fits_the_container(host):
     assert host.check_output("systemctl show -P LimitNOFILE rabbitmq-server") == "4096"
 
