@@ -51,9 +51,13 @@ def render_config_module(plan):
             "# worker's tasks come back within minutes. Kombu looks for such tasks every",
             "# 10 s but scans only every 10th look (100 s); a throttle of 1 scans at each look,",
             "# so a task comes back at most 10 s after its timeout (one cheap query per worker).",
+            "# A connection to Redis that is not up in 5 s fails: without a bound, a worker whose",
+            "# broker a firewall no longer lets it reach (a switched pyfleet_broker_kind) hangs in",
+            "# its warm shutdown until systemd kills it (TimeoutStopSec; 90 s in the lab).",
             f"broker_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}, "
-            "'unacked_restore_throttle': 1}",
+            "'unacked_restore_throttle': 1, 'socket_connect_timeout': 5}",
             f"result_backend_transport_options = {{'visibility_timeout': {plan['visibility_timeout']}}}",
+            "redis_socket_connect_timeout = 5",
         ]
     lines += [
         "# Through a broker restart: a producer keeps trying to send a task for about 15 s",

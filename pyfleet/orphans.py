@@ -170,18 +170,6 @@ def orphans(found, keep):
     return {"units": units, "nginx_files": nginx_files, "services": services, "stop_nginx": stop_nginx, "apps": apps}
 
 
-def brokers_last(orphaned):
-    """``orphaned`` in two parts, (everything but the broker services, the broker services alone).
-
-    A broker the inventory no longer names stops only after every host stopped
-    what used it: a Celery worker whose broker goes away in its warm shutdown
-    waits for it until systemd kills it (90 s, seen in the lab).
-    """
-    rest = dict(orphaned, services=[])
-    brokers = {"units": [], "nginx_files": [], "services": orphaned["services"], "stop_nginx": False, "apps": {}}
-    return rest, brokers
-
-
 def anything(orphaned, purge=False):
     """Whether there is anything to remove (left-over app data counts only when purging)."""
     return bool(

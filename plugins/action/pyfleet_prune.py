@@ -5,11 +5,6 @@ host; the controller compares them with what the plan wants there
 (pyfleet.orphans, the same functions ``fab status`` marks orphans with); a
 second command, only when something is left over, removes it. App data (base
 dir, user, env files) stays unless ``purge``.
-
-``brokers``: ``now`` (the default) removes everything; ``later`` leaves the broker
-services and returns them as ``brokers_left``; ``only`` removes the broker services
-alone. site.yml runs ``later`` on every host, then ``only`` where one is left, so a
-broker stops after the workers that used it (pyfleet.orphans.brokers_last).
 """
 
 from __future__ import annotations
@@ -24,8 +19,7 @@ from pyfleet import orphans
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("wanted", "purge", "brokers"))
-    BROKERS = ("now", "later", "only")
+    _VALID_ARGS = frozenset(("wanted", "purge"))
 
     def _root(self, command):
         result = self._low_level_execute_command(command, sudoable=True)
@@ -43,20 +37,11 @@ class ActionModule(ActionBase):
                 "pyfleet_prune: wanted must be pyfleet_plan.hosts[host].wanted (pyfleet.orphans.wanted)"
             )
         purge = bool(self._task.args.get("purge", False))
-        brokers = self._task.args.get("brokers", "now")
-        if brokers not in self.BROKERS:
-            raise AnsibleActionFail(f"pyfleet_prune: brokers must be one of {', '.join(self.BROKERS)}, not {brokers!r}")
         found = orphans.parse_probe(self._root("sh -c " + shlex.quote(orphans.PROBE)))
         orphaned = orphans.orphans(found, keep)
-        rest, broker_services = orphans.brokers_last(orphaned)
-        left = []
-        if brokers == "later":
-            orphaned, left = rest, broker_services["services"]
-        elif brokers == "only":
-            orphaned, purge = broker_services, False
         removed = orphans.describe(orphaned, purge) if orphans.anything(orphaned, purge) else []
         if not removed:
-            return dict(result, changed=False, removed=[], brokers_left=left)
+            return dict(result, changed=False, removed=[])
         if not self._play_context.check_mode:
             self._root("sh -c " + shlex.quote(orphans.removal_script(orphaned, purge)))
-        return dict(result, changed=True, removed=removed, brokers_left=left)
+        return dict(result, changed=True, removed=removed)

@@ -28,16 +28,6 @@ options:
     description: Remove the data of apps no longer on the host too.
     type: bool
     default: false
-  brokers:
-    description:
-      - When the broker services the host no longer runs stop. C(now) removes
-        everything; C(later) leaves them and returns them in C(brokers_left);
-        C(only) removes them alone. A broker should stop after every host
-        stopped the workers that used it (site.yml runs C(later) on all hosts,
-        then C(only)).
-    type: str
-    choices: [now, later, only]
-    default: now
 """
 
 EXAMPLES = r"""
@@ -50,11 +40,6 @@ EXAMPLES = r"""
 RETURN = r"""
 removed:
   description: One phrase per thing removed (or, in check mode, that would be).
-  type: list
-  elements: str
-  returned: always
-brokers_left:
-  description: The broker services left for a later C(brokers=only) run (with C(brokers=later)).
   type: list
   elements: str
   returned: always

@@ -141,11 +141,14 @@ def test_a_switched_broker_carries_the_tasks_and_the_old_one_is_stopped_its_data
     assert host_run("broker1", "systemctl is-enabled redis-server").stdout.strip() == "disabled"
     assert host_run("broker1", "test -e /etc/systemd/system/redis-server.service.d").rc != 0
     assert host_run("broker1", "test -d /var/lib/redis").rc == 0  # Redis' data stays (switching back finds it)
-    # A task through the new broker: sent by the app on web1, run by type io on its new host, its result back
-    # over AMQP (rpc://).
-    status, body = post_task("sleep", {"args": [0.05]})
-    assert status == 200, body
-    assert body["result"]["node"] == "io@worker2", body
+    # Every worker type, those that ran before the switch included, takes its tasks from the new broker:
+    # sent by the app on web1, the result back over AMQP (rpc://). Redis is stopped: a worker left on it
+    # would answer nothing.
+    where = {"whoami": ({}, "default@worker1"), "sleep": ({"args": [0.05]}, "io@worker2"), "tick": ({}, "cpu@worker2")}
+    for task, (body, node) in where.items():
+        status, answer = post_task(task, body)
+        assert status == 200, (task, answer)
+        assert answer["result"]["node"] == node, (task, answer)
 
 
 def test_purge_removes_the_dropped_apps_data(removed, host_run):

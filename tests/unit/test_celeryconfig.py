@@ -11,7 +11,11 @@ def test_config_module_is_python_with_the_settings():
     exec(compile(source, "pyfleet_celeryconfig.py", "exec"), namespace)
     assert namespace["task_routes"]["sampleapp.tasks.sleep"] == {"queue": "io"}
     assert namespace["task_default_queue"] == "default"
-    assert namespace["broker_transport_options"] == {"visibility_timeout": 630, "unacked_restore_throttle": 1}
+    assert namespace["broker_transport_options"] == {
+        "visibility_timeout": 630,
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 5,
+    }
     assert namespace["beat_schedule"]["tick"]["schedule"] == 10.0
     assert namespace["task_acks_late"] is True
     assert namespace["worker_prefetch_multiplier"] == 1

@@ -144,18 +144,6 @@ def test_a_broker_switched_back_stops_rabbitmq_and_its_port_mapper():
     assert "epmd.socket rabbitmq-server.service redis-server.service" in orphans.PROBE
 
 
-def test_a_dropped_broker_goes_after_the_workers_that_used_it():
-    probe = "unitfile|pyfleet-hello-worker@.service\nunitfile|pyfleet-hello-worker@io.service.d\nservice|redis-server.service\n"
-    keep = dict(NOTHING_KEPT, units=["pyfleet-hello-worker@.service"], services=["rabbitmq-server.service"])
-    rest, brokers = orphans.brokers_last(orphans.orphans(orphans.parse_probe(probe), keep))
-    assert (rest["units"], rest["services"]) == (["pyfleet-hello-worker@io.service.d"], [])
-    assert (brokers["units"], brokers["services"], brokers["apps"]) == ([], ["redis-server.service"], {})
-    first, then = orphans.removal_script(rest), orphans.removal_script(brokers)
-    assert "redis-server" not in first and "pyfleet-hello-worker@io" in first
-    assert "pyfleet-hello-worker" not in then and "systemctl disable --now redis-server.service" in then
-    assert orphans.describe(brokers) == ["service redis-server.service (stopped, data kept)"]
-
-
 def test_app_data_is_recorded_and_kept_unless_purged():
     gone = orphans.orphans(orphans.parse_probe(WEB2), NOTHING_KEPT)
     kept = orphans.removal_script(gone, purge=False)

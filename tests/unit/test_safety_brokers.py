@@ -151,8 +151,14 @@ def test_celery_settings_lose_no_task(monkeypatch):
     assert conf["worker_prefetch_multiplier"] == 1
     # The broker re-delivers an unacked task only after the longest time limit plus 30 s.
     # A task whose worker died comes back at most 10 s after the timeout (kombu scans at every look).
-    assert conf["broker_transport_options"] == {"visibility_timeout": 630, "unacked_restore_throttle": 1}
+    # A connection to a broker that cannot be reached fails in 5 s: a worker's warm shutdown never hangs on it.
+    assert conf["broker_transport_options"] == {
+        "visibility_timeout": 630,
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 5,
+    }
     assert conf["result_backend_transport_options"] == {"visibility_timeout": 630}
+    assert conf["redis_socket_connect_timeout"] == 5
     assert conf["task_publish_retry_policy"]["max_retries"] >= 10
     assert conf["result_backend_always_retry"] is True
     assert conf["broker_connection_retry_on_startup"] is True

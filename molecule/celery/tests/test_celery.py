@@ -176,7 +176,10 @@ def test_settings_module(host):
     assert f"task_routes = {routes}" in config
     # The longest hard time limit (default: 60) plus the 30 s margin (pyfleet/workers.py).
     # Kombu looks for tasks past that timeout every 10 s and scans at each look (throttle 1).
-    assert "broker_transport_options = {'visibility_timeout': 90, 'unacked_restore_throttle': 1}" in config
+    assert (
+        "broker_transport_options = {'visibility_timeout': 90, 'unacked_restore_throttle': 1, "
+        "'socket_connect_timeout': 5}" in config
+    )
 
 
 # ---- the fleet, seen from each host --------------------------------------------------
