@@ -868,7 +868,8 @@ def activate_workers(params, release, current):
             raise refused(params, release, current, exc) from None
         result["seconds"]["gate"] = round(time.monotonic() - started, 2)
         switch_current(base, release)
-    result["pruned"] = prune(base, params["keep_releases"], {release})
+    # The release that served until now stays too (what a rollback goes back to), even when older than the rest.
+    result["pruned"] = prune(base, params["keep_releases"], {release, current})
     result["changed"] = result["changed"] or bool(result["pruned"])
     return result
 
@@ -968,7 +969,8 @@ def activate_web(params, release, current):
     if stale:
         run(["systemctl", "reset-failed", *stale])
     result["stopped"] = old_running
-    result["pruned"] = prune(base, params["keep_releases"], {release})
+    # The release that served until now stays too (what a rollback goes back to), even when older than the rest.
+    result["pruned"] = prune(base, params["keep_releases"], {release, current})
     result["seconds"]["total"] = round(time.monotonic() - started, 2)
     result["changed"] = True
     return result

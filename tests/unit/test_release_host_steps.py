@@ -457,3 +457,16 @@ def test_info_reports_the_host_and_each_apps_releases_and_unpacked_wheelhouses(t
     assert info["cpus"] == (os.cpu_count() or 1)
     assert info["glibc"] == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
     assert rel.action_info({"apps": None})["apps"] == {}
+
+
+def test_a_worker_switch_keeps_the_release_that_served_until_then(tmp_path, monkeypatch):
+    from test_release_module import worker_params
+
+    ids = [f"20261124T05{m:02d}00Z" for m in range(6)]
+    for release in ids:
+        make_release(tmp_path, release)
+    rel.switch_current(str(tmp_path), ids[0])  # rolled back to the oldest
+    Calls(monkeypatch)
+    result = rel.action_activate(worker_params(tmp_path, release=ids[-1], env_file=None, keep_releases=3))
+    assert (result["previous"], result["pruned"]) == (ids[0], ids[1:3])
+    assert rel.releases(str(tmp_path)) == [ids[0], *ids[3:]]

@@ -344,3 +344,16 @@ def test_the_switch_prunes_beyond_the_kept_releases(tmp_path, monkeypatch):
     result = rel.action_activate(params(tmp_path, keep_releases=3))
     assert result["pruned"] == ["20261124T041000Z", "20261124T041100Z", "20261124T041200Z", "20261124T041300Z"]
     assert rel.releases(str(tmp_path)) == ["20261124T041400Z", OLD, NEW]
+
+
+def test_the_switch_keeps_the_release_that_served_until_then_even_the_oldest(tmp_path, monkeypatch):
+    # OLD serves (a rollback went back to it) while newer releases exist: the deploy of
+    # NEW prunes the oldest beyond keep_releases, but never OLD, what a rollback returns to.
+    FakeHost(tmp_path, monkeypatch)
+    newer = [f"20261124T0500{second:02d}Z" for second in range(10, 14)]
+    for release in newer:
+        make_release(tmp_path, release)
+    result = rel.action_activate(params(tmp_path, keep_releases=3))
+    assert result["previous"] == OLD
+    assert result["pruned"] == newer[:2]
+    assert rel.releases(str(tmp_path)) == [OLD, *newer[2:], NEW]
