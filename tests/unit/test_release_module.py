@@ -281,6 +281,7 @@ def test_build_with_pip_from_a_wheelhouse(tmp_path):
     assert "version=1.0" in (release / "REVISION").read_text()
     assert os.readlink(release / "shared") == "../../shared"
     assert list((release / "venv" / "lib").glob("python3*/site-packages/tiny.py"))
+    assert not list((release / "venv" / "lib").glob("python3*/site-packages/__pycache__/tiny.*"))  # --no-compile
     assert not tar_path.exists()  # unpacked, then removed
     # The same build again is recognised as done.
     assert rel.action_build(params)["changed"] is False
