@@ -6,6 +6,8 @@ controller's uv, so a build takes about a second.
 """
 
 import grp
+import hashlib
+import io
 import json
 import os
 import stat
@@ -238,3 +240,104 @@ def test_info_on_a_host_without_glibc_or_a_cpu_count(monkeypatch):
     monkeypatch.setattr(rel.os, "cpu_count", lambda: None)
     info = rel.action_info({"apps": {}})
     assert (info["glibc"], info["cpus"]) == ("0.0", 1)
+
+
+FAKE_PYTHON = """#!/bin/sh
+# python3 -m venv DIR: a venv whose pip records its arguments and environment, then does {pip}.
+echo "venv|$PIP_DISABLE_PIP_VERSION_CHECK|${PYTHONPATH-unset}|$*" >> "{log}"
+mkdir -p "$3/bin"
+cat > "$3/bin/pip" <<'PIP'
+#!/bin/sh
+echo "pip|$PIP_DISABLE_PIP_VERSION_CHECK|${PYTHONPATH-unset}|$*" >> "{log}"
+{pip}
+PIP
+chmod +x "$3/bin/pip"
+"""
+
+
+@pytest.mark.parametrize("compile_bytecode", [False, True])
+def test_build_with_pip_runs_the_venvs_pip_offline_and_isolated(tmp_path, monkeypatch, compile_bytecode):
+    monkeypatch.setenv("PYTHONPATH", "/controller/site")
+    log = tmp_path / "calls.log"
+    python = tmp_path / "python3"
+    python.write_text(FAKE_PYTHON.replace("{log}", str(log)).replace("{pip}", "exit 0"), encoding="utf-8")
+    python.chmod(0o755)
+    tar_path = artifact(tmp_path)
+    rel.action_build(params(tmp_path, tar_path, installer="pip", python=str(python), compile_bytecode=compile_bytecode))
+    venv = tmp_path / "app" / "releases" / NEW / "venv"
+    house = tmp_path / "app" / "wheelhouse" / "abababababababab"
+    no_compile = "" if compile_bytecode else " --no-compile"
+    assert log.read_text().splitlines() == [
+        f"venv|1|unset|-m venv {venv}",
+        f"pip|1|unset|install --quiet --isolated --no-index --find-links {house} -r {house}/requirements.lock{no_compile}",
+    ]
+    meta = json.loads((venv.parent / rel.META).read_text())
+    assert meta["installer"] == "pip"
+
+
+@pytest.mark.parametrize(
+    "pip, error",
+    [
+        (None, "creating the venv with python3 -m venv: Error: no such python"),
+        (
+            "echo 'ERROR: No matching distribution found for tiny==1.0'; exit 1",
+            "installing the wheelhouse with pip: ERROR: No matching distribution found for tiny==1.0",
+        ),
+    ],
+)
+def test_a_failed_pip_build_names_its_step(tmp_path, pip, error):
+    python = tmp_path / "python3"
+    if pip is None:
+        python.write_text("#!/bin/sh\necho 'Error: no such python'\nexit 1\n", encoding="utf-8")
+    else:
+        python.write_text(FAKE_PYTHON.replace("{log}", str(tmp_path / "log")).replace("{pip}", pip), encoding="utf-8")
+    python.chmod(0o755)
+    tar_path = artifact(tmp_path)
+    with pytest.raises(rel.Failed) as failed:
+        rel.action_build(params(tmp_path, tar_path, installer="pip", python=str(python)))
+    assert str(failed.value) == f"building release {NEW} failed: {error}"
+    assert os.listdir(tmp_path / "app" / "releases") == []
+
+
+def test_a_second_build_from_the_unpacked_wheelhouse(tmp_path):
+    """Another release of the same artifact (the config changed): the tar is not needed again, or removed if re-shipped."""
+    tar_path = artifact(tmp_path)
+    rel.action_build(params(tmp_path, tar_path))
+    rel.action_build(params(tmp_path, None, release="20261124T050200Z", config_files=[str(tmp_path / "new.env")]))
+    tar_path.write_bytes(b"shipped again")
+    rel.action_build(params(tmp_path, tar_path, release="20261124T050300Z", config_files=[str(tmp_path / "a.env")]))
+    assert not tar_path.exists()
+    assert rel.releases(str(tmp_path / "app")) == [NEW, "20261124T050200Z", "20261124T050300Z"]
+
+
+@pytest.mark.parametrize("name", ["/etc/cron.d/x", "static/../../x", "link"])
+def test_unpack_refuses_absolute_climbing_and_link_members(tmp_path, name):
+    tar_path = tmp_path / "evil.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        info = tarfile.TarInfo(name)
+        if name == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(rel.Failed, match=rf"^artifact {tar_path} holds an unsafe member '{name}'; rebuild it$"):
+        rel.unpack(str(tar_path), str(tmp_path / "house"))
+    assert not (tmp_path / "house").exists()
+
+
+def test_current_is_a_release_id_or_none(tmp_path):
+    (tmp_path / "releases" / "notes").mkdir(parents=True)
+    os.symlink(f"releases/{NEW}/", tmp_path / "current")  # as `ln -s releases/<id>/ current` makes it
+    assert rel.current_release(str(tmp_path)) == NEW
+    os.unlink(tmp_path / "current")
+    os.symlink("releases/notes", tmp_path / "current")
+    assert rel.current_release(str(tmp_path)) is None
+
+
+def test_the_config_hash_stays_what_hosts_already_store(tmp_path):
+    """Releases record it; a new formula would rebuild every release on every host once."""
+    env = tmp_path / "hello.env"
+    env.write_text("A=1\n", encoding="utf-8")
+    missing = str(tmp_path / "missing.env")
+    digest = hashlib.sha256()
+    digest.update(str(env).encode() + b"\0" + hashlib.sha256(b"A=1\n").digest())
+    digest.update(missing.encode() + b"\0" + b"absent")
+    assert rel.sha256_files([str(env), missing]) == "sha256:" + digest.hexdigest()
