@@ -106,6 +106,14 @@ def test_reload_nginx_waits_at_most_10_s_for_new_workers(tmp_path, monkeypatch):
     assert len(clock.sleeps) > 50  # it kept looking
 
 
+def test_reload_nginx_says_when_the_reload_fails(tmp_path, monkeypatch):
+    upstream = tmp_path / "hello.upstream.conf"
+    Calls(monkeypatch, [(["systemctl", "reload"], (1, "Job for nginx.service failed."))])
+    monkeypatch.setattr(rel, "nginx_workers", dict)
+    with pytest.raises(rel.Failed, match=r"^reloading nginx: Job for nginx.service failed.$"):
+        rel.reload_nginx(str(upstream), "new\n")
+
+
 def test_reload_nginx_puts_the_old_upstream_back_when_nginx_refuses(tmp_path, monkeypatch):
     upstream = tmp_path / "hello.upstream.conf"
     upstream.write_text("old\n", encoding="utf-8")
@@ -551,6 +559,18 @@ def test_journal_reason_reads_the_instances_own_lines_then_the_units(monkeypatch
         ["journalctl", "--no-pager", "-o", "cat", "-n", "80", "_SYSTEMD_UNIT=x@1.service"],
         ["journalctl", "--no-pager", "-o", "cat", "-n", "10", "-u", "x@1.service"],
     ]
+
+
+def test_journal_reason_without_an_exception_is_the_instances_last_line(monkeypatch):
+    calls = Calls(monkeypatch, [(["journalctl", "--no-pager", "-o", "cat", "-n", "80"], (0, "Booting\nlistening\n"))])
+    assert rel.journal_reason("x@1.service") == "listening"
+    assert len(calls.calls) == 1  # the unit's own lines are not needed
+
+
+def test_journal_reason_prefers_the_apps_exception_over_gunicorns_own(monkeypatch):
+    journal = "KeyError: 'SECRET_KEY'\ngunicorn.errors.AppImportError: Application object must be callable.\n"
+    Calls(monkeypatch, [(["journalctl"], (0, journal))])
+    assert rel.journal_reason("x@1.service") == "KeyError: 'SECRET_KEY'"
 
 
 def test_journal_reason_keeps_the_last_exception_short(monkeypatch):
