@@ -87,6 +87,13 @@ def uv_calls(tmp_path):
     return [line.split("|") for line in (tmp_path / "uvdir" / "0.13.9" / "calls.log").read_text().splitlines()]
 
 
+@pytest.fixture(autouse=True)
+def host_environment(monkeypatch):
+    """A host's environment: none of the installer settings the unit tests' session sets (conftest.py)."""
+    for name in ("PIP_DISABLE_PIP_VERSION_CHECK", "UV_NO_CONFIG", "UV_CACHE_DIR", "UV_PYTHON_DOWNLOADS", "PYTHONPATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_build_with_uv_makes_a_complete_release_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/controller/site")  # never reaches the release's venv
     monkeypatch.setenv("PYFLEET_HOST_MARK", "kept")  # the rest of the host's environment does
@@ -160,16 +167,17 @@ def test_build_without_compiling_and_a_stale_uv_directory(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "lock, manifest, reason",
+    "lock, manifest, python, reason",
     [
-        ("nothere==1.0\n", None, r"installing the wheelhouse with uv: .*nothere"),
-        ("tiny==1.0\n", "{not json", r"JSONDecodeError: Expecting property name"),
+        ("nothere==1.0\n", None, sys.executable, r"installing the wheelhouse with uv: .*nothere"),
+        ("tiny==1.0\n", "{not json", sys.executable, r"JSONDecodeError: Expecting property name"),
+        ("tiny==1.0\n", None, "/nonexistent/python3", r"creating the venv with uv: .*/nonexistent/python3"),
     ],
 )
-def test_a_failed_build_leaves_no_release_behind(tmp_path, lock, manifest, reason):
+def test_a_failed_build_leaves_no_release_behind(tmp_path, lock, manifest, python, reason):
     tar_path = artifact(tmp_path, lock=lock, manifest=manifest)
     with pytest.raises(rel.Failed, match=rf"^building release {NEW} failed: {reason}"):
-        rel.action_build(params(tmp_path, tar_path))
+        rel.action_build(params(tmp_path, tar_path, python=python))
     assert os.listdir(tmp_path / "app" / "releases") == []
     # The unpacked wheelhouse stays for the next try; the tar is gone.
     assert os.listdir(tmp_path / "app" / "wheelhouse") == ["abababababababab"]

@@ -496,6 +496,10 @@ def test_rollback_target_names_the_releases_there(tmp_path):
     rel.switch_current(str(tmp_path), OLD)
     with pytest.raises(rel.Failed, match=rf"^no release older than {OLD} to roll back to; releases: {OLD}$"):
         rel.target_release(str(tmp_path), "previous", OLD)
+    make_release(tmp_path, NEW)
+    with pytest.raises(rel.Failed, match=rf"^no release older than {OLD} to roll back to; releases: {OLD}, {NEW}$"):
+        rel.target_release(str(tmp_path), "previous", OLD)
+    (tmp_path / "releases" / NEW / rel.META).unlink()
     (tmp_path / "releases" / OLD / rel.META).unlink()
     with pytest.raises(rel.Failed, match=r"; releases: none$"):
         rel.target_release(str(tmp_path), "previous", OLD)
