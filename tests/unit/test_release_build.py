@@ -183,6 +183,16 @@ def test_a_failed_build_leaves_no_release_behind(tmp_path, lock, manifest, pytho
     assert os.listdir(tmp_path / "app" / "wheelhouse") == ["abababababababab"]
 
 
+def test_unpack_starts_over_after_an_interrupted_unpack(tmp_path):
+    tar_path = artifact(tmp_path)
+    leftover = tmp_path / "app" / "wheelhouse" / "abababababababab.tmp"
+    leftover.mkdir()
+    (leftover / "half.whl").write_text("cut off")
+    rel.action_build(params(tmp_path, tar_path))
+    assert sorted(os.listdir(tmp_path / "app" / "wheelhouse")) == ["abababababababab"]
+    assert not (tmp_path / "app" / "wheelhouse" / "abababababababab" / "half.whl").exists()
+
+
 def test_build_in_check_mode_reports_and_builds_nothing(tmp_path):
     tar_path = artifact(tmp_path)
     result = rel.action_build(params(tmp_path, tar_path, _check_mode=True))

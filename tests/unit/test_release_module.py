@@ -198,8 +198,11 @@ def test_build_target_choices():
     # No shared id: the current release up to date is a no-op; else build the new id.
     assert pick(fresh, fresh, [a], a, {a}) == (a, False)
     assert pick(fresh, fresh, [a], a, set()) == (fresh, True)
-    # Forced: always the new id.
+    # The shared id is here with other config, the new id with this one (an earlier run stopped before the switch).
+    assert pick(b, fresh, [a, b, fresh], a, {fresh}) == (fresh, False)
+    # Forced: always the new id, built unless it is here with this artifact and config.
     assert pick(b, fresh, [a, b], b, {b}, force=True) == (fresh, True)
+    assert pick(b, fresh, [a, fresh], a, {fresh}, force=True) == (fresh, False)
 
 
 def test_info_lists_the_artifact_of_each_release(tmp_path):
@@ -253,6 +256,8 @@ def test_build_makes_a_new_release_when_the_config_changed(tmp_path):
 def test_build_rejects_a_bad_release_id(tmp_path):
     with pytest.raises(rel.Failed, match="not a UTC stamp"):
         rel.action_build(build_params(tmp_path, release="../../etc"))
+    with pytest.raises(rel.Failed, match=r"^release id '\.\./x' is not a UTC stamp"):
+        rel.action_build(build_params(tmp_path, new_release="../x"))
 
 
 def test_build_with_pip_from_a_wheelhouse(tmp_path):
