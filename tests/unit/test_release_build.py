@@ -193,6 +193,16 @@ def test_unpack_starts_over_after_an_interrupted_unpack(tmp_path):
     assert not (tmp_path / "app" / "wheelhouse" / "abababababababab" / "half.whl").exists()
 
 
+def test_build_replaces_a_half_built_release_of_the_same_id(tmp_path):
+    tar_path = artifact(tmp_path)
+    half = tmp_path / "app" / "releases" / NEW
+    (half / "venv").mkdir(parents=True)  # an earlier build that stopped before its metadata
+    (half / "venv" / "broken").write_text("cut off")
+    rel.action_build(params(tmp_path, tar_path))
+    assert not (half / "venv" / "broken").exists()
+    assert rel.releases(str(tmp_path / "app")) == [NEW]
+
+
 def test_build_in_check_mode_reports_and_builds_nothing(tmp_path):
     tar_path = artifact(tmp_path)
     result = rel.action_build(params(tmp_path, tar_path, _check_mode=True))
