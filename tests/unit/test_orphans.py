@@ -300,3 +300,15 @@ def test_a_working_directory_that_is_no_release_names_no_base_dir():
     assert orphans.base_dir_of("/srv/hello/current/") == "/srv/hello"
     assert orphans.base_dir_of("/srv/hello/static") is None
     assert orphans.base_dir_of(None) is None
+
+
+def test_an_empty_probe_finds_nothing():
+    assert orphans.parse_probe("") == {
+        "units": [],
+        "unit_lines": {},
+        "nginx_files": [],
+        "services": [],
+        "nginx_enabled": False,
+        "nginx_other": False,
+        "retired": {},
+    }
