@@ -90,7 +90,7 @@ def test_without_load_balancers_there_is_no_page_to_serve(lab_inv):
     inv = inventory.Inventory(path=lab_inv.path, hosts=lab_inv.hosts, groups={**lab_inv.groups, "loadbalancers": []})
     with pytest.raises(
         PyfleetError,
-        match="has no host in group loadbalancers; the maintenance page is served by the load balancers: add one, or stop the app itself$",
+        match=r"has no host in group loadbalancers; the maintenance page is served by the load balancers: add one, or stop the app itself$",
     ):
         maintenance.load_balancers(inv)
 
