@@ -27,7 +27,10 @@ def test_known_states_pass(state):
 
 
 def test_an_unknown_state_is_one_line_naming_the_fix():
-    with pytest.raises(PyfleetError, match=r"^fab maintenance: 'onn' is not on, off or status; run fab maintenance on"):
+    with pytest.raises(
+        PyfleetError,
+        match=r"^fab maintenance: 'onn' is not on, off or status; run fab maintenance on --app NAME, fab maintenance off --app NAME or fab maintenance status$",
+    ):
         maintenance.check_state("onn")
 
 
