@@ -248,6 +248,8 @@ seconds:
 RELEASE_RE = re.compile(r"\d{8}T\d{6}Z")
 META = ".pyfleet-release.json"
 SOCKET = "app.sock"
+# Where ``systemctl enable`` links the units (their [Install] WantedBy=multi-user.target).
+SYSTEMD_DIR = "/etc/systemd/system"
 
 
 class Failed(Exception):
@@ -788,7 +790,7 @@ def stop_units(units, timeout):
 
 def enabled_instances(unit):
     """Instance unit names enabled for boot."""
-    wants = "/etc/systemd/system/multi-user.target.wants"
+    wants = os.path.join(SYSTEMD_DIR, "multi-user.target.wants")
     try:
         return sorted(n for n in os.listdir(wants) if n.startswith(f"{unit}@") and n.endswith(".service"))
     except OSError:

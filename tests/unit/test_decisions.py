@@ -143,3 +143,62 @@ def test_failure_line_of_a_crashed_module_is_its_exception_on_the_host():
         "module_stdout": 'Traceback (most recent call last):\n  File "x", line 1\nOSError: [Errno 28] No space left on device\n',
     }
     assert decisions.failure_line("web1", result) == "web1: OSError: [Errno 28] No space left on device"
+
+
+def test_the_whole_gunicorn_and_uvicorn_command_lines():
+    assert command(app(threads=2)) == [
+        "/srv/shop/releases/%i/venv/bin/gunicorn",
+        "--bind unix:/run/shop/%i/app.sock",
+        "--workers 5",
+        "--threads 2",
+        "--worker-class gthread",
+        "--graceful-timeout 30",
+        "--keep-alive 75",
+        "--timeout 60",
+        "--forwarded-allow-ips '*'",
+        "--access-logfile -",
+        "--name shop-%i",
+        "shop.wsgi:app",
+    ]
+    assert command(app(kind="asgi", entry="shop.asgi:app")) == [
+        "/srv/shop/releases/%i/venv/bin/uvicorn",
+        "--uds /run/shop/%i/app.sock",
+        "--workers 5",
+        "--timeout-graceful-shutdown 30",
+        "--timeout-keep-alive 75",
+        "--proxy-headers",
+        "--forwarded-allow-ips '*'",
+        "--no-server-header",
+        "shop.asgi:app",
+    ]
+
+
+def test_a_rabbitmq_password_of_exactly_the_minimum_length_is_enough():
+    assert problem(passwords={"hello": "x" * 16}) == ""
+    assert problem(consumer_timeout=60) == (
+        "rabbitmq_consumer_timeout on broker1: 60 s is not longer than the longest task time limit (60 s), "
+        "so RabbitMQ would cancel running tasks; remove the override or set it above that"
+    )
+
+
+@pytest.mark.parametrize(
+    "hook, expected",
+    [
+        # A shell command string, its error on stderr only, no exit code reported.
+        (
+            {"cmd": "flask db upgrade", "stderr": "boom: no such table\n"},
+            "app ?: hook flask db upgrade failed (exit ?): boom: no such table",
+        ),
+        ({"cmd": ["sh", "-c", "x"], "rc": 3, "item": [{"app": {}}, "x"]}, "app ?: hook x failed (exit 3): no output"),
+        (
+            {"cmd": ["sh", "-c", "x"], "rc": 3, "item": [{"host": "web1"}, "x"]},
+            "app ?: hook x failed (exit 3): no output",
+        ),
+    ],
+)
+def test_failure_line_of_a_hook_says_what_it_knows(hook, expected):
+    assert decisions.failure_line("web1", dict(hook, failed=True)) == f"web1: {expected}"
+
+
+def test_failure_line_of_a_result_not_marked_failed_is_its_message():
+    assert decisions.failure_line("web1", {"msg": "web1: unreachable"}) == "web1: unreachable"

@@ -27,7 +27,10 @@ def test_known_states_pass(state):
 
 
 def test_an_unknown_state_is_one_line_naming_the_fix():
-    with pytest.raises(PyfleetError, match=r"^fab maintenance: 'onn' is not on, off or status; run fab maintenance on"):
+    with pytest.raises(
+        PyfleetError,
+        match=r"^fab maintenance: 'onn' is not on, off or status; run fab maintenance on --app NAME, fab maintenance off --app NAME or fab maintenance status$",
+    ):
         maintenance.check_state("onn")
 
 
@@ -43,6 +46,9 @@ def test_the_history_record_names_the_switch_and_its_apps():
     assert rec["result"] == "ok" and rec["reason"] == "" and rec["seconds"] == 3.2
     failed = maintenance.record("on", ["hello"], PyfleetError("lb1: nginx -t failed"), 1)
     assert failed["result"] == "failed" and failed["reason"] == "lb1: nginx -t failed"
+    # The fields every history record has (fab history reads them), no release of its own.
+    assert sorted(rec) == ["action", "apps", "id", "reason", "release", "result", "seconds", "when", "who"]
+    assert rec["release"] == "" and rec["id"] and rec["when"] and rec["who"]
 
 
 def test_a_maintenance_record_is_never_a_deploy_to_roll_back():
@@ -85,7 +91,10 @@ def test_a_bad_state_stops_before_the_plan(lab_inv, monkeypatch):
 
 def test_without_load_balancers_there_is_no_page_to_serve(lab_inv):
     inv = inventory.Inventory(path=lab_inv.path, hosts=lab_inv.hosts, groups={**lab_inv.groups, "loadbalancers": []})
-    with pytest.raises(PyfleetError, match="has no host in group loadbalancers"):
+    with pytest.raises(
+        PyfleetError,
+        match=r"has no host in group loadbalancers; the maintenance page is served by the load balancers: add one, or stop the app itself$",
+    ):
         maintenance.load_balancers(inv)
 
 

@@ -227,3 +227,103 @@ def test_status_marks_what_the_inventory_no_longer_names(lab):
         "orphaned on worker1 (the inventory no longer names it; fab site removes it): "
         "unit pyfleet-hello-worker@gpu.service.d"
     ]
+
+
+RETIRED_SHOP = {
+    "units": ["pyfleet-shop@.service", "pyfleet-shop-beat.service", "pyfleet-shop-worker@reports.service.d"],
+    "nginx_files": ["/etc/nginx/conf.d/pyfleet-app-shop.conf", "/etc/nginx/pyfleet/shop.upstream.conf"],
+    "services": ["redis-server.service"],
+    "stop_nginx": True,
+    "apps": {"shop": {"user": "app_shop", "base_dir": "/srv/shop"}, "blog": {"user": "app_blog", "base_dir": None}},
+}
+REMOVE_SHOP = """set -e
+systemctl stop 'pyfleet-shop@*.service' || true
+rm -f /etc/systemd/system/*.wants/pyfleet-shop@*.service
+rm -rf /etc/systemd/system/pyfleet-shop@.service
+systemctl disable --now pyfleet-shop-beat.service 2>/dev/null || true
+rm -rf /etc/systemd/system/pyfleet-shop-beat.service
+systemctl disable --now pyfleet-shop-worker@reports.service 2>/dev/null || true
+rm -rf /etc/systemd/system/pyfleet-shop-worker@reports.service.d
+systemctl disable --now redis-server.service 2>/dev/null || true
+rm -rf /etc/systemd/system/redis-server.service.d
+systemctl daemon-reload && systemctl reset-failed
+rm -f /etc/nginx/conf.d/pyfleet-app-shop.conf /etc/nginx/pyfleet/shop.upstream.conf
+systemctl disable --now nginx.service
+install -d -m 0700 /var/lib/pyfleet/retired
+"""
+
+
+def test_the_whole_removal_script_of_a_host_that_serves_nothing_any_more():
+    """Units stopped and disabled, then their files, the broker's drop-in, nginx; app data recorded, or purged."""
+    assert orphans.removal_script(RETIRED_SHOP) == REMOVE_SHOP + (
+        """printf '%s' '{"base_dir": null, "user": "app_blog"}' > /var/lib/pyfleet/retired/blog\n"""
+        """printf '%s' '{"base_dir": "/srv/shop", "user": "app_shop"}' > /var/lib/pyfleet/retired/shop\n"""
+    )
+    assert orphans.removal_script(RETIRED_SHOP, purge=True) == REMOVE_SHOP + (
+        "rm -rf /etc/pyfleet/apps/blog.env /etc/pyfleet/celery/blog.env /run/blog\n"
+        "if id -u app_blog >/dev/null 2>&1; then userdel app_blog; fi\n"
+        "if getent group app_blog >/dev/null; then groupdel app_blog; fi\n"
+        "rm -f /var/lib/pyfleet/retired/blog\n"
+        "rm -rf /etc/pyfleet/apps/shop.env /etc/pyfleet/celery/shop.env /run/shop /srv/shop\n"
+        "if id -u app_shop >/dev/null 2>&1; then userdel app_shop; fi\n"
+        "if getent group app_shop >/dev/null; then groupdel app_shop; fi\n"
+        "rm -f /var/lib/pyfleet/retired/shop\n"
+    )
+
+
+def test_a_removed_broker_service_alone_reloads_systemd_and_nginx_files_alone_reload_nginx():
+    broker = dict(RETIRED_SHOP, units=[], nginx_files=[], stop_nginx=False, apps={})
+    assert orphans.removal_script(broker).splitlines()[-2:] == [
+        "systemctl daemon-reload && systemctl reset-failed",
+        "install -d -m 0700 /var/lib/pyfleet/retired",
+    ]
+    files = dict(RETIRED_SHOP, units=[], services=[], stop_nginx=False, apps={})
+    assert orphans.removal_script(files).splitlines()[1:] == [
+        "rm -f /etc/nginx/conf.d/pyfleet-app-shop.conf /etc/nginx/pyfleet/shop.upstream.conf",
+        "if systemctl is-active --quiet nginx.service; then nginx -t -q && systemctl reload nginx; fi",
+        "install -d -m 0700 /var/lib/pyfleet/retired",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["units", "nginx_files", "services", "stop_nginx"])
+def test_any_one_kind_of_removal_is_work(kind):
+    nothing = {"units": [], "nginx_files": [], "services": [], "stop_nginx": False, "apps": {}}
+    assert orphans.anything(dict(nothing, **{kind: RETIRED_SHOP[kind]})) is True
+    assert orphans.anything(nothing) is False
+
+
+def test_stopping_nginx_is_said():
+    said = orphans.describe(dict(RETIRED_SHOP, apps={}))
+    assert said[-1] == "nginx (stopped: the host serves nothing)"
+
+
+def test_unit_data_is_taken_only_for_apps_gone_from_the_host():
+    found = orphans.parse_probe(
+        "unitfile|pyfleet-hello-worker@reports.service.d\n"
+        "unitline|/etc/systemd/system/pyfleet-hello-worker@reports.service.d:User=app_hello\n"
+        "unitfile|pyfleet-tools.service\n"
+        "unitline|/etc/systemd/system/pyfleet-tools.service:User=root\n"
+    )
+    keep = {"units": [], "nginx_files": [], "services": [], "nginx": False, "apps": ["hello"]}
+    gone = orphans.orphans(found, keep)
+    assert gone["units"] == ["pyfleet-hello-worker@reports.service.d", "pyfleet-tools.service"]
+    assert gone["apps"] == {}  # hello is still deployed; pyfleet-tools is no app's
+
+
+def test_a_working_directory_that_is_no_release_names_no_base_dir():
+    assert orphans.base_dir_of("/srv/hello/releases/%i") == "/srv/hello"
+    assert orphans.base_dir_of("/srv/hello/current/") == "/srv/hello"
+    assert orphans.base_dir_of("/srv/hello/static") is None
+    assert orphans.base_dir_of(None) is None
+
+
+def test_an_empty_probe_finds_nothing():
+    assert orphans.parse_probe("") == {
+        "units": [],
+        "unit_lines": {},
+        "nginx_files": [],
+        "services": [],
+        "nginx_enabled": False,
+        "nginx_other": False,
+        "retired": {},
+    }

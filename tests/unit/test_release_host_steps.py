@@ -6,6 +6,7 @@ systemctl and nginx are fakes (the module's ``run``); files, sockets and HTTP ar
 
 import http.server
 import os
+import subprocess
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -34,6 +35,24 @@ class Calls:
         return 0, ""
 
 
+class Clock:
+    """The module's time.monotonic and time.sleep: sleeping moves the clock, each look at it takes 1 ms."""
+
+    def __init__(self, monkeypatch):
+        self.now = 0.0
+        self.sleeps = []
+        monkeypatch.setattr(rel.time, "monotonic", self.monotonic)
+        monkeypatch.setattr(rel.time, "sleep", self.sleep)
+
+    def monotonic(self):
+        self.now += 0.001
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 # --- nginx --------------------------------------------------------------------------------------
 
 
@@ -51,6 +70,48 @@ def test_reload_nginx_writes_checks_reloads_and_waits_for_new_workers(tmp_path, 
     assert oct(upstream.stat().st_mode & 0o777) == "0o644"
     assert calls.calls == [["nginx", "-t", "-q"], ["systemctl", "reload", "nginx"]]
     assert not (tmp_path / "hello.upstream.conf.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    "generations",
+    [
+        # The new workers start while the old ones still accept, then the old ones shut down.
+        [{10: "nginx: worker process"}, {10: "nginx: worker process", 11: "nginx: worker process"}],
+        # The old workers shut down before the new ones run.
+        [{10: "nginx: worker process is shutting down"}],
+    ],
+)
+def test_reload_nginx_returns_once_new_workers_run_and_no_old_one_accepts(tmp_path, monkeypatch, generations):
+    upstream = tmp_path / "hello.upstream.conf"
+    upstream.write_text("old\n", encoding="utf-8")
+    Calls(monkeypatch)
+    clock = Clock(monkeypatch)
+    done = {10: "nginx: worker process is shutting down", 11: "nginx: worker process"}
+    # Before the reload, while it takes effect, done; never asked after that.
+    looks = iter([{10: "nginx: worker process"}, *generations, done])
+    monkeypatch.setattr(rel, "nginx_workers", lambda: next(looks))
+    assert rel.reload_nginx(str(upstream), "new\n") == {10}
+    assert next(looks, "all seen") == "all seen"
+    assert len(clock.sleeps) == len(generations) and all(0 < s <= 0.1 for s in clock.sleeps)
+
+
+def test_reload_nginx_waits_at_most_10_s_for_new_workers(tmp_path, monkeypatch):
+    upstream = tmp_path / "hello.upstream.conf"
+    upstream.write_text("old\n", encoding="utf-8")
+    Calls(monkeypatch)
+    clock = Clock(monkeypatch)
+    monkeypatch.setattr(rel, "nginx_workers", lambda: {10: "nginx: worker process"})  # the reload never lands
+    assert rel.reload_nginx(str(upstream), "new\n") == {10}
+    assert 10 <= clock.now < 10.2
+    assert len(clock.sleeps) > 50  # it kept looking
+
+
+def test_reload_nginx_says_when_the_reload_fails(tmp_path, monkeypatch):
+    upstream = tmp_path / "hello.upstream.conf"
+    Calls(monkeypatch, [(["systemctl", "reload"], (1, "Job for nginx.service failed."))])
+    monkeypatch.setattr(rel, "nginx_workers", dict)
+    with pytest.raises(rel.Failed, match=r"^reloading nginx: Job for nginx.service failed.$"):
+        rel.reload_nginx(str(upstream), "new\n")
 
 
 def test_reload_nginx_puts_the_old_upstream_back_when_nginx_refuses(tmp_path, monkeypatch):
@@ -111,6 +172,18 @@ def test_check_through_nginx_refuses_an_error_after_retrying(nginx_port, monkeyp
     assert len(_Health.seen) == 3  # retried until the 10 s were up
 
 
+def test_check_through_nginx_accepts_200_and_refuses_400_after_10_s_of_retries(nginx_port, monkeypatch):
+    _Health.status = 200
+    rel.check_through_nginx({"nginx_port": nginx_port, "health_path": "/", "health_host": "h"})
+    _Health.status = 400
+    clock = Clock(monkeypatch)
+    with pytest.raises(rel.Failed, match=r"failed: HTTP 400$"):
+        rel.check_through_nginx({"nginx_port": nginx_port, "health_path": "/", "health_host": "h"})
+    assert 10 <= clock.now < 10.3
+    assert 40 <= len(_Health.seen) - 1 <= 51  # every 0.2 s
+    assert set(clock.sleeps) == {0.2}
+
+
 def test_check_through_nginx_names_a_refused_connection(monkeypatch):
     clock = iter(range(0, 100, 6))
     monkeypatch.setattr(rel.time, "monotonic", lambda: next(clock))
@@ -168,6 +241,35 @@ def test_stop_units_stops_without_blocking_and_waits_for_the_main_process(monkey
     assert calls.calls == []
 
 
+@pytest.mark.parametrize(
+    "show",
+    [
+        "ActiveState=inactive\nMainPID=42",
+        "ActiveState=failed\nMainPID=42",
+        # The main process is gone; systemd may still wait for leftovers it cannot see go.
+        "ActiveState=deactivating\nMainPID=0",
+        "ActiveState=deactivating",  # no main process at all
+    ],
+)
+def test_stop_units_is_done_when_the_unit_stopped_or_its_main_process_is_gone(monkeypatch, show):
+    calls = Calls(monkeypatch, [(["systemctl", "show"], (0, show))])
+    clock = Clock(monkeypatch)
+    rel.stop_units(["a.service"], 30)
+    assert [c[1] for c in calls.calls] == ["stop", "show"]
+    assert clock.sleeps == []
+
+
+def test_stop_units_looks_every_0_2_s_until_the_timeout(monkeypatch):
+    calls = Calls(monkeypatch, [(["systemctl", "show"], (0, "ActiveState=deactivating\nMainPID=42"))])
+    clock = Clock(monkeypatch)
+    rel.stop_units(["a.service", "b.service"], 2)
+    assert 2 <= clock.now < 2.3
+    assert set(clock.sleeps) == {0.2}
+    shown = [c[-1] for c in calls.calls if c[1] == "show"]
+    assert shown[:4] == ["a.service", "b.service", "a.service", "b.service"]
+    assert 18 <= len(shown) <= 22
+
+
 def test_stop_units_gives_up_after_the_timeout(monkeypatch):
     calls = Calls(monkeypatch, [(["systemctl", "show"], (0, "ActiveState=deactivating\nMainPID=42"))])
     clock = iter(range(0, 1000, 4))
@@ -182,8 +284,56 @@ def test_wait_gone_until_the_pids_are_gone():
     assert rel.wait_gone({2**22 + 12345}, 5) is True
 
 
-def test_nginx_workers_lists_only_worker_processes():
-    assert all(title.startswith("nginx: worker process") for title in rel.nginx_workers().values())
+def test_wait_gone_looks_every_0_1_s_until_the_timeout(monkeypatch):
+    clock = Clock(monkeypatch)
+    assert rel.wait_gone({os.getpid()}, 3) is False
+    assert 3 <= clock.now < 3.2
+    assert set(clock.sleeps) == {0.1}
+
+
+def test_nginx_workers_are_the_processes_titled_so(tmp_path):
+    """Real processes named as nginx names its own (a title that is not UTF-8 included)."""
+    titles = [
+        b"nginx: worker process",
+        b"nginx: worker process is shutting down",
+        b"nginx: worker process \xff",
+        b"nginx: master process /usr/sbin/nginx",
+        b"nginx: cache manager process",
+    ]
+    procs = [subprocess.Popen([title, "60"], executable="/bin/sleep") for title in titles]
+    try:
+        workers = rel.nginx_workers()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    ours = {pid: title for pid, title in workers.items() if pid in {p.pid for p in procs}}
+    assert ours == {
+        procs[0].pid: "nginx: worker process 60",
+        procs[1].pid: "nginx: worker process is shutting down 60",
+        procs[2].pid: "nginx: worker process \ufffd 60",
+    }
+    assert all(title.startswith("nginx: worker process") for title in workers.values())
+
+
+def test_enabled_instances_are_the_links_systemctl_enable_made(tmp_path, monkeypatch):
+    assert rel.SYSTEMD_DIR == "/etc/systemd/system"
+    monkeypatch.setattr(rel, "SYSTEMD_DIR", str(tmp_path))
+    assert rel.enabled_instances("pyfleet-hello") == []  # nothing enabled yet
+    wants = tmp_path / "multi-user.target.wants"
+    wants.mkdir()
+    for name in (
+        f"pyfleet-hello@{NEW}.service",
+        f"pyfleet-hello@{OLD}.service",
+        "pyfleet-hello-worker@default.service",
+        f"pyfleet-hello@{OLD}.socket",
+        "nginx.service",
+    ):
+        (wants / name).symlink_to(tmp_path / name.replace(f"@{OLD}", "@").replace(f"@{NEW}", "@"))
+    assert rel.enabled_instances("pyfleet-hello") == [f"pyfleet-hello@{OLD}.service", f"pyfleet-hello@{NEW}.service"]
+    # The app's unit template is enabled into that directory.
+    template = ROOT / "roles" / "app_server" / "templates" / "etc" / "systemd" / "system" / "app@.service.j2"
+    assert "\nWantedBy=multi-user.target\n" in template.read_text(encoding="utf-8")
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -346,6 +496,10 @@ def test_rollback_target_names_the_releases_there(tmp_path):
     rel.switch_current(str(tmp_path), OLD)
     with pytest.raises(rel.Failed, match=rf"^no release older than {OLD} to roll back to; releases: {OLD}$"):
         rel.target_release(str(tmp_path), "previous", OLD)
+    make_release(tmp_path, NEW)
+    with pytest.raises(rel.Failed, match=rf"^no release older than {OLD} to roll back to; releases: {OLD}, {NEW}$"):
+        rel.target_release(str(tmp_path), "previous", OLD)
+    (tmp_path / "releases" / NEW / rel.META).unlink()
     (tmp_path / "releases" / OLD / rel.META).unlink()
     with pytest.raises(rel.Failed, match=r"; releases: none$"):
         rel.target_release(str(tmp_path), "previous", OLD)
@@ -409,6 +563,18 @@ def test_journal_reason_reads_the_instances_own_lines_then_the_units(monkeypatch
         ["journalctl", "--no-pager", "-o", "cat", "-n", "80", "_SYSTEMD_UNIT=x@1.service"],
         ["journalctl", "--no-pager", "-o", "cat", "-n", "10", "-u", "x@1.service"],
     ]
+
+
+def test_journal_reason_without_an_exception_is_the_instances_last_line(monkeypatch):
+    calls = Calls(monkeypatch, [(["journalctl", "--no-pager", "-o", "cat", "-n", "80"], (0, "Booting\nlistening\n"))])
+    assert rel.journal_reason("x@1.service") == "listening"
+    assert len(calls.calls) == 1  # the unit's own lines are not needed
+
+
+def test_journal_reason_prefers_the_apps_exception_over_gunicorns_own(monkeypatch):
+    journal = "KeyError: 'SECRET_KEY'\ngunicorn.errors.AppImportError: Application object must be callable.\n"
+    Calls(monkeypatch, [(["journalctl"], (0, journal))])
+    assert rel.journal_reason("x@1.service") == "KeyError: 'SECRET_KEY'"
 
 
 def test_journal_reason_keeps_the_last_exception_short(monkeypatch):

@@ -137,6 +137,11 @@ def test_last_line_picks_the_telling_line(text, expected):
     assert rel.last_line(text) == expected
 
 
+def test_last_line_keeps_300_characters():
+    assert rel.last_line("x" * 400) == "x" * 300
+    assert rel.last_line(f"error: {'y' * 400}\nbye") == f"error: {'y' * 293}"
+
+
 def test_config_hash_changes_with_file_content(tmp_path):
     env = tmp_path / "hello.env"
     env.write_text("A=1\n")
@@ -193,8 +198,11 @@ def test_build_target_choices():
     # No shared id: the current release up to date is a no-op; else build the new id.
     assert pick(fresh, fresh, [a], a, {a}) == (a, False)
     assert pick(fresh, fresh, [a], a, set()) == (fresh, True)
-    # Forced: always the new id.
+    # The shared id is here with other config, the new id with this one (an earlier run stopped before the switch).
+    assert pick(b, fresh, [a, b, fresh], a, {fresh}) == (fresh, False)
+    # Forced: always the new id, built unless it is here with this artifact and config.
     assert pick(b, fresh, [a, b], b, {b}, force=True) == (fresh, True)
+    assert pick(b, fresh, [a, fresh], a, {fresh}, force=True) == (fresh, False)
 
 
 def test_info_lists_the_artifact_of_each_release(tmp_path):
@@ -248,6 +256,8 @@ def test_build_makes_a_new_release_when_the_config_changed(tmp_path):
 def test_build_rejects_a_bad_release_id(tmp_path):
     with pytest.raises(rel.Failed, match="not a UTC stamp"):
         rel.action_build(build_params(tmp_path, release="../../etc"))
+    with pytest.raises(rel.Failed, match=r"^release id '\.\./x' is not a UTC stamp"):
+        rel.action_build(build_params(tmp_path, new_release="../x"))
 
 
 def test_build_with_pip_from_a_wheelhouse(tmp_path):
@@ -281,6 +291,7 @@ def test_build_with_pip_from_a_wheelhouse(tmp_path):
     assert "version=1.0" in (release / "REVISION").read_text()
     assert os.readlink(release / "shared") == "../../shared"
     assert list((release / "venv" / "lib").glob("python3*/site-packages/tiny.py"))
+    assert not list((release / "venv" / "lib").glob("python3*/site-packages/__pycache__/tiny.*"))  # --no-compile
     assert not tar_path.exists()  # unpacked, then removed
     # The same build again is recognised as done.
     assert rel.action_build(params)["changed"] is False
@@ -351,10 +362,11 @@ def test_wait_healthy_accepts_a_2xx(unix_app):
     rel.wait_healthy("x@1.service", path, "/healthz", "hello.lab.test", 5)
 
 
-def test_wait_healthy_refuses_a_500_at_once(unix_app):
+@pytest.mark.parametrize("status", [500, 400])
+def test_wait_healthy_refuses_an_error_at_once(unix_app, status):
     path, handler = unix_app
-    handler.status = 500
-    with pytest.raises(rel.Failed, match="answered HTTP 500"):
+    handler.status = status
+    with pytest.raises(rel.Failed, match=rf"^health check /healthz over {path} answered HTTP {status}$"):
         rel.wait_healthy("x@1.service", path, "/healthz", "hello.lab.test", 5)
 
 
@@ -368,9 +380,19 @@ def test_wait_healthy_gives_up_when_the_unit_exited(tmp_path, monkeypatch):
 
 def test_wait_healthy_times_out_without_a_socket(tmp_path, monkeypatch):
     monkeypatch.setattr(rel, "unit_state", lambda unit: {"ActiveState": "activating", "NRestarts": "0"})
-    monkeypatch.setattr(rel, "journal_reason", lambda unit: "still importing")
-    with pytest.raises(rel.Failed, match="no answer within 1 s"):
-        rel.wait_healthy("x@1.service", str(tmp_path / "none.sock"), "/healthz", "h", 1)
+    monkeypatch.setattr(rel, "journal_reason", lambda unit: f"{unit}: still importing")
+    sock = tmp_path / "none.sock"
+    looks = []
+    monkeypatch.setattr(rel.time, "sleep", looks.append)
+    clock = iter(x / 10 for x in range(100))
+    monkeypatch.setattr(rel.time, "monotonic", lambda: next(clock))
+    with pytest.raises(
+        rel.Failed,
+        match=rf"^health check /healthz over {sock} got no answer within 1 s \(no socket yet\); "
+        r"journal: x@1.service: still importing$",
+    ):
+        rel.wait_healthy("x@1.service", str(sock), "/healthz", "h", 1)
+    assert set(looks) == {0.2}
 
 
 # --- activate: the parts that decide before touching systemd -------------------------------
@@ -407,7 +429,10 @@ def test_rollback_without_an_older_release_fails_clearly(tmp_path):
 
 def test_activate_of_a_missing_release_names_the_ones_there(tmp_path):
     make_release(tmp_path, IDS[0])
-    with pytest.raises(rel.Failed, match=f"release {IDS[3]} does not exist; releases: {IDS[0]}"):
+    with pytest.raises(rel.Failed, match=f"release {IDS[3]} does not exist; releases: {IDS[0]}$"):
+        rel.action_activate(activate_params(tmp_path, release=IDS[3]))
+    make_release(tmp_path, IDS[1])
+    with pytest.raises(rel.Failed, match=f"release {IDS[3]} does not exist; releases: {IDS[0]}, {IDS[1]}$"):
         rel.action_activate(activate_params(tmp_path, release=IDS[3]))
 
 
@@ -617,6 +642,7 @@ def test_worker_switch_imports_the_celery_app_as_the_app_user_then_moves_current
     rel.switch_current(str(tmp_path), IDS[0])
     result = rel.action_activate(worker_params(tmp_path, release=IDS[1]))
     assert result["changed"] and result["release"] == IDS[1] and result["previous"] == IDS[0]
+    assert isinstance(result["seconds"]["gate"], float) and 0 <= result["seconds"]["gate"] < 60
     assert rel.current_release(str(tmp_path)) == IDS[1]
     (gate,) = gate_runs
     release_dir = str(tmp_path / "releases" / IDS[1])

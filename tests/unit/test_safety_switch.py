@@ -18,6 +18,8 @@ import pytest
 import yaml
 from release_module import rel
 
+wait_gone = rel.wait_gone
+
 ROOT = Path(__file__).resolve().parents[2]
 
 OLD, NEW = "20261124T050000Z", "20261124T050100Z"
@@ -357,3 +359,16 @@ def test_the_switch_keeps_the_release_that_served_until_then_even_the_oldest(tmp
     assert result["previous"] == OLD
     assert result["pruned"] == newer[:2]
     assert rel.releases(str(tmp_path)) == [OLD, *newer[2:], NEW]
+
+
+def test_a_switch_without_nginx_stops_every_old_instance_that_runs(tmp_path, monkeypatch):
+    """A host whose app nginx does not front (no upstream file): no reload, no old nginx workers to wait for."""
+    reloading = "pyfleet-hello@20261124T043000Z.service"
+    host = FakeHost(tmp_path, monkeypatch, running={OLD_UNIT: "active", reloading: "reloading"})
+    monkeypatch.setattr(rel, "wait_gone", wait_gone)  # the real one: nothing to wait for
+    result = rel.action_activate(params(tmp_path, upstream_file=None, drain_wait=30))
+    assert result["stopped"] == [OLD_UNIT, reloading]
+    assert ["systemctl", "stop", "--no-block", OLD_UNIT, reloading] in [argv for argv, _ in host.argv]
+    assert not [s for s in host.steps() if s.startswith(("nginx", "systemctl reload"))]
+    assert result["seconds"]["total"] < 5
+    assert host.state() == (NEW, host.old_upstream)  # the file nginx would read is left alone
