@@ -276,5 +276,11 @@ print(json.dumps({{'count': len(pending), 'nodes': sorted(nodes)}}))
 """,
         )
     )
-    assert done["count"] == 0, f"{done['count']} of {len(sent['ids'])} tasks never completed (bound {bound} s)"
+    # Kombu's Redis transport takes a task off the queue (BRPOP) and records it as
+    # unacknowledged in a second step: a task taken at the instant Redis stops is in
+    # neither place, and goes with the worker (1 of about 200 in 2 of about 15 CI runs;
+    # README, Reliability). One such task is what Redis can lose; a real loss (no
+    # persistence, a producer that gives up) costs every task of the restart's second
+    # (about 30 here).
+    assert done["count"] <= 1, f"{done['count']} of {len(sent['ids'])} tasks never completed (bound {bound} s)"
     assert expected <= set(done["nodes"]), f"workers that did not reconnect: {sorted(expected - set(done['nodes']))}"
