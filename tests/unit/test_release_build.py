@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from release_module import rel
+from release_module import rel, tiny_wheel
 
 REAL_UV = Path(sys.executable).parent / "uv"
 OLD, NEW = "20261124T050000Z", "20261124T050100Z"
@@ -27,17 +27,6 @@ printf '%s|%s|%s|%s|%s|%s|%s\\n' "$UV_CACHE_DIR" "$UV_NO_CONFIG" "$UV_PYTHON_DOW
     "$PIP_DISABLE_PIP_VERSION_CHECK" "${PYTHONPATH-unset}" "$PYFLEET_HOST_MARK" "$*" >> "$(dirname "$0")/calls.log"
 exec {uv} "$@"
 """
-
-
-def tiny_wheel(path):
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("tiny.py", "VALUE = 42\n")
-        zf.writestr("tiny-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tiny\nVersion: 1.0\n")
-        zf.writestr(
-            "tiny-1.0.dist-info/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-        zf.writestr("tiny-1.0.dist-info/RECORD", "")
 
 
 def artifact(tmp_path, lock="tiny==1.0\n", manifest=None):

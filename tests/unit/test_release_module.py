@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from release_module import rel
+from release_module import rel, tiny_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -265,14 +265,7 @@ def test_build_with_pip_from_a_wheelhouse(tmp_path):
     house = tmp_path / "src"
     house.mkdir()
     wheel = house / "tiny-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("tiny.py", "VALUE = 42\n")
-        zf.writestr("tiny-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tiny\nVersion: 1.0\n")
-        zf.writestr(
-            "tiny-1.0.dist-info/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-        zf.writestr("tiny-1.0.dist-info/RECORD", "")
+    tiny_wheel(wheel)
     (house / "requirements.lock").write_text("tiny==1.0\n")
     (house / "MANIFEST.json").write_text(json.dumps({"project": "tiny", "version": "1.0", "content_hash": "sha256:00"}))
     (house / "static").mkdir()
