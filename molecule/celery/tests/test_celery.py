@@ -21,10 +21,10 @@ TRIXIE = "pyfleet-molecule-celery-trixie"
 testinfra_hosts = [f"podman://{name}" for name in (BOOKWORM, TRIXIE)]
 
 # Each host's Debian suite, the Python of its release venv, its worker types and
-# whether it runs beat (molecule.yml's host_vars).
+# whether it runs beat and a Flower (molecule.yml's host_vars).
 HOSTS = {
-    BOOKWORM: {"suite": "bookworm", "python": "3.11", "types": ["default", "io"], "beat": True},
-    TRIXIE: {"suite": "trixie", "python": "3.13", "types": ["cpu"], "beat": False},
+    BOOKWORM: {"suite": "bookworm", "python": "3.11", "types": ["default", "io"], "beat": True, "flower": True},
+    TRIXIE: {"suite": "trixie", "python": "3.13", "types": ["cpu"], "beat": False, "flower": True},
 }
 # Every worker node of the fleet: <type>@<inventory host>.
 NODES = sorted(f"{t}@{name}" for name, spec in HOSTS.items() for t in spec["types"])
@@ -32,6 +32,8 @@ NODES = sorted(f"{t}@{name}" for name, spec in HOSTS.items() for t in spec["type
 TIME_LIMITS = {"default": 60, "io": 30, "cpu": 45}
 WORKER = "pyfleet-hello-worker@{}.service"
 BEAT = "pyfleet-hello-beat.service"
+# Both hosts run a Flower: the fleet's on Debian 12, a standalone one on Debian 13 (test_flower.py).
+FLOWER = "pyfleet-hello-flower.service"
 # Task -> (its arguments, the worker type that must run it, that type's host).
 TASKS = {
     "sampleapp.tasks.sleep": ([0.1], "io", BOOKWORM),  # celery_task_routes
@@ -44,7 +46,11 @@ RESTARTED = {BOOKWORM: "io", TRIXIE: "cpu"}
 
 def _units(spec):
     """The Celery units a host runs."""
-    return [WORKER.format(t) for t in spec["types"]] + ([BEAT] if spec["beat"] else [])
+    return (
+        [WORKER.format(t) for t in spec["types"]]
+        + ([BEAT] if spec["beat"] else [])
+        + ([FLOWER] if spec["flower"] else [])
+    )
 
 
 def _python(host, code, *args):
@@ -156,12 +162,14 @@ def test_warm_shutdown_signal(host, spec):
 
 def test_units_reach_only_loopback_and_the_broker(host, spec, broker_address):
     # "any" is shown as both address families; the broker is on the Debian 12 host for both hosts.
+    # Flower also admits the load balancers (test_flower.py).
+    units = [unit for unit in _units(spec) if unit != FLOWER]
     found = {
         unit: (sorted(_show(host, unit, "IPAddressAllow").split()), sorted(_show(host, unit, "IPAddressDeny").split()))
-        for unit in _units(spec)
+        for unit in units
     }
     allowed = sorted(["127.0.0.0/8", "::1/128", f"{broker_address}/32"])
-    assert found == dict.fromkeys(_units(spec), (allowed, ["0.0.0.0/0", "::/0"]))
+    assert found == dict.fromkeys(units, (allowed, ["0.0.0.0/0", "::/0"]))
 
 
 def test_environment_file_is_root_only(host, broker_address):

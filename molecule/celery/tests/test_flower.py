@@ -4,6 +4,7 @@ The fleet of molecule.yml: the Debian 12 host is broker, worker, the fleet's
 Flower host and a load balancer; the Debian 13 host is a worker, a second load
 balancer (serving the fleet's Flower from the Debian 12 host) and runs a second,
 standalone Flower of its own (converge.yml). Every test runs on both hosts.
+(test_celery.py checks the workers and beat of the same fleet.)
 """
 
 import json
@@ -12,8 +13,8 @@ import re
 import pytest
 import testinfra
 
-BOOKWORM = "pyfleet-molecule-flower"
-TRIXIE = "pyfleet-molecule-flower-trixie"
+BOOKWORM = "pyfleet-molecule-celery"
+TRIXIE = "pyfleet-molecule-celery-trixie"
 # The platforms of molecule.yml, reached with `podman exec`: about ten times
 # faster per command than testinfra's ansible backend over molecule's podman connection.
 testinfra_hosts = [f"podman://{name}" for name in (BOOKWORM, TRIXIE)]
@@ -22,8 +23,8 @@ UNIT = "pyfleet-hello-flower.service"
 DOMAIN = "flower.example.test"
 LOGIN = "ops:molecule-only-flower-password"
 HTPASSWD = "/etc/nginx/pyfleet/flower.htpasswd"
-# Each host runs a worker of type default: Flower sees both, whichever host it runs on.
-NODES = sorted(f"default@{name}" for name in (BOOKWORM, TRIXIE))
+# Every worker of the fleet (molecule.yml's host_vars): Flower sees them all, whichever host it runs on.
+NODES = sorted([f"default@{BOOKWORM}", f"io@{BOOKWORM}", f"cpu@{TRIXIE}"])
 
 
 def _address(host):
