@@ -312,12 +312,12 @@ def test_lab_hosts_keep_a_fixed_address_the_lowest_free_one(monkeypatch, tmp_pat
 
 
 def test_molecule_scenarios_run_longest_first_and_every_one_runs(monkeypatch, tmp_path):
-    for name in ("redis", "celery", "newone", "web", "common"):
+    for name in ("rabbitmq", "celery", "newone", "web", "common"):
         (tmp_path / "molecule" / name).mkdir(parents=True)
         (tmp_path / "molecule" / name / "molecule.yml").write_text("---\n")
     monkeypatch.setattr(suite, "ROOT", tmp_path)
     # A scenario without a measurement goes first (it may be long); then the measured order.
-    assert suite.scenarios() == ["newone", "celery", "web", "common", "redis"]
+    assert suite.scenarios() == ["newone", "celery", "web", "rabbitmq", "common"]
 
 
 def test_e2e_starts_first_and_runs_beside_the_other_phases_and_molecule_gets_one_lane_fewer(monkeypatch):

@@ -1,8 +1,16 @@
-"""What a user of the redis role notices on the broker host."""
+"""What a user of the redis role notices on the broker host.
+
+The fleet of molecule.yml: the Debian 12 host is the fleet's broker; the Debian 13
+host runs the role once more, standalone (converge.yml), so that it is checked on
+both suites. Every test runs on both hosts.
+"""
 
 import re
 
 import pytest
+
+# The platforms of molecule.yml, reached with `podman exec`.
+testinfra_hosts = ["podman://pyfleet-molecule-celery", "podman://pyfleet-molecule-celery-trixie"]
 
 PASSWORD = "molecule-only-broker-password"
 
