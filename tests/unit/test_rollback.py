@@ -176,3 +176,54 @@ def test_nothing_to_switch_when_every_host_is_back_already():
     d = deploy_record("d", {"hello": moved(R1, R2)})
     plan = rollback.plan_rollback([d], {"hello": hosts(R1, [R1, R2])}, ["hello"])
     assert plan.switch == {} and plan.undoes == {"hello": "d"}
+
+
+# --- reading the fleet --------------------------------------------------------------
+
+
+def test_fleet_state_reads_each_host_once_for_all_its_apps(monkeypatch, tmp_path):
+    """Every host runs the probe of exactly its apps (hosts with the same apps in one call), for real in sh."""
+    base = {}
+    for app, rels, cur in (("hello", (R0, R1), R1), ("async", (R2,), R2)):
+        base[app] = tmp_path / app
+        for rel in rels:
+            (base[app] / "releases" / rel).mkdir(parents=True)
+            (base[app] / "releases" / rel / rollback.META).write_text("{}")
+        (base[app] / "current").symlink_to(f"releases/{cur}")
+    specs = {
+        app: {"base_dir": str(path), "hosts": h} for (app, path), h in zip(base.items(), ("web", "all"), strict=True)
+    }
+    calls = []
+
+    def run_on(inv, hosts, command):
+        calls.append((inv, sorted(hosts)))
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+        return dict.fromkeys(hosts, (0, out))
+
+    monkeypatch.setattr(rollback.remote, "run_on", run_on)
+    where = {"web": ["web1", "web2"], "all": ["web1", "web2", "worker1"]}
+    state = rollback.fleet_state("INV", specs, ["hello", "async"], lambda spec: where[spec["hosts"]])
+    assert sorted(calls) == [("INV", ["web1", "web2"]), ("INV", ["worker1"])]
+    assert state == {
+        "hello": {h: {"current": R1, "releases": [R0, R1]} for h in ("web1", "web2")},
+        "async": {h: {"current": R2, "releases": [R2]} for h in HOSTS},
+    }
+
+
+def test_fleet_state_of_a_host_that_does_not_answer_is_no_release(monkeypatch):
+    answers = {"web1": (0, f"hello|{R1}| {R0} {R1}\n"), "web2": (255, f"hello|{R1}| {R1}\n")}
+    monkeypatch.setattr(rollback.remote, "run_on", lambda inv, hosts, command: {h: answers[h] for h in hosts})
+    specs = {"hello": {"base_dir": "/srv/hello"}, "idle": {"base_dir": "/srv/idle"}}
+    state = rollback.fleet_state(None, specs, ["hello", "idle"], lambda s: ["web1", "web2"])
+    assert state["hello"] == {
+        "web1": {"current": R1, "releases": [R0, R1]},
+        "web2": {"current": None, "releases": []},
+    }
+    # An app the probe printed nothing for: not deployed there.
+    assert state["idle"] == {h: {"current": None, "releases": []} for h in ("web1", "web2")}
+
+
+def test_fleet_state_of_apps_on_no_host_asks_nobody(monkeypatch):
+    monkeypatch.setattr(rollback.remote, "run_on", lambda *a: pytest.fail("no host to ask"))
+    specs = {"hello": {"base_dir": "/srv/hello"}}
+    assert rollback.fleet_state(None, specs, ["hello"], lambda s: []) == {"hello": {}}
