@@ -192,12 +192,15 @@ class FakeHouse:
         return {"content_hash": f"sha256:{digest}", "version": "1.2", "project": app["name"].upper()}
 
     def check(self, house, app):
+        # The check installs the wheelhouse built for this app and platform.
+        assert (house / "MANIFEST.json").read_text() == app["source"].get("path", "?")
         self.checks.append((app["name"], os.environ.get("UV_NO_CACHE")))
         return deploy.wheelhouse.EntryCheck(True, f"entry {app['entry']} imports")
 
 
 def _app(name, path="/src/x", **extra):
-    return dict({"name": name, "source": {"requirement": f"{path}==1"}, "entry": "pkg.wsgi:app"}, **extra)
+    source = {"requirement": f"{path}==1", "path": path}
+    return dict({"name": name, "source": source, "entry": "pkg.wsgi:app"}, **extra)
 
 
 def test_the_artifact_is_a_tar_of_the_wheelhouse_named_by_app_platform_and_hash(monkeypatch, tmp_path):
@@ -238,6 +241,7 @@ def test_build_all_builds_only_the_apps_asked_for(monkeypatch, tmp_path):
     fake = FakeHouse(monkeypatch)
     result = deploy.build_all([_app("hello"), _app("api", "/src/api")], {TARGET.key: TARGET}, tmp_path, only=["api"])
     assert list(result) == ["api"] and [b[0] for b in fake.builds] == ["api"]
+    assert fake.checks == [("api", "1")]  # the entry check is on unless turned off
     assert set(deploy.build_all([_app("hello")], {TARGET.key: TARGET}, tmp_path, only=None)) == {"hello"}
 
 
@@ -391,3 +395,147 @@ def test_main_answers_an_unexpected_failure_as_one_json_line(monkeypatch, capsys
     out = capsys.readouterr().out
     assert out.endswith("}\n") and out.count("\n") == 1
     assert json.loads(out)["error"].startswith("JSONDecodeError: ")
+
+
+def test_apps_with_other_requirements_build_their_own_wheelhouse_and_key_order_does_not_matter(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    same = _app("admin")
+    same["source"] = dict(reversed(list(same["source"].items())))  # the same source written the other way round
+    apps = [
+        _app("hello", requirements=["a==1"]),
+        _app("pinned", requirements=["a==2"]),
+        dict(same, requirements=["a==1"]),
+    ]
+    deploy.build_all(apps, {TARGET.key: TARGET}, tmp_path, check_entry=False)
+    assert [b[0] for b in fake.builds] == ["hello", "pinned"]
+
+
+def test_source_revision_without_git_is_empty(monkeypatch, tmp_path):
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(deploy.subprocess, "run", no_git)
+    assert deploy.source_revision({"source": {"type": "path", "path": str(tmp_path)}}) == ""
+
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], 10)
+
+    monkeypatch.setattr(deploy.subprocess, "run", slow)
+    assert deploy.source_revision({"source": {"type": "path", "path": str(tmp_path)}}) == ""
+
+
+def test_pruning_goes_by_age_not_by_name(tmp_path):
+    names = [f"hello-cp311-x86_64-glibc2.36-{h * 16}.tar" for h in "fedcba9876543"]  # newest sorts first
+    for age, name in enumerate(names):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 + age, 1000 + age))
+    deploy._prune_artifacts(tmp_path, "hello", keep=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])
+
+
+def test_with_sources_takes_relative_paths_from_the_working_directory(monkeypatch, tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "pyproject.toml").write_text("[project]\nname='x'\n")
+    monkeypatch.chdir(tmp_path)
+    apps = deploy.with_sources([dict(APPS[0], entry="a.b:c")], {"hello": "proj"})
+    assert apps == [{"name": "hello", "entry": "a.b:c", "source": {"type": "path", "path": str(tmp_path / "proj")}}]
+
+
+def _request(**extra):
+    return dict(
+        {
+            "apps": [_app("hello"), _app("other", "/src/other")],
+            "hosts": {
+                "a-idle": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"},
+                "web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"},
+            },
+            "placement": {"hello": {"web": ["web1"], "workers": []}, "other": {"web": [], "workers": ["web1"]}},
+            "release": "20261203T000000Z",
+        },
+        **extra,
+    )
+
+
+def test_plan_builds_for_every_host_with_an_app_and_gives_a_new_artifact_the_new_id(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    answer = deploy.plan(_request(), out_dir=tmp_path)
+    assert sorted(answer["hosts"]) == ["web1"]  # a-idle runs no app: no build for it, no entry
+    assert {name: a["release"] for name, a in answer["hosts"]["web1"].items()} == {
+        "hello": "20261203T000000Z",
+        "other": "20261203T000000Z",
+    }
+    assert sorted(b[0] for b in fake.builds) == ["hello", "other"] and len(fake.checks) == 2
+    assert answer["unchanged"] == [] and answer["release"] == "20261203T000000Z"
+
+
+def test_plan_builds_only_the_apps_asked_for(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    answer = deploy.plan(_request(only=["other"]), out_dir=tmp_path)
+    assert list(answer["hosts"]["web1"]) == ["other"] and [b[0] for b in fake.builds] == ["other"]
+
+
+def test_plan_checks_entries_unless_the_request_turns_it_off(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    answer = deploy.plan(_request(check_entry=False), out_dir=tmp_path)
+    assert fake.checks == [] and answer["summary"]["hello"]["entry_check"] == "skipped: turned off"
+
+
+def test_plan_builds_the_sources_given_for_the_deploy(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    (tmp_path / "branch").mkdir()
+    (tmp_path / "branch" / "pyproject.toml").write_text("[project]\nname='x'\n")
+    answer = deploy.plan(_request(sources={"hello": str(tmp_path / "branch")}), out_dir=tmp_path / "out")
+    built = {b[0]: b for b in fake.builds}
+    assert built["hello"][2] == ""  # a path source outside git: no revision
+    assert answer["summary"]["hello"]["source_revision"] == ""
+    assert answer["summary"]["other"]["source_revision"] == "/src/other==1"
+
+
+def test_plan_without_apps_on_the_hosts_is_one_exact_line():
+    with pytest.raises(PyfleetError) as caught:
+        deploy.plan({"apps": APPS, "hosts": {}, "placement": {}})
+    assert str(caught.value) == (
+        "no app runs on the hosts of this deploy; check pyfleet_apps hosts, deploy_apps and --limit"
+    )
+
+
+def test_shared_release_prefers_current_over_present_then_present_then_newest():
+    def info(current, *releases):
+        return {"apps": {"hello": {"current": current, "release_hashes": dict.fromkeys(releases, "sha256:b")}}}
+
+    a, b, c = "20261124T050000Z", "20261124T050100Z", "20261124T050200Z"
+    # a is kept on all three hosts but current on none; b is current on two.
+    infos = {"web1": info(b, a, b), "web2": info(b, a, b), "web3": info("x", a)}
+    assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, "fresh") == b
+    # Current nowhere: the release present on most hosts.
+    infos = {"web1": info("x", a, c), "web2": info("x", a), "web3": info("x", a)}
+    assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, "fresh") == a
+    # A tie: the newest.
+    infos = {"web1": info("x", a, c)}
+    assert deploy.shared_release("hello", {"web1": "sha256:b"}, infos, "fresh") == c
+
+
+def test_the_headline_of_an_app_without_a_version():
+    answer = {"release": "R", "deployer": "ops@ctl", "summary": {"hello": {}}, "unchanged": []}
+    assert deploy.headline(answer) == "release R by ops@ctl: hello"
+
+
+def test_main_without_a_command_or_with_help(capsys):
+    with pytest.raises(SystemExit) as caught:
+        deploy.main([])
+    assert caught.value.code == 2
+    with pytest.raises(SystemExit):
+        deploy.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("usage: python -m pyfleet.deploy ")
+    assert "Controller side of a deploy: one release id, one artifact per app and host platform." in out
+    assert "build the artifacts of a deploy (request on stdin, see plan())" in out
+
+
+def test_main_builds_under_cache_deploy_by_default(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(deploy, "plan", lambda request, out_dir: seen.append(out_dir) or {"ok": True})
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("{}"))
+    assert deploy.main(["build"]) == 0
+    assert seen == [deploy.DEFAULT_OUT] and deploy.DEFAULT_OUT == deploy.ROOT / ".cache" / "deploy"
+    assert json.loads(capsys.readouterr().out) == {"ok": True}
