@@ -359,3 +359,59 @@ def test_every_refusal_is_one_whole_line():
 def test_without_history_the_newest_common_older_release_wins():
     state = {"hello": hosts(R3, [R0, R1, R2, R3], web2=(R3, [R0, R1, R3]))}
     assert rollback.plan_rollback([], state, ["hello"]).targets == {"hello": R1}
+
+
+def test_several_releases_in_a_refusal_are_listed_with_commas():
+    assert _message([], {"hello": hosts(R3, [R0, R1, R3], web1=(R3, [R3]))}, ["hello"]).startswith(
+        f"app hello on web1 has no release older than {R3} (it keeps {R3}); "
+    )
+    apart = hosts(R3, [R0, R1, R3], web2=(R3, [R2, R3]))
+    assert _message([], {"hello": apart}, ["hello"]).startswith(
+        f"app hello: no release older than {R3} is on every host (web1: {R0}, {R1}; web2: {R2}; worker1: {R0}, {R1});"
+    )
+    assert _message([], {"hello": hosts(R1, [R0, R1])}, ["hello"], release=R3) == (
+        f"release {R3} of app hello is not on web1 (it keeps {R0}, {R1}); nothing was switched; "
+        "fab releases lists the releases each host keeps"
+    )
+
+
+def test_three_releases_before_the_deploy_suggest_the_newest():
+    d = deploy_record(
+        "d", {"hello": {"web1": {"from": R0, "to": R3}, "web2": {"from": R2, "to": R3}, "web3": {"from": R1, "to": R3}}}
+    )
+    state = {"hello": {h: {"current": R3, "releases": [R0, R1, R2, R3]} for h in ("web1", "web2", "web3")}}
+    assert _message([d], state, ["hello"]).endswith(f"fab rollback --app hello --release {R2}")
+
+
+def test_the_moved_on_note_names_the_first_host_and_what_it_serves():
+    d = deploy_record("d", {"hello": moved(R0, R1)})
+    state = {"hello": hosts(R3, [R0, R1, R2, R3])}
+    state["hello"]["web2"]["current"] = R3
+    state["hello"]["web1"] = {"current": R3, "releases": [R0, R1, R2, R3]}
+    state["hello"]["worker1"] = {"current": R3, "releases": [R0, R1, R2, R3]}
+    notes = rollback.plan_rollback([d], state, ["hello"], app_given=True).notes
+    assert notes == [
+        f"hello: web1 serves {R3}, not what the deploy of 2026-11-24T05:01:00Z left there; "
+        "going back from the releases the hosts keep"
+    ]
+    # Two hosts moved on to different releases: the hosts disagree, the first one is named.
+    state["hello"]["web1"]["current"] = R2
+    assert f"(web1 {R2}, web2 {R3}, worker1 {R3})" in _message([d], state, ["hello"], app_given=True)
+
+
+def test_a_record_without_a_time_says_so():
+    d = deploy_record("d", {"hello": moved(None, R1)})
+    del d["when"]
+    assert "before the deploy of ? (its first there)" in _message([d], {"hello": hosts(R1, [R1])}, ["hello"])
+
+
+def test_with_several_apps_given_only_those_the_deploy_changed_come_from_it():
+    d = deploy_record("d", {"hello": moved(R1, R2)})
+    state = {"hello": hosts(R2, [R1, R2]), "other": hosts(R1, [R0, R1])}
+    plan = rollback.plan_rollback([d], state, ["hello", "other"], app_given=True)
+    assert plan.targets == {"hello": R1, "other": R0} and plan.undoes == {"hello": "d"}
+
+
+def test_an_app_the_deploy_changed_but_on_no_host_now_is_refused_in_one_line():
+    d = deploy_record("d", {"hello": moved(R1, R2)})
+    assert _message([d], {}, ["hello"]) == "app hello runs on no host of this inventory; nothing to roll back"
