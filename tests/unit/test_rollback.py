@@ -362,8 +362,8 @@ def test_without_history_the_newest_common_older_release_wins():
 
 
 def test_several_releases_in_a_refusal_are_listed_with_commas():
-    assert _message([], {"hello": hosts(R3, [R0, R1, R3], web1=(R3, [R3]))}, ["hello"]).startswith(
-        f"app hello on web1 has no release older than {R3} (it keeps {R3}); "
+    assert _message([], {"hello": hosts(R1, [R0, R1], web1=(R1, [R1, R2]))}, ["hello"]).startswith(
+        f"app hello on web1 has no release older than {R1} (it keeps {R1}, {R2}); "
     )
     apart = hosts(R3, [R0, R1, R3], web2=(R3, [R2, R3]))
     assert _message([], {"hello": apart}, ["hello"]).startswith(
