@@ -528,3 +528,73 @@ def test_a_long_detail_is_cut_with_dots_and_a_long_subject_drops_it():
         "lb1: no new ACME certificate for a.test: the order failed; old certificate still served; "
         "fix: see the message, then converge again"
     )
+
+
+def test_a_failed_certificate_info_is_no_certificate_even_with_an_end():
+    failed = dict(info(300), failed=True)
+    assert acme.renewal(failed, NAMES, DIRECTORY, DIRECTORY, now=NOW) == {"order": True, "reason": "no certificate yet"}
+
+
+def test_several_names_added_and_removed_are_listed():
+    decision = acme.renewal(info(80, ["old.test", "older.test"]), NAMES[:2], DIRECTORY, DIRECTORY, now=NOW)
+    assert decision["reason"] == (
+        "the certificate's names changed: missing hello-async.lab.test, hello.lab.test; "
+        "no longer served old.test, older.test"
+    )
+
+
+def test_a_certificate_ending_a_second_after_the_window_is_not_renewed_yet():
+    ends = NOW + datetime.timedelta(days=30, seconds=1)
+    late = {"not_after": ends.strftime("%Y%m%d%H%M%SZ"), "subject_alt_name": [f"DNS:{n}" for n in NAMES]}
+    assert acme.renewal(late, NAMES, DIRECTORY, DIRECTORY, renew_days=30, now=NOW)["order"] is False
+
+
+def test_names_without_a_challenge_do_not_stop_the_others():
+    data = {
+        "0.test": None,
+        "a.test": {"http-01": {"resource": ".well-known/acme-challenge/A", "resource_value": "va"}},
+    }
+    assert [f["content"] for f in acme.challenge_files(data, ["lb1"])] == ["va"]
+
+
+def test_a_resource_outside_the_challenge_directory_is_refused_whatever_its_length():
+    resource = "other-dir/acme-challenges/tok"  # as long as the challenge prefix, then a token
+    data = {"a.test": {"http-01": {"resource": resource, "resource_value": "v"}}}
+    with pytest.raises(PyfleetError, match="not a token"):
+        acme.challenge_files(data, ["lb1"])
+
+
+def test_a_rate_limit_retry_time_in_any_case():
+    result = {"msg": "Error urn:ietf:params:acme:error:rateLimited: Retry After 2026-12-04 10:00:00 UTC"}
+    line = acme.failure_line("lb1", result, ["a.test"], DIRECTORY)
+    assert line.endswith("fix: wait until 2026-12-04 10:00:00 UTC, then converge again")
+
+
+def test_a_directory_written_with_a_trailing_slash_is_the_same_directory():
+    result = {"msg": "Status code was 503", "status": 503, "url": DIRECTORY}
+    line = acme.failure_line("lb1", result, ["a.test"], DIRECTORY + "/")
+    assert "is unreachable (HTTP 503)" in line
+
+
+def test_an_unknown_failure_names_every_domain():
+    line = acme.failure_line("lb1", {"msg": "odd"}, ["a.test", "b.test"], DIRECTORY)
+    assert line.startswith("lb1: no new ACME certificate for a.test, b.test: the order failed (odd)")
+
+
+def _room(subject):
+    """The characters _line leaves for the detail with this subject (the order-failed line)."""
+    head = f"no new ACME certificate for {subject}: the order failed"
+    return (
+        acme.MAX_LINE - len(head) - len("; old certificate still served; fix: see the message, then converge again") - 3
+    )
+
+
+def test_a_detail_is_shown_when_more_than_ten_characters_fit_and_whole_when_it_fits():
+    base = _room("")
+    eleven = "n" * (base - 11)  # one name that leaves room for 11 characters
+    assert _room(eleven) == 11
+    assert "(detail)" in acme.failure_line("lb1", {"msg": "detail"}, [eleven], DIRECTORY)
+    ten = "n" * (base - 10)
+    assert "(detail)" not in acme.failure_line("lb1", {"msg": "detail"}, [ten], DIRECTORY)
+    exact = "d" * 11
+    assert f"({exact})" in acme.failure_line("lb1", {"msg": exact}, [eleven], DIRECTORY)
