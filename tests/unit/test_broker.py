@@ -236,3 +236,10 @@ def test_result_backend_of_another_group_and_db_1():
     hostvars = {"mq1": {"ansible_host": "10.0.0.6"}}
     assert result_backend(["mq1"], hostvars, "pw", group="mq") == "redis://:pw@10.0.0.6:6379/1"
     assert result_backend(["mq1"], hostvars, "pw", kind=None) == "redis://:pw@10.0.0.6:6379/1"
+
+
+def test_result_backend_errors_name_the_broker_group():
+    with pytest.raises(PyfleetError, match=r"^group brokers: no broker host; add a host to group brokers"):
+        result_backend([], {}, "pw")
+    with pytest.raises(PyfleetError, match=r"^group mq: 2 hosts \(b1, b2\) but pyfleet runs one broker"):
+        result_backend(["b1", "b2"], {}, "pw", group="mq")
