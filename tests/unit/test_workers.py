@@ -283,8 +283,10 @@ def test_the_broker_kind_defaults_to_redis_and_its_port():
 
 def test_the_broker_must_be_reached_by_ip():
     hostvars = dict(HOSTVARS, broker1={"pyfleet_private_address": "broker1.lab.test"})
-    message = error(hostvars=hostvars)
-    assert "broker1" in message and "worker units may only reach the broker by IP" in message
+    assert error(hostvars=hostvars) == (
+        "pyfleet_private_address on broker1: 'broker1.lab.test' is not an IP address, and worker units may only "
+        "reach the broker by IP; set pyfleet_private_address of broker1 to its private IP"
+    )
 
 
 def test_a_unit_carries_its_types_settings_and_worker_args():
@@ -519,3 +521,11 @@ def test_error_schedule_and_entries_of_the_wrong_kind_say_which():
 def test_no_routes_and_no_schedule_are_empty():
     result = plan(routes=None, schedule=None)
     assert result["task_routes"] == {} and result["beat_schedule"] == {}
+
+
+def test_flower_may_not_take_a_domain_of_an_app():
+    hosts = with_flower()
+    hosts["worker1"]["celery_flower_domain"] = "hello.lab.test"
+    assert error(hosts=hosts, hostvars=HOSTVARS).startswith(
+        "celery_flower_domain: hello.lab.test is also a domain of app hello; give flower a name of its own"
+    )
