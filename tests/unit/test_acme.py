@@ -494,10 +494,13 @@ def test_each_validation_problem_is_named(kind, cause):
 
 
 def test_the_failed_name_from_the_identifier_or_the_longest_name_in_the_text():
-    result = {"msg": "x", "other": {"identifier": "dns:a.test"}}
-    assert acme.failure_line("lb1", result, ["a.test"], DIRECTORY).startswith(
-        "lb1: no new ACME certificate for a.test:"
-    )
+    result = {"msg": "validation failed", "other": {"identifier": "dns:b.test"}}
+    line = acme.failure_line("lb1", result, ["a.test", "b.test"], DIRECTORY)
+    assert line.startswith("lb1: no new ACME certificate for b.test: HTTP-01 failed, the CA could not validate it")
+    # The longest name first: www.a.test is not taken for a.test.
+    result = {"msg": "validation of www.a.test failed", "other": {}}
+    line = acme.failure_line("lb1", result, ["a.test", "www.a.test", "zz.test"], DIRECTORY)
+    assert line.startswith("lb1: no new ACME certificate for www.a.test: HTTP-01 failed")
     # An identifier of a name not ordered, or of another type, is not taken.
     result = {"msg": "problem with www.a.test", "other": {"identifier": "dns:other.test"}}
     assert "for www.a.test: HTTP-01 failed" in acme.failure_line("lb1", result, ["a.test", "www.a.test"], DIRECTORY)
