@@ -529,7 +529,7 @@ def test_main_without_a_command_or_with_help(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("usage: python -m pyfleet.deploy ")
     assert "Controller side of a deploy: one release id, one artifact per app and host platform." in out
-    assert "build the artifacts of a deploy (request on stdin, see plan())" in out
+    assert " build build the artifacts of a deploy (request on stdin, see plan()) " in out
 
 
 def test_main_builds_under_cache_deploy_by_default(monkeypatch, capsys):
