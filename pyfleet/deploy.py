@@ -14,6 +14,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,6 +108,9 @@ def build_artifact(app, target, out_dir=DEFAULT_OUT, check_entry=True, built=Non
                     tar.add(path, arcname=str(path.relative_to(house)), recursive=False)
         os.replace(tmp, tar_path)
         _prune_artifacts(tar_path.parent, app["name"], keep=10)
+    else:
+        # Used again: as new as a fresh tar, so that pruning keeps it while this deploy ships it.
+        os.utime(tar_path)
     return {
         "tar": str(tar_path),
         "hash": digest,
@@ -139,8 +143,14 @@ def _check_entry_uncached(house, app):
 
 
 def _prune_artifacts(directory, name, keep):
-    """Keep the newest ``keep`` artifact tars of an app on the controller."""
-    tars = sorted(directory.glob(f"{name}-*.tar"), key=lambda p: p.stat().st_mtime)
+    """Keep the newest ``keep`` artifact tars of an app on the controller.
+
+    Only the app's own tars, ``<name>-<target key>-<hash>.tar``: app ``hello`` leaves ``hello-api``'s alone.
+    """
+    own = re.compile(re.escape(name) + r"-cp\d+-[a-z0-9_]+-glibc[0-9.]+-[0-9a-f]{16}\.tar")
+    tars = sorted(
+        (p for p in directory.glob(f"{name}-*.tar") if own.fullmatch(p.name)), key=lambda p: p.stat().st_mtime
+    )
     for old in tars[:-keep]:
         old.unlink(missing_ok=True)
 
@@ -316,9 +326,9 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the artifacts of a deploy (request on stdin, see plan())")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
-    parser.parse_args(argv)
+    args = parser.parse_args(argv)
     try:
-        answer = plan(json.load(sys.stdin))
+        answer = plan(json.load(sys.stdin), out_dir=Path(args.out))
     except PyfleetError as exc:
         answer = {"error": str(exc)}
     except Exception as exc:  # one line for Ansible, never a traceback in the play output

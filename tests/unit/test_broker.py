@@ -7,7 +7,7 @@ import pytest
 from celery_inventory import GROUPS, error, plan
 
 from pyfleet import addresses
-from pyfleet.broker import broker_url, result_backend
+from pyfleet.broker import broker_address, broker_kind, broker_url, result_backend
 from pyfleet.errors import PyfleetError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,3 +164,82 @@ def test_plan_rejects_an_unknown_broker_kind():
     assert error(hostvars=hostvars, kind="sqs") == (
         "pyfleet_broker_kind: 'sqs' is not one of redis, rabbitmq; set pyfleet_broker_kind: redis (the default) or rabbitmq"
     )
+
+
+# --- each one-line message in full, and the edges of what is accepted ----------------------------
+
+
+def _broker_error(*args, **kwargs):
+    with pytest.raises(PyfleetError) as caught:
+        broker_url(*args, **kwargs)
+    return str(caught.value)
+
+
+def test_broker_kind_unset_or_empty_is_redis_and_a_typo_gets_the_closest():
+    assert broker_kind(None) == broker_kind("") == "redis"
+    assert broker_kind("rabbitmq") == "rabbitmq"
+    with pytest.raises(PyfleetError) as caught:
+        broker_kind("rabbit")
+    assert str(caught.value) == (
+        "pyfleet_broker_kind: 'rabbit' is not one of redis, rabbitmq; did you mean rabbitmq? "
+        "set pyfleet_broker_kind: redis (the default) or rabbitmq"
+    )
+
+
+def test_broker_errors_in_full():
+    assert _broker_error([], {}, "pw") == (
+        "group brokers: no broker host; add a host to group brokers in the inventory (it runs redis)"
+    )
+    assert _broker_error(["b1", "b2"], {}, "pw", group="mq") == (
+        "group mq: 2 hosts (b1, b2) but pyfleet runs one broker; keep one host in group mq"
+    )
+    assert _broker_error(["b1"], {}, None) == (
+        "redis_password: not set for broker b1; set it from ansible-vault (redis_password: ...)"
+    )
+    assert _broker_error(["b1"], {}, "pw", kind="rabbitmq", app="") == (
+        "pyfleet_broker_kind: rabbitmq gives each Celery app a vhost and user of its name, but no app of "
+        "pyfleet_apps has celery: {app: ...}; add celery: {app: 'myapp.tasks:app'} to the app with the tasks"
+    )
+    assert _broker_error(["b1"], {}, "", kind="rabbitmq", app="hello") == (
+        "rabbitmq_passwords.hello: not set for broker b1 (the password of RabbitMQ user hello); "
+        "set rabbitmq_passwords: {hello: ...} from ansible-vault"
+    )
+
+
+@pytest.mark.parametrize("db", [-1, 16, "1", True, 1.0])
+def test_the_redis_database_is_0_to_15(db):
+    assert _broker_error(["b1"], {"b1": {"ansible_host": "10.0.0.5"}}, "pw", db=db) == (
+        f"broker database {db!r} is not 0..15; use db 0 for tasks and 1 for results"
+    )
+
+
+def test_databases_0_and_15_are_taken():
+    hostvars = {"b1": {"ansible_host": "10.0.0.5"}}
+    assert broker_url(["b1"], hostvars, "pw", db=15) == "redis://:pw@10.0.0.5:6379/15"
+    assert broker_url(["b1"], hostvars, "pw", db=0, group="mq") == "redis://:pw@10.0.0.5:6379/0"
+
+
+def test_a_rabbitmq_app_name_and_vhost_are_encoded():
+    url = broker_url(["b1"], {"b1": {"ansible_host": "10.0.0.5"}}, "pw", kind="rabbitmq", app="a/b")
+    assert url == "amqp://a%2Fb:pw@10.0.0.5:5672/a%2Fb"
+
+
+def test_broker_address_takes_the_kinds_port_and_defaults():
+    hostvars = {"b1": {"pyfleet_private_address": "10.0.0.5", "redis_port": 6380, "rabbitmq_port": 5673}}
+    assert broker_address("b1", hostvars) == ("10.0.0.5", 6380)
+    assert broker_address("b1", hostvars, kind="rabbitmq") == ("10.0.0.5", 5673)
+    assert broker_address("b1", None, kind=None) == ("b1", 6379)
+    assert broker_address("b1", {}, kind="rabbitmq") == ("b1", 5672)
+
+
+def test_result_backend_of_another_group_and_db_1():
+    hostvars = {"mq1": {"ansible_host": "10.0.0.6"}}
+    assert result_backend(["mq1"], hostvars, "pw", group="mq") == "redis://:pw@10.0.0.6:6379/1"
+    assert result_backend(["mq1"], hostvars, "pw", kind=None) == "redis://:pw@10.0.0.6:6379/1"
+
+
+def test_result_backend_errors_name_the_broker_group():
+    with pytest.raises(PyfleetError, match=r"^group brokers: no broker host; add a host to group brokers"):
+        result_backend([], {}, "pw")
+    with pytest.raises(PyfleetError, match=r"^group mq: 2 hosts \(b1, b2\) but pyfleet runs one broker"):
+        result_backend(["b1", "b2"], {}, "pw", group="mq")

@@ -1,7 +1,11 @@
 """Tests for pyfleet.deploy: the controller's plan of a deploy (no build needed here)."""
 
 import json
+import os
 import re
+import subprocess
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +162,380 @@ def _answer(unchanged):
 )
 def test_the_headline_names_what_ships_and_what_is_left_alone(unchanged, line):
     assert deploy.headline(_answer(unchanged)) == line
+
+
+# --- the build side: one wheelhouse per source and platform, one tar per wheelhouse ---------------
+
+TARGET = deploy.target_of("3.11.2", "x86_64", "2.36")
+ARM = deploy.target_of("3.13.5", "aarch64", "2.41")
+
+
+class FakeHouse:
+    """wheelhouse.build_or_reuse and check_entry_importable, recording what was built and checked.
+
+    A build writes two files (and one in static/) into the wheelhouse directory; the content
+    hash is that of the app's source, so the same source gives the same artifact.
+    """
+
+    def __init__(self, monkeypatch):
+        self.builds, self.checks = [], []
+        monkeypatch.setattr(deploy.wheelhouse, "build_or_reuse", self.build)
+        monkeypatch.setattr(deploy.wheelhouse, "check_entry_importable", self.check)
+        monkeypatch.delenv("UV_NO_CACHE", raising=False)
+
+    def build(self, app, house, target, revision):
+        self.builds.append((app["name"], target.key, revision))
+        (house / "static").mkdir(parents=True, exist_ok=True)
+        (house / "MANIFEST.json").write_text(app["source"].get("path", "?"))
+        (house / "static" / "app.css").write_text("body{}")
+        digest = __import__("hashlib").sha256(json.dumps(app["source"]).encode()).hexdigest()
+        return {"content_hash": f"sha256:{digest}", "version": "1.2", "project": app["name"].upper()}
+
+    def check(self, house, app):
+        # The check installs the wheelhouse built for this app and platform.
+        assert (house / "MANIFEST.json").read_text() == app["source"].get("path", "?")
+        self.checks.append((app["name"], os.environ.get("UV_NO_CACHE")))
+        return deploy.wheelhouse.EntryCheck(True, f"entry {app['entry']} imports")
+
+
+def _app(name, path="/src/x", **extra):
+    source = {"requirement": f"{path}==1", "path": path}
+    return dict({"name": name, "source": source, "entry": "pkg.wsgi:app"}, **extra)
+
+
+def test_the_artifact_is_a_tar_of_the_wheelhouse_named_by_app_platform_and_hash(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    art = deploy.build_artifact(_app("hello"), TARGET, tmp_path)
+    digest = fake.build(_app("hello"), tmp_path / "scratch", TARGET, "")["content_hash"]
+    assert art["hash"] == digest and art["hash_dir"] == digest.removeprefix("sha256:")[:16]
+    assert art["tar"] == str(tmp_path / "artifacts" / f"hello-cp311-x86_64-glibc2.36-{art['hash_dir']}.tar")
+    assert (art["version"], art["project"], art["source_revision"]) == ("1.2", "HELLO", "/src/x==1")
+    assert art["entry_check"] == "entry pkg.wsgi:app imports"
+    assert isinstance(art["seconds"], float) and 0 <= art["seconds"] < 60
+    with tarfile.open(art["tar"]) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert set(members) == {"MANIFEST.json", "static/app.css"}  # files only, paths inside the wheelhouse
+        assert all(m.isfile() for m in members.values())
+        assert tar.extractfile("static/app.css").read() == b"body{}"
+    assert not list((tmp_path / "artifacts").glob("*.tmp"))
+
+
+def test_apps_sharing_source_and_platform_build_one_wheelhouse(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    apps = [_app("hello"), _app("admin"), _app("api", "/src/api"), _app("static", static_dir="assets")]
+    result = deploy.build_all(apps, {TARGET.key: TARGET, ARM.key: ARM}, tmp_path, check_entry=False)
+    # hello and admin serve one project: built once per platform; api and static differ in what they hold.
+    expected = [("hello", "/src/x"), ("api", "/src/api"), ("static", "/src/x")]
+    assert sorted(fake.builds) == sorted((n, t.key, f"{p}==1") for n, p in expected for t in (TARGET, ARM))
+    assert list(result) == ["hello", "admin", "api", "static"]
+    assert list(result["hello"]) == sorted([TARGET.key, ARM.key])
+    assert result["admin"][ARM.key]["hash"] == result["hello"][ARM.key]["hash"]
+    assert result["api"][ARM.key]["hash"] != result["hello"][ARM.key]["hash"]
+    # Each app still gets its own tar, named for it.
+    assert Path(result["admin"][TARGET.key]["tar"]).name.startswith("admin-cp311-x86_64-glibc2.36-")
+    assert Path(result["admin"][TARGET.key]["tar"]).is_file()
+    assert result["hello"][TARGET.key]["entry_check"] == "skipped: turned off" and not fake.checks
+
+
+def test_build_all_builds_only_the_apps_asked_for(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    result = deploy.build_all([_app("hello"), _app("api", "/src/api")], {TARGET.key: TARGET}, tmp_path, only=["api"])
+    assert list(result) == ["api"] and [b[0] for b in fake.builds] == ["api"]
+    assert fake.checks == [("api", "1")]  # the entry check is on unless turned off
+    assert set(deploy.build_all([_app("hello")], {TARGET.key: TARGET}, tmp_path, only=None)) == {"hello"}
+
+
+def test_the_entry_check_runs_once_per_wheelhouse_and_entry_without_uvs_cache(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    first = deploy.build_artifact(_app("hello"), TARGET, tmp_path)
+    again = deploy.build_artifact(_app("hello"), TARGET, tmp_path)
+    assert fake.checks == [("hello", "1")]  # uv's cache off during the check only
+    assert again["entry_check"] == first["entry_check"] == "entry pkg.wsgi:app imports"
+    assert "UV_NO_CACHE" not in os.environ
+    deploy.build_artifact(_app("hello", entry="pkg.other:app"), TARGET, tmp_path)  # another entry
+    deploy.build_artifact(_app("hello", "/src/new"), TARGET, tmp_path)  # another wheelhouse
+    deploy.build_artifact(_app("hello"), ARM, tmp_path)  # another platform
+    assert len(fake.checks) == 4
+    deploy.build_artifact(_app("hello", "/src/newer"), TARGET, tmp_path, check_entry=False)
+    assert len(fake.checks) == 4
+
+
+def test_the_entry_check_restores_the_callers_uv_no_cache(monkeypatch, tmp_path):
+    FakeHouse(monkeypatch)
+    monkeypatch.setenv("UV_NO_CACHE", "0")
+    deploy.build_artifact(_app("hello"), TARGET, tmp_path)
+    assert os.environ["UV_NO_CACHE"] == "0"
+
+    def fails(house, app):
+        assert os.environ["UV_NO_CACHE"] == "1"
+        raise PyfleetError("app hello: entry pkg.wsgi:app does not import")
+
+    monkeypatch.setattr(deploy.wheelhouse, "check_entry_importable", fails)
+    with pytest.raises(PyfleetError, match="does not import"):
+        deploy.build_artifact(_app("hello", "/src/broken"), TARGET, tmp_path)
+    assert os.environ["UV_NO_CACHE"] == "0"
+    monkeypatch.delenv("UV_NO_CACHE")
+    with pytest.raises(PyfleetError):
+        deploy.build_artifact(_app("hello", "/src/broken"), TARGET, tmp_path)
+    assert "UV_NO_CACHE" not in os.environ
+
+
+def test_an_existing_tar_of_the_same_hash_is_reused(monkeypatch, tmp_path):
+    FakeHouse(monkeypatch)
+    tar = Path(deploy.build_artifact(_app("hello"), TARGET, tmp_path)["tar"])
+    tar.write_bytes(b"kept")
+    assert deploy.build_artifact(_app("hello"), TARGET, tmp_path)["tar"] == str(tar)
+    assert tar.read_bytes() == b"kept"
+
+
+def test_the_controller_keeps_the_ten_newest_tars_of_an_app(tmp_path):
+    for i in range(13):
+        for name in ("hello", "api"):
+            path = tmp_path / f"{name}-cp311-x86_64-glibc2.36-{i:016x}.tar"
+            path.write_bytes(b"x")
+            os.utime(path, (1000 + i, 1000 + i))
+    deploy._prune_artifacts(tmp_path, "hello", keep=10)
+    left = sorted(p.name for p in tmp_path.glob("hello-*.tar"))
+    assert left == [f"hello-cp311-x86_64-glibc2.36-{i:016x}.tar" for i in range(3, 13)]
+    assert len(list(tmp_path.glob("api-*.tar"))) == 13  # another app's tars are its own
+
+
+def _git(path, *args):
+    subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
+
+
+def test_source_revision_of_a_path_source_is_its_commit_and_dirty_state(tmp_path):
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "pyproject.toml").write_text("[project]\nname='p'\n")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    app = {"source": {"type": "path", "path": str(repo)}}
+    assert deploy.source_revision(app) == head.strip()[:12]
+    (repo / "pyproject.toml").write_text("[project]\nname='q'\n")
+    assert deploy.source_revision(app) == head.strip()[:12] + "+dirty"
+    (tmp_path / "plain").mkdir()
+    assert deploy.source_revision({"source": {"type": "path", "path": str(tmp_path / "plain")}}) == ""
+    assert deploy.source_revision({"source": {"type": "path", "path": str(tmp_path / "missing")}}) == ""
+
+
+def test_a_change_elsewhere_in_the_repo_leaves_a_sub_project_clean(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "pyproject.toml").write_text("[project]\nname='p'\n")
+    (tmp_path / "notes.txt").write_text("a")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (tmp_path / "notes.txt").write_text("b")
+    assert not deploy.source_revision({"source": {"type": "path", "path": str(tmp_path / "proj")}}).endswith("+dirty")
+
+
+def test_source_revision_of_a_requirement_or_wheel_names_it():
+    assert deploy.source_revision({"source": {"requirement": "hello==1.0"}}) == "hello==1.0"
+    assert (
+        deploy.source_revision({"source": {"wheel": "/w/hello-1.0-py3-none-any.whl"}}) == "hello-1.0-py3-none-any.whl"
+    )
+    assert deploy.source_revision({}) == ""
+
+
+def _old_tars(directory, name, count):
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        path = directory / f"{name}-cp311-x86_64-glibc2.36-{i:016x}.tar"
+        path.write_bytes(b"old")
+        os.utime(path, (2000 + i, 2000 + i))
+
+
+def test_pruning_an_app_leaves_the_tars_of_an_app_whose_name_starts_alike(monkeypatch, tmp_path):
+    # Bug found with the mutants: "hello-*.tar" also matched hello-api's tars.
+    fake = FakeHouse(monkeypatch)
+    api = deploy.build_artifact(_app("hello-api", "/src/api"), TARGET, tmp_path)
+    os.utime(api["tar"], (1000, 1000))  # built long ago, unchanged since
+    _old_tars(tmp_path / "artifacts", "hello", 12)
+    deploy.build_artifact(_app("hello"), TARGET, tmp_path)
+    assert Path(api["tar"]).is_file()
+    assert len(list((tmp_path / "artifacts").glob("hello-cp311-*.tar"))) == 10
+    assert fake.builds
+
+
+def test_a_tar_this_deploy_ships_is_never_pruned(monkeypatch, tmp_path):
+    # Bug found with the mutants: a reused tar kept its old mtime, so the next new tar of the
+    # same app in the same deploy (another platform) could prune it while the hosts still needed it.
+    FakeHouse(monkeypatch)
+    _old_tars(tmp_path / "artifacts", "hello", 3)
+    x86 = deploy.build_artifact(_app("hello"), TARGET, tmp_path)
+    os.utime(x86["tar"], (1000, 1000))  # from an earlier deploy of the same code
+    _old_tars(tmp_path / "artifacts", "hello", 12)
+    result = deploy.build_all([_app("hello")], {TARGET.key: TARGET, ARM.key: ARM}, tmp_path, check_entry=False)
+    assert [Path(a["tar"]).is_file() for a in result["hello"].values()] == [True, True]
+
+
+def test_main_builds_under_out(monkeypatch, capsys, tmp_path):
+    # Bug found with the mutants: --out was parsed and then ignored (always .cache/deploy).
+    FakeHouse(monkeypatch)
+    request = {
+        "apps": [_app("hello")],
+        "hosts": {"web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"}},
+        "placement": {"hello": {"web": ["web1"], "workers": []}},
+        "release": "20261203T000000Z",
+    }
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(json.dumps(request)))
+    assert deploy.main(["--out", str(tmp_path), "build"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    tar = Path(answer["hosts"]["web1"]["hello"]["tar"])
+    assert tar.parent == tmp_path / "artifacts" and tar.is_file()
+    assert answer["headline"].startswith("release 20261203T000000Z by ")
+
+
+def test_main_answers_an_unexpected_failure_as_one_json_line(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("{not json"))
+    assert deploy.main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("}\n") and out.count("\n") == 1
+    assert json.loads(out)["error"].startswith("JSONDecodeError: ")
+
+
+def test_apps_with_other_requirements_build_their_own_wheelhouse_and_key_order_does_not_matter(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    same = _app("admin")
+    same["source"] = dict(reversed(list(same["source"].items())))  # the same source written the other way round
+    apps = [
+        _app("hello", requirements=["a==1"]),
+        _app("pinned", requirements=["a==2"]),
+        dict(same, requirements=["a==1"]),
+    ]
+    deploy.build_all(apps, {TARGET.key: TARGET}, tmp_path, check_entry=False)
+    assert [b[0] for b in fake.builds] == ["hello", "pinned"]
+
+
+def test_source_revision_without_git_is_empty(monkeypatch, tmp_path):
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(deploy.subprocess, "run", no_git)
+    assert deploy.source_revision({"source": {"type": "path", "path": str(tmp_path)}}) == ""
+
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], 10)
+
+    monkeypatch.setattr(deploy.subprocess, "run", slow)
+    assert deploy.source_revision({"source": {"type": "path", "path": str(tmp_path)}}) == ""
+
+
+def test_pruning_goes_by_age_not_by_name(tmp_path):
+    names = [f"hello-cp311-x86_64-glibc2.36-{h * 16}.tar" for h in "fedcba9876543"]  # newest sorts first
+    for age, name in enumerate(names):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 + age, 1000 + age))
+    deploy._prune_artifacts(tmp_path, "hello", keep=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])
+
+
+def test_with_sources_takes_relative_paths_from_the_working_directory(monkeypatch, tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "pyproject.toml").write_text("[project]\nname='x'\n")
+    monkeypatch.chdir(tmp_path)
+    apps = deploy.with_sources([dict(APPS[0], entry="a.b:c")], {"hello": "proj"})
+    assert apps == [{"name": "hello", "entry": "a.b:c", "source": {"type": "path", "path": str(tmp_path / "proj")}}]
+
+
+def _request(**extra):
+    return dict(
+        {
+            "apps": [_app("hello"), _app("other", "/src/other")],
+            "hosts": {
+                "a-idle": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"},
+                "web1": {"python": "3.11.2", "arch": "x86_64", "glibc": "2.36"},
+            },
+            "placement": {"hello": {"web": ["web1"], "workers": []}, "other": {"web": [], "workers": ["web1"]}},
+            "release": "20261203T000000Z",
+        },
+        **extra,
+    )
+
+
+def test_plan_builds_for_every_host_with_an_app_and_gives_a_new_artifact_the_new_id(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    answer = deploy.plan(_request(), out_dir=tmp_path)
+    assert sorted(answer["hosts"]) == ["web1"]  # a-idle runs no app: no build for it, no entry
+    assert {name: a["release"] for name, a in answer["hosts"]["web1"].items()} == {
+        "hello": "20261203T000000Z",
+        "other": "20261203T000000Z",
+    }
+    assert sorted(b[0] for b in fake.builds) == ["hello", "other"] and len(fake.checks) == 2
+    assert answer["unchanged"] == [] and answer["release"] == "20261203T000000Z"
+
+
+def test_plan_builds_only_the_apps_asked_for(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    answer = deploy.plan(_request(only=["other"]), out_dir=tmp_path)
+    assert list(answer["hosts"]["web1"]) == ["other"] and [b[0] for b in fake.builds] == ["other"]
+
+
+def test_plan_checks_entries_unless_the_request_turns_it_off(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    answer = deploy.plan(_request(check_entry=False), out_dir=tmp_path)
+    assert fake.checks == [] and answer["summary"]["hello"]["entry_check"] == "skipped: turned off"
+
+
+def test_plan_builds_the_sources_given_for_the_deploy(monkeypatch, tmp_path):
+    fake = FakeHouse(monkeypatch)
+    (tmp_path / "branch").mkdir()
+    (tmp_path / "branch" / "pyproject.toml").write_text("[project]\nname='x'\n")
+    answer = deploy.plan(_request(sources={"hello": str(tmp_path / "branch")}), out_dir=tmp_path / "out")
+    built = {b[0]: b for b in fake.builds}
+    assert built["hello"][2] == ""  # a path source outside git: no revision
+    assert answer["summary"]["hello"]["source_revision"] == ""
+    assert answer["summary"]["other"]["source_revision"] == "/src/other==1"
+
+
+def test_plan_without_apps_on_the_hosts_is_one_exact_line():
+    with pytest.raises(PyfleetError) as caught:
+        deploy.plan({"apps": APPS, "hosts": {}, "placement": {}})
+    assert str(caught.value) == (
+        "no app runs on the hosts of this deploy; check pyfleet_apps hosts, deploy_apps and --limit"
+    )
+
+
+def test_shared_release_prefers_current_over_present_then_present_then_newest():
+    def info(current, *releases):
+        return {"apps": {"hello": {"current": current, "release_hashes": dict.fromkeys(releases, "sha256:b")}}}
+
+    a, b, c = "20261124T050000Z", "20261124T050100Z", "20261124T050200Z"
+    # a is kept on all three hosts but current on none; b is current on two.
+    infos = {"web1": info(b, a, b), "web2": info(b, a, b), "web3": info("x", a)}
+    assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, "fresh") == b
+    # Current nowhere: the release present on most hosts.
+    infos = {"web1": info("x", a, c), "web2": info("x", a), "web3": info("x", a)}
+    assert deploy.shared_release("hello", dict.fromkeys(infos, "sha256:b"), infos, "fresh") == a
+    # A tie: the newest.
+    infos = {"web1": info("x", a, c)}
+    assert deploy.shared_release("hello", {"web1": "sha256:b"}, infos, "fresh") == c
+
+
+def test_the_headline_of_an_app_without_a_version():
+    answer = {"release": "R", "deployer": "ops@ctl", "summary": {"hello": {}}, "unchanged": []}
+    assert deploy.headline(answer) == "release R by ops@ctl: hello"
+
+
+def test_main_without_a_command_or_with_help(capsys):
+    with pytest.raises(SystemExit) as caught:
+        deploy.main([])
+    assert caught.value.code == 2
+    with pytest.raises(SystemExit):
+        deploy.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("usage: python -m pyfleet.deploy ")
+    assert "Controller side of a deploy: one release id, one artifact per app and host platform." in out
+    assert " build build the artifacts of a deploy (request on stdin, see plan()) " in out
+
+
+def test_main_builds_under_cache_deploy_by_default(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(deploy, "plan", lambda request, out_dir: seen.append(out_dir) or {"ok": True})
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("{}"))
+    assert deploy.main(["build"]) == 0
+    assert seen == [deploy.DEFAULT_OUT] and deploy.DEFAULT_OUT == deploy.ROOT / ".cache" / "deploy"
+    assert json.loads(capsys.readouterr().out) == {"ok": True}

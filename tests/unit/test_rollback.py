@@ -176,3 +176,242 @@ def test_nothing_to_switch_when_every_host_is_back_already():
     d = deploy_record("d", {"hello": moved(R1, R2)})
     plan = rollback.plan_rollback([d], {"hello": hosts(R1, [R1, R2])}, ["hello"])
     assert plan.switch == {} and plan.undoes == {"hello": "d"}
+
+
+# --- reading the fleet --------------------------------------------------------------
+
+
+def test_fleet_state_reads_each_host_once_for_all_its_apps(monkeypatch, tmp_path):
+    """Every host runs the probe of exactly its apps (hosts with the same apps in one call), for real in sh."""
+    base = {}
+    for app, rels, cur in (("hello", (R0, R1), R1), ("async", (R2,), R2)):
+        base[app] = tmp_path / app
+        for rel in rels:
+            (base[app] / "releases" / rel).mkdir(parents=True)
+            (base[app] / "releases" / rel / rollback.META).write_text("{}")
+        (base[app] / "current").symlink_to(f"releases/{cur}")
+    specs = {
+        app: {"base_dir": str(path), "hosts": h} for (app, path), h in zip(base.items(), ("web", "all"), strict=True)
+    }
+    calls = []
+
+    def run_on(inv, hosts, command):
+        calls.append((inv, sorted(hosts)))
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+        return dict.fromkeys(hosts, (0, out))
+
+    monkeypatch.setattr(rollback.remote, "run_on", run_on)
+    where = {"web": ["web1", "web2"], "all": ["web1", "web2", "worker1"]}
+    state = rollback.fleet_state("INV", specs, ["hello", "async"], lambda spec: where[spec["hosts"]])
+    assert sorted(calls) == [("INV", ["web1", "web2"]), ("INV", ["worker1"])]
+    assert state == {
+        "hello": {h: {"current": R1, "releases": [R0, R1]} for h in ("web1", "web2")},
+        "async": {h: {"current": R2, "releases": [R2]} for h in HOSTS},
+    }
+
+
+def test_fleet_state_of_a_host_that_does_not_answer_is_no_release(monkeypatch):
+    answers = {"web1": (0, f"hello|{R1}| {R0} {R1}\n"), "web2": (255, f"hello|{R1}| {R1}\n")}
+    monkeypatch.setattr(rollback.remote, "run_on", lambda inv, hosts, command: {h: answers[h] for h in hosts})
+    specs = {"hello": {"base_dir": "/srv/hello"}, "idle": {"base_dir": "/srv/idle"}}
+    state = rollback.fleet_state(None, specs, ["hello", "idle"], lambda s: ["web1", "web2"])
+    assert state["hello"] == {
+        "web1": {"current": R1, "releases": [R0, R1]},
+        "web2": {"current": None, "releases": []},
+    }
+    # An app the probe printed nothing for: not deployed there.
+    assert state["idle"] == {h: {"current": None, "releases": []} for h in ("web1", "web2")}
+
+
+def test_fleet_state_of_apps_on_no_host_asks_nobody(monkeypatch):
+    monkeypatch.setattr(rollback.remote, "run_on", lambda *a: pytest.fail("no host to ask"))
+    specs = {"hello": {"base_dir": "/srv/hello"}}
+    assert rollback.fleet_state(None, specs, ["hello"], lambda s: []) == {"hello": {}}
+
+
+# --- the lines an operator reads ----------------------------------------------------
+
+
+def test_parse_probe_skips_noise_and_reads_an_app_without_releases():
+    text = f"Warning: something\nhello| {R1} | {R1} {R0}\nidle||\n"
+    assert rollback.parse_probe(text) == {
+        "hello": {"current": R1, "releases": [R0, R1]},
+        "idle": {"current": None, "releases": []},
+    }
+
+
+def test_probe_of_an_app_never_deployed_and_a_path_with_spaces(tmp_path):
+    base = tmp_path / "my apps" / "hello"
+    (base / "releases" / R0).mkdir(parents=True)
+    (base / "releases" / R0 / rollback.META).write_text("{}")
+    cmd = rollback.probe_command({"hello": str(base)})
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
+    assert rollback.parse_probe(out) == {"hello": {"current": None, "releases": [R0]}}
+
+
+def test_summary_rows_and_verdicts_of_hosts_without_a_release():
+    ch = {"hello": {"web1": {"from": None, "to": R1}, "web2": {"from": None, "to": None}}}
+    assert rollback.summary_rows(ch) == [["hello", "web1", R1, "-"], ["hello", "web2", "-", "-"]]
+    assert rollback.verdicts(ch) == [
+        f"hello: SPLIT: web1 {R1}, web2 -; finish with fab rollback or fab deploy --app hello"
+    ]
+    assert rollback.verdicts({"hello": {"web1": {"from": R1, "to": None}}}) == ["hello: every host on nothing"]
+
+
+def test_release_text_of_apps_on_different_releases():
+    ch = {"b": moved(R0, R2), "a": moved(R0, R1)}
+    assert rollback.release_text(ch) == f"a={R1}, b={R2}"
+    assert rollback.releases_now(ch) == {"a": R1, "b": R2}
+
+
+def test_changes_of_an_app_gone_or_new_after():
+    before = {"hello": hosts(R1, [R1])}
+    assert rollback.changes(before, None)["hello"]["web1"] == {"from": R1, "to": None}
+    assert rollback.changes({}, before)["hello"]["web2"] == {"from": None, "to": R1}
+    assert rollback.changed_apps(None) == [] and rollback.switched_hosts(None) == []
+
+
+def test_pick_deploy_skips_other_actions_records_without_id_and_other_apps():
+    d1 = deploy_record("d1", {"hello": moved(R0, R1)})
+    site = dict(deploy_record("s", {"hello": moved(R1, R2)}), action="site")
+    no_id = deploy_record(None, {"hello": moved(R1, R2)})
+    other = deploy_record("d2", {"other": moved(R0, R1)})
+    assert rollback.pick_deploy([d1, site, no_id, other], ["hello"]) == (d1, ["hello"])
+    # A successful rollback of another app leaves hello's deploy to undo.
+    undo_other = {"action": "rollback", "result": "ok", "undoes": {"other": "d1"}}
+    assert rollback.pick_deploy([d1, undo_other], ["hello"])[0] is d1
+    undo_as_deploy = {"action": "deploy", "result": "ok", "undoes": {"hello": "d1"}}
+    assert rollback.pick_deploy([d1, undo_as_deploy], ["hello"])[0] is d1
+
+
+def test_a_plain_rollback_says_which_deploy_it_undoes():
+    d = deploy_record("d", {"hello": moved(R1, R2), "async": moved(R1, R2)})
+    state = {"hello": hosts(R2, [R1, R2]), "async": hosts(R2, [R1, R2])}
+    plan = rollback.plan_rollback([d], state, ["hello", "async"])
+    assert plan.notes == ["undoing the deploy of 2026-11-24T05:01:00Z by me@ctl (release x): async, hello"]
+    # With --app, the app's last deploy is undone without that note.
+    plan = rollback.plan_rollback([d], state, ["hello"], app_given=True)
+    assert plan.notes == [] and plan.undoes == {"hello": "d"} and plan.targets == {"hello": R1}
+
+
+def test_hosts_moved_on_note_names_host_and_release():
+    d = deploy_record("d", {"hello": moved(R0, R1)})
+    # web1 and worker1 are still where the deploy left them or back before it; web2 moved on.
+    state = {"hello": hosts(R3, [R0, R1, R2, R3])}
+    plan = rollback.plan_rollback([d], state, ["hello"])
+    assert plan.notes[1:] == [
+        f"hello: web1 serves {R3}, not what the deploy of 2026-11-24T05:01:00Z left there; "
+        "going back from the releases the hosts keep"
+    ]
+    assert plan.targets == {"hello": R2} and plan.undoes == {}
+    # Hosts on the deploy's release or on the one before it have not moved on.
+    state = {"hello": hosts(R1, [R0, R1], web2=(R0, [R0, R1]))}
+    plan = rollback.plan_rollback([d], state, ["hello"])
+    assert plan.undoes == {"hello": "d"} and plan.switch == {"hello": {"web1": R0, "worker1": R0}}
+
+
+def _message(records, state, apps, **kwargs):
+    with pytest.raises(PyfleetError) as caught:
+        rollback.plan_rollback(records, state, apps, **kwargs)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_every_refusal_is_one_whole_line():
+    first = deploy_record("d", {"hello": {"web2": {"from": None, "to": R1}, "web1": {"from": R0, "to": R1}}})
+    assert _message([first], {"hello": hosts(R1, [R0, R1])}, ["hello"]) == (
+        "app hello had no release on web2 before the deploy of 2026-11-24T05:01:00Z (its first there); "
+        "nothing to roll back to there, nothing was switched; name a release every host keeps: "
+        "fab rollback --app hello --release ID (fab releases lists them)"
+    )
+    split = deploy_record("d", {"hello": {"web1": {"from": R0, "to": R2}, "web2": {"from": R1, "to": R2}}})
+    assert _message([split], {"hello": hosts(R2, [R0, R1, R2])}, ["hello"]) == (
+        f"app hello ran different releases before the deploy of 2026-11-24T05:01:00Z (web1 {R0}, web2 {R1}); "
+        f"nothing was switched; name the one to return to: fab rollback --app hello --release {R1}"
+    )
+    assert _message([], {"hello": hosts(R2, [R1, R2], web1=(R1, [R1, R2]), web2=(R0, [R0]))}, ["hello"]) == (
+        f"app hello: hosts serve different releases (web1 {R1}, web2 {R0}, worker1 {R2}); "
+        f"nothing was switched; name the one to return to: fab rollback --app hello --release {R0}"
+    )
+    assert _message([], {}, ["hello"]) == "app hello runs on no host of this inventory; nothing to roll back"
+    assert _message([], {}, ["hello"], release=R1) == (
+        "app hello runs on no host of this inventory; nothing to roll back"
+    )
+    assert _message([], {"hello": hosts(R1, [R1], web2=(None, []))}, ["hello"]) == (
+        "app hello is not deployed on web2 (no current release); nothing was switched; "
+        "deploy it first: fab deploy --app hello"
+    )
+    assert _message([], {"hello": hosts(R1, [R1], web1=(R1, []))}, ["hello"]) == (
+        f"app hello on web1 has no release older than {R1} (it keeps none); nothing to roll back to, "
+        "nothing was switched"
+    )
+    apart = hosts(R2, [R1, R2], web2=(R2, [R0, R2]))
+    assert _message([], {"hello": apart}, ["hello"]) == (
+        f"app hello: no release older than {R2} is on every host (web1: {R1}; web2: {R0}; worker1: {R1}); "
+        "nothing was switched; name one: fab rollback --app hello --release ID"
+    )
+    assert _message([], {"hello": hosts(R1, [R1], web1=(R1, []))}, ["hello"], release=R1) == (
+        f"release {R1} of app hello is not on web1 (it keeps none); nothing was switched; "
+        "fab releases lists the releases each host keeps"
+    )
+
+
+def test_without_history_the_newest_common_older_release_wins():
+    state = {"hello": hosts(R3, [R0, R1, R2, R3], web2=(R3, [R0, R1, R3]))}
+    assert rollback.plan_rollback([], state, ["hello"]).targets == {"hello": R1}
+
+
+def test_several_releases_in_a_refusal_are_listed_with_commas():
+    assert _message([], {"hello": hosts(R1, [R0, R1], web1=(R1, [R1, R2]))}, ["hello"]).startswith(
+        f"app hello on web1 has no release older than {R1} (it keeps {R1}, {R2}); "
+    )
+    apart = hosts(R3, [R0, R1, R3], web2=(R3, [R2, R3]))
+    assert _message([], {"hello": apart}, ["hello"]).startswith(
+        f"app hello: no release older than {R3} is on every host (web1: {R0}, {R1}; web2: {R2}; worker1: {R0}, {R1});"
+    )
+    assert _message([], {"hello": hosts(R1, [R0, R1])}, ["hello"], release=R3) == (
+        f"release {R3} of app hello is not on web1 (it keeps {R0}, {R1}); nothing was switched; "
+        "fab releases lists the releases each host keeps"
+    )
+
+
+def test_three_releases_before_the_deploy_suggest_the_newest():
+    d = deploy_record(
+        "d", {"hello": {"web1": {"from": R0, "to": R3}, "web2": {"from": R2, "to": R3}, "web3": {"from": R1, "to": R3}}}
+    )
+    state = {"hello": {h: {"current": R3, "releases": [R0, R1, R2, R3]} for h in ("web1", "web2", "web3")}}
+    assert _message([d], state, ["hello"]).endswith(f"fab rollback --app hello --release {R2}")
+
+
+def test_the_moved_on_note_names_the_first_host_and_what_it_serves():
+    d = deploy_record("d", {"hello": moved(R0, R1)})
+    state = {"hello": hosts(R3, [R0, R1, R2, R3])}
+    state["hello"]["web2"]["current"] = R3
+    state["hello"]["web1"] = {"current": R3, "releases": [R0, R1, R2, R3]}
+    state["hello"]["worker1"] = {"current": R3, "releases": [R0, R1, R2, R3]}
+    notes = rollback.plan_rollback([d], state, ["hello"], app_given=True).notes
+    assert notes == [
+        f"hello: web1 serves {R3}, not what the deploy of 2026-11-24T05:01:00Z left there; "
+        "going back from the releases the hosts keep"
+    ]
+    # Two hosts moved on to different releases: the hosts disagree, the first one is named.
+    state["hello"]["web1"]["current"] = R2
+    assert f"(web1 {R2}, web2 {R3}, worker1 {R3})" in _message([d], state, ["hello"], app_given=True)
+
+
+def test_a_record_without_a_time_says_so():
+    d = deploy_record("d", {"hello": moved(None, R1)})
+    del d["when"]
+    assert "before the deploy of ? (its first there)" in _message([d], {"hello": hosts(R1, [R1])}, ["hello"])
+
+
+def test_with_several_apps_given_only_those_the_deploy_changed_come_from_it():
+    d = deploy_record("d", {"hello": moved(R1, R2)})
+    state = {"hello": hosts(R2, [R1, R2]), "other": hosts(R1, [R0, R1])}
+    plan = rollback.plan_rollback([d], state, ["hello", "other"], app_given=True)
+    assert plan.targets == {"hello": R1, "other": R0} and plan.undoes == {"hello": "d"}
+
+
+def test_an_app_the_deploy_changed_but_on_no_host_now_is_refused_in_one_line():
+    d = deploy_record("d", {"hello": moved(R1, R2)})
+    assert _message([d], {}, ["hello"]) == "app hello runs on no host of this inventory; nothing to roll back"
