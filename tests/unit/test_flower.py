@@ -295,3 +295,11 @@ def test_a_password_of_72_bytes_is_accepted_73_are_not():
 )
 def test_plan_flower_mistakes_are_one_whole_line(raw, expected):
     assert flower_error(**raw) == expected
+
+
+def test_a_load_balancer_without_an_ip_is_one_whole_line():
+    hostvars = {"worker2": {"pyfleet_private_address": "10.0.0.7"}, "lb1": {"ansible_host": "lb1.internal"}}
+    assert flower_error(hostvars=hostvars) == (
+        "pyfleet_private_address on lb1: 'lb1.internal' is not an IP address, and the flower unit admits the "
+        "load balancers by IP only; set pyfleet_private_address of lb1 to its private IP"
+    )
