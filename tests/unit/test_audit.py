@@ -46,7 +46,7 @@ def control(tmp_path, monkeypatch):
         proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
         return SimpleNamespace(stdout=proc.stdout, exited=proc.returncode)
 
-    monkeypatch.setattr(remote, "connection", lambda inv, host: Conn(host))
+    monkeypatch.setattr(remote, "connection", lambda inv, host: Conn(host) if inv.hosts else None)
     monkeypatch.setattr(remote, "run", run)
     Conn.closed = 0
     return SimpleNamespace(state=state, ran=ran)
@@ -72,6 +72,7 @@ def test_a_lock_is_taken_on_the_control_host_as_root_and_says_who_holds_it(contr
     holder = json.loads((control.state / "locks" / "shop.json").read_text())
     assert holder["owner"] == "ann@laptop" and holder["action"] == "deploy"
     assert abs(holder["epoch"] - time.time()) < 60 and len(holder["token"]) == 32
+    assert time.strptime(holder["since"], "%Y-%m-%dT%H:%M:%SZ")
     assert audit.locks(fleet()) == {"blog": holder, "shop": holder}
 
 
@@ -109,9 +110,9 @@ def test_an_unreadable_lock_is_listed_as_such(control):
 
 
 def test_describe_holder_gives_the_age_in_minutes():
-    text = json.dumps({"owner": "bob@ci", "action": "deploy", "since": "x", "epoch": int(time.time()) - 185})
+    text = json.dumps({"owner": "bob@ci", "action": "deploy", "since": "x", "epoch": int(time.time()) - 3540})
     assert audit.describe_holder("shop", "noise\n" + text + "\n") == (
-        "app shop is locked by bob@ci (deploy) since x, 3 min ago; wait for it to finish, "
+        "app shop is locked by bob@ci (deploy) since x, 59 min ago; wait for it to finish, "
         "or if that deploy crashed: fab lock --clear --app shop"
     )
 
@@ -123,10 +124,13 @@ def test_history_is_the_last_records_oldest_first_and_skips_broken_lines(control
         audit.record(inv, {"id": i, "note": "it's 'quoted'"})
     with open(control.state / "history.jsonl", "a") as f:
         f.write("garbage\n")
-    records = audit.history(inv, last=4)
-    assert [r["id"] for r in records] == [22, 23, 24]
+    audit.record(inv, {"id": 25, "a": 1})
+    records = audit.history(inv, last=5)
+    assert [r["id"] for r in records] == [22, 23, 24, 25]
+    # One JSON object per line, keys sorted (a history diffable across controllers).
+    assert (control.state / "history.jsonl").read_text().splitlines()[-1] == '{"a": 1, "id": 25}'
     assert records[0] == {"id": 22, "note": "it's 'quoted'"}
-    assert [r["id"] for r in audit.history(inv)] == list(range(6, 25))
+    assert [r["id"] for r in audit.history(inv)] == list(range(7, 26))
 
 
 def test_an_unreachable_control_host_says_how_to_go_on(control, monkeypatch):
@@ -149,3 +153,9 @@ def test_operator_and_ids(monkeypatch):
     assert audit.operator() == "carl@ctl"
     assert len(audit.new_id()) == 12 and audit.new_id() != audit.new_id()
     assert time.strptime(audit.now(), "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_lock_without_its_start_time_is_described_as_just_taken():
+    assert audit.describe_holder("shop", '{"owner": "ann@x", "action": "deploy", "since": "s"}').startswith(
+        "app shop is locked by ann@x (deploy) since s, 0 min ago;"
+    )
