@@ -3,7 +3,9 @@
 import pytest
 from celery_inventory import CATALOGUE, error, plan, with_type
 
+from pyfleet import catalogue as cat
 from pyfleet.catalogue import broker_chatter, normalize_catalogue, visibility_timeout, worker_args
+from pyfleet.errors import PyfleetError
 
 # --- defaults ----------------------------------------------------------------------------------
 
@@ -198,3 +200,163 @@ def test_error_catalogue_not_a_mapping():
 def test_error_bad_type_name():
     catalogue = dict(CATALOGUE, **{"Big Type": {}})
     assert "'Big Type' is not a valid worker type name" in error(catalogue=catalogue)
+
+
+# --- normalize_catalogue on its own: bounds, defaults and the whole one-line errors ----------
+
+
+def one(**spec):
+    return normalize_catalogue({"io": spec})["io"]
+
+
+def refused(catalogue):
+    with pytest.raises(PyfleetError) as caught:
+        normalize_catalogue(catalogue)
+    return str(caught.value)
+
+
+def test_an_empty_type_consumes_its_own_queue_with_every_default():
+    assert normalize_catalogue({"io": None})["io"] == {
+        "queues": ["io"],
+        "pool": "prefork",
+        "concurrency": None,
+        "autoscale": None,
+        "prefetch_multiplier": 1,
+        "soft_time_limit": None,
+        "time_limit": 600,
+        "max_tasks_per_child": None,
+        "max_memory_per_child": None,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "track_started": False,
+        "gossip": False,
+        "mingle": False,
+        "heartbeat": None,
+        "stop_timeout": 630,
+    }
+
+
+@pytest.mark.parametrize(
+    "spec, key, value",
+    [
+        ({"queues": "fast"}, "queues", ["fast"]),
+        ({"autoscale": [1, 1]}, "autoscale", [1, 1]),
+        ({"autoscale": [256, 1]}, "autoscale", [256, 1]),
+        ({"autoscale": [3, 3]}, "autoscale", [3, 3]),
+        ({"concurrency": "8"}, "concurrency", 8),
+        ({"concurrency": 256}, "concurrency", 256),
+        ({"pool": "solo", "concurrency": 1}, "concurrency", 1),
+        ({"soft_time_limit": 1}, "soft_time_limit", 1),
+        ({"max_tasks_per_child": 1}, "max_tasks_per_child", 1),
+        ({"max_tasks_per_child": 10_000_000}, "max_tasks_per_child", 10_000_000),
+        ({"max_memory_per_child": 64 * 1024 * 1024}, "max_memory_per_child", 64 * 1024 * 1024),
+        ({"prefetch_multiplier": 4}, "prefetch_multiplier", 4),
+        ({"acks_late": False, "reject_on_worker_lost": False}, "reject_on_worker_lost", False),
+    ],
+)
+def test_the_edges_a_type_may_set(spec, key, value):
+    assert one(**spec)[key] == value
+
+
+@pytest.mark.parametrize(
+    "catalogue, expected",
+    [
+        (
+            {},
+            "celery_worker_catalogue: expected a mapping of worker types, got a mapping; "
+            "write celery_worker_catalogue: {default: {queues: [default], concurrency: 2}}",
+        ),
+        (
+            {"IO": {}},
+            "celery_worker_catalogue: 'IO' is not a valid worker type name (a lowercase letter, then up to "
+            "30 of a-z 0-9 _ -); rename it, e.g. io",
+        ),
+        (
+            {"a": {"queues": ["q"]}, "b": {"queues": ["q"]}},
+            "celery_worker_catalogue.b.queues: queue q is already consumed by type a; give each type its own queues",
+        ),
+        ({"io": ["q"]}, "celery_worker_catalogue.io: expected a mapping, got a list; write io: {queues: [io]}"),
+        (
+            {"io": {"queues": {}}},
+            "celery_worker_catalogue.io.queues: expected a list of queue names, got a mapping; write queues: [io]",
+        ),
+        (
+            {"io": {"autoscale": [257, 1]}},
+            "celery_worker_catalogue.io.autoscale: [257, 1] is not [max, min] with 1 <= min <= max <= 256; "
+            "write autoscale: [8, 2]",
+        ),
+        (
+            {"io": {"autoscale": [2, 3]}},
+            "celery_worker_catalogue.io.autoscale: [2, 3] is not [max, min] with 1 <= min <= max <= 256; "
+            "write autoscale: [8, 2]",
+        ),
+        (
+            {"io": {"soft_time_limit": 0}},
+            "celery_worker_catalogue.io.soft_time_limit: 0 is not an integer from 1 to 604800; "
+            "set soft_time_limit: 1..604800",
+        ),
+        (
+            {"io": {"time_limit": 25, "soft_time_limit": 25}},
+            "celery_worker_catalogue.io.soft_time_limit: 25 is not below time_limit 25; "
+            "set soft_time_limit below time_limit (e.g. 22)",
+        ),
+        (
+            {"io": {"time_limit": 1, "soft_time_limit": 1}},
+            "celery_worker_catalogue.io.soft_time_limit: 1 is not below time_limit 1; "
+            "set soft_time_limit below time_limit (e.g. 1)",
+        ),
+        (
+            {"io": {"max_tasks_per_child": 10_000_001}},
+            "celery_worker_catalogue.io.max_tasks_per_child: 10000001 is not an integer from 1 to 10000000; "
+            "set max_tasks_per_child: 1..10000000",
+        ),
+        (
+            {"io": {"max_memory_per_child": 64 * 1024 * 1024 + 1}},
+            "celery_worker_catalogue.io.max_memory_per_child: 67108865 is not an integer from 1024 to 67108864; "
+            "set max_memory_per_child: 1024..67108864",
+        ),
+        (
+            {"io": {"reject_on_worker_lost": "yes"}},
+            "celery_worker_catalogue.io.reject_on_worker_lost: 'yes' is not true or false; write true or false",
+        ),
+        (
+            {"io": {"acks_late": False}},
+            "celery_worker_catalogue.io.reject_on_worker_lost: has no effect without acks_late; "
+            "set acks_late: true or reject_on_worker_lost: false",
+        ),
+    ],
+)
+def test_catalogue_mistakes_are_one_whole_line(catalogue, expected):
+    assert refused(catalogue) == expected
+
+
+def test_broker_timeouts_without_types_follow_the_default_time_limit():
+    assert visibility_timeout({}) == cat.DEFAULT_TIME_LIMIT + cat.VISIBILITY_MARGIN
+    assert cat.consumer_timeout({}) == 3600
+    assert cat.consumer_timeout({"a": {"time_limit": 2000}, "b": {"time_limit": 30}}) == 4000
+
+
+def test_worker_args_of_an_autoscaled_type_with_events():
+    spec = one(autoscale=[8, 2], max_tasks_per_child=100)
+    assert worker_args("io@web1", spec, events=True) == [
+        "--hostname",
+        "io@web1",
+        "--queues",
+        "io",
+        "--pool",
+        "prefork",
+        "--autoscale",
+        "8,2",
+        "-O",
+        "fair",
+        "--prefetch-multiplier",
+        "1",
+        "--time-limit",
+        "600",
+        "--max-tasks-per-child",
+        "100",
+        "--task-events",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]

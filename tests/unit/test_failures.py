@@ -259,3 +259,176 @@ def test_no_message_without_records():
 )
 def test_first_line(text, line):
     assert failures.first_line(text) == line
+
+
+# --- the exact shape of what the callbacks store ---------------------------------------
+
+KEYS = {"msg", "stderr", "stdout", "rc", "item", "hidden"}
+
+
+def test_one_line_keeps_a_line_of_exactly_the_limit_and_cuts_one_longer_to_the_limit():
+    assert failures.one_line("x" * 300) == "x" * 300
+    assert failures.one_line("x" * 301) == "x" * 299 + "…"
+    assert failures.one_line("a  b\n c", limit=5) == "a b c"
+    assert failures.one_line("abcdef", limit=5) == "abcd…"
+
+
+def test_details_of_a_plain_failure_has_every_field():
+    assert failures.details({"msg": "boom", "rc": 3, "stdout": "out\n", "stderr": "err\n"}) == {
+        "msg": "boom",
+        "stderr": "err",
+        "stdout": "out",
+        "rc": 3,
+        "item": None,
+        "hidden": False,
+    }
+    assert failures.details({}) == {"msg": "", "stderr": "", "stdout": "", "rc": None, "item": None, "hidden": False}
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"censored": "hidden", "msg": "SECRET", "rc": 1},
+        {"results": [{"failed": True, "_ansible_no_log": True, "msg": "SECRET", "rc": 1}]},
+    ],
+)
+def test_details_of_a_no_log_result_has_every_field_and_nothing_of_its_output(result):
+    assert failures.details(result) == {
+        "msg": "",
+        "stderr": "",
+        "stdout": "",
+        "rc": None,
+        "item": None,
+        "hidden": True,
+    }
+
+
+def test_a_loop_item_on_an_unreachable_host_is_the_one_that_says_why():
+    result = {
+        "results": [
+            {"failed": False, "item": "ok"},
+            {"unreachable": True, "msg": "ssh: connect to host x: No route to host", "item": "b"},
+        ]
+    }
+    assert failures.cause(result) == "item b: ssh: connect to host x: No route to host"
+
+
+def test_a_failed_loop_item_without_any_label_is_not_named():
+    assert failures.cause({"results": [{"failed": True, "stderr": "boom"}]}) == "boom"
+
+
+def test_a_long_item_label_is_cut_to_80_characters():
+    label = "y" * 100
+    d = failures.details({"results": [{"failed": True, "stderr": "boom", "_ansible_item_label": label}]})
+    assert d["item"] == "y" * 79 + "…"
+
+
+def test_record_has_every_field_with_empty_play_and_path_by_default():
+    rec = failures.record("web1", "t", {"msg": "boom", "rc": 2})
+    assert rec == {
+        "host": "web1",
+        "task": "t",
+        "play": "",
+        "path": "",
+        "msg": "boom",
+        "stderr": "",
+        "stdout": "",
+        "rc": 2,
+        "item": None,
+        "hidden": False,
+        "unreachable": False,
+        "cause": "boom",
+        "line": "web1: task 't' failed: boom",
+        "fix": failures.FIX,
+    }
+    assert failures.record("web1", "t", {}, play="P", path="/x/site.yml")["path"] == "/x/site.yml"
+
+
+def test_unreachable_record_has_every_field():
+    msg = "Failed to connect to the host via ssh: ssh: connect to host 10.0.0.1 port 22: Connection refused"
+    rec = failures.unreachable_record("web1", "ping", msg, "10.0.0.1")
+    first = "ssh: connect to host 10.0.0.1 port 22: Connection refused"
+    assert rec == {
+        "host": "web1",
+        "task": "ping",
+        "play": "",
+        "path": "",
+        "msg": first,
+        "stderr": "",
+        "stdout": "",
+        "rc": None,
+        "item": None,
+        "hidden": False,
+        "unreachable": True,
+        "cause": first,
+        "line": f"web1: unreachable: {first}",
+        "fix": "check that the host is up and that SSH reaches it, then run again",
+    }
+
+
+@pytest.mark.parametrize("msg", [None, "", "   \n"])
+def test_unreachable_without_a_message_says_so(msg):
+    rec = failures.unreachable_record("web1", "ping", msg)
+    assert rec["line"] == "web1: unreachable: no message"
+    assert rec["cause"] == rec["msg"] == "no message"
+
+
+def test_a_host_key_record_says_the_key_line_in_its_cause_cut_to_120_characters():
+    long = "Host key verification failed for " + "z" * 200
+    rec = failures.unreachable_record("web1", "ping", f"@@@ {long} @@@", "10.0.0.1", play="Web")
+    key = long[:119] + "…"
+    assert rec["cause"] == f"its SSH host key is unknown or has changed ({key})"
+    assert rec["line"] == f"web1: {rec['cause']}"
+    assert rec["unreachable"] and rec["play"] == "Web" and rec["msg"].startswith("@@@ Host key")
+
+
+class _Manager:
+    def __init__(self, hostvars):
+        self.hostvars = hostvars
+        self.calls = []
+
+    def get_vars(self, **kwargs):
+        self.calls.append(kwargs)
+        if self.hostvars is None:
+            raise RuntimeError("no variable manager")
+        return self.hostvars
+
+
+class _Play:
+    def __init__(self, manager):
+        self.manager = manager
+
+    def get_variable_manager(self):
+        return self.manager
+
+
+class _Host:
+    def __init__(self, hostvars):
+        self.vars = hostvars
+
+
+def test_address_of_reads_the_hosts_vars_with_group_vars_from_the_play():
+    manager = _Manager({"ansible_host": "10.0.0.5", "ansible_port": 2222})
+    play, host = _Play(manager), _Host({"ansible_host": "wrong"})
+    assert failures.address_of(play, host) == ("10.0.0.5", 2222)
+    assert manager.calls == [{"play": play, "host": host, "include_hostvars": False}]
+
+
+def test_address_of_falls_back_to_the_hosts_own_vars():
+    assert failures.address_of(_Play(_Manager(None)), _Host({"ansible_host": "10.0.0.6"})) == ("10.0.0.6", None)
+
+
+def test_address_of_a_template_is_no_address():
+    hostvars = {"ansible_host": "{{ lookup('x') }}", "ansible_port": "{{ port }}"}
+    assert failures.address_of(_Play(_Manager(hostvars)), _Host({})) == (None, None)
+    hostvars = {"ansible_host": "10.0.0.5", "ansible_port": "{{ port }}"}
+    assert failures.address_of(_Play(_Manager(hostvars)), _Host({})) == ("10.0.0.5", None)
+    hostvars = {"ansible_host": "{{ ip }}", "ansible_port": 2200}
+    assert failures.address_of(_Play(_Manager(hostvars)), _Host({})) == (None, 2200)
+
+
+def test_message_names_the_failed_hosts_of_the_recap_that_left_no_record():
+    records = [_rec("web1", "a", "first")]
+    assert failures.message(records, ["web1", "web3"]) == (
+        "web1: task 'a' failed: first; fix it and run again; also failed: web3"
+    )

@@ -180,3 +180,164 @@ def test_fab_pin_says_where_it_wrote_and_asks_for_the_spec_key_it_lacks(monkeypa
     monkeypatch.setattr(commands.fleet_plan, "from_inventory", lambda inv, **kw: {"apps": bare})
     commands.pin(lab, "hello")
     assert "add  requirements: /p/req.txt  to app hello in pyfleet_apps" in capsys.readouterr().out
+
+
+# --- the exact uv commands, what pin hands them, and the file it writes ------------------
+
+
+def test_a_resolution_runs_this_exact_uv_command():
+    assert pin.resolve_args("uv", "requirements.in", "r.in", "out.txt") == [
+        "uv",
+        "pip",
+        "compile",
+        "--universal",
+        "--python-version",
+        "3.11",
+        "--only-binary",
+        ":all:",
+        "--quiet",
+        "--no-header",
+        "--no-annotate",
+        "--output-file",
+        "out.txt",
+        "r.in",
+    ]  # no --upgrade unless asked: the pins found in out.txt are kept
+
+
+def test_a_uv_lock_export_runs_this_exact_uv_command():
+    assert pin.resolve_args("uv", "uv.lock", Path("/p/uv.lock"), "out.txt", extras=["web"]) == [
+        "uv",
+        "export",
+        "--frozen",
+        "--format",
+        "requirements.txt",
+        "--no-hashes",
+        "--no-dev",
+        "--no-emit-project",
+        "--project",
+        "/p",
+        "--extra",
+        "web",
+        "--quiet",
+        "--no-header",
+        "--no-annotate",
+        "--output-file",
+        "out.txt",
+    ]
+
+
+def test_each_host_target_check_runs_this_exact_uv_command(project, fake_uv):
+    calls, _ = fake_uv
+    pin.pin(app_in(project))
+    for call, target in zip(calls[1:], pin.HOST_TARGETS, strict=True):
+        assert call[:-2] == [
+            "uv",
+            "pip",
+            "compile",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            target.python,
+            "--python-platform",
+            target.uv_platform(),
+            "--output-file",
+        ]
+        assert Path(call[-2]).name == f"{target.key}.txt" and Path(call[-1]).name == "requirements.txt"
+
+
+def test_pin_tells_uv_what_it_does_and_the_fix(project, monkeypatch):
+    seen = []
+
+    def fails(args, what, fix, env=None):
+        seen.append((what, fix))
+        raise PyfleetError(f"{what} failed: x; {fix}")
+
+    monkeypatch.setattr(wheelhouse, "_offline_first", fails)
+    monkeypatch.setattr(wheelhouse, "find_uv", lambda: "/usr/bin/uv")
+    with pytest.raises(PyfleetError):
+        pin.pin(app_in(project))
+    assert seen == [(f"app mine: pinning {project / 'pyproject.toml'}", pin.RESOLVE_FIX)]
+
+
+def test_a_target_check_failure_gives_the_fix(project, fake_uv):
+    fake_uv[1]["fail"] = "x86_64"
+    with pytest.raises(PyfleetError) as caught:
+        pin.pin(app_in(project))
+    assert str(caught.value) == (
+        f"app mine: checking its pins for Python 3.11.2 on x86_64 failed: no wheel; {pin.RESOLVE_FIX}"
+    )
+
+
+def test_without_uv_pin_says_to_bootstrap(project, monkeypatch):
+    monkeypatch.setattr(wheelhouse, "find_uv", lambda: None)
+    with pytest.raises(PyfleetError) as caught:
+        pin.pin(app_in(project))
+    assert str(caught.value) == "uv is not installed on the controller; run ./bootstrap.sh"
+
+
+def test_a_requirement_source_is_resolved_from_a_requirements_in_holding_it(tmp_path, fake_uv, monkeypatch):
+    spec = {"name": "x", "source": {"requirement": "httpbin==0.10.2"}, "kind": "wsgi", "entry": "httpbin:app"}
+    out = tmp_path / "apps" / "deep" / "x-requirements.txt"  # directories made as needed
+    app = normalize_apps([dict(spec, domains=["x.lab.test"], requirements=str(out))], check_paths=False)[0]
+    written = []
+    real = wheelhouse._offline_first
+
+    def spy(args, what, fix, env=None):
+        if "--universal" in args:
+            written.append((Path(args[-2]).name, Path(args[-2]).read_text(encoding="utf-8"), what))
+        return real(args, what, fix, env)
+
+    monkeypatch.setattr(wheelhouse, "_offline_first", spy)
+    assert pin.pin(app) == (out, 3, "requirement")
+    assert written[0][:2] == ("requirements.in", "httpbin==0.10.2\n")
+    assert written[0][2].startswith("app x: pinning ") and written[0][2].endswith("requirements.in")
+    assert out.read_text(encoding="utf-8") == (
+        "# Exact pins of app x (from the requirement source) for the hosts' Python 3.11 and newer on Linux.\n"
+        "# Made by fab pin --app x; run it again after a dependency changes.\n" + PINS
+    )
+
+
+def test_a_uv_lock_header_names_the_lock():
+    app = {"name": "mine"}
+    assert pin.header(app, "uv.lock").startswith("# Exact pins of app mine (from uv.lock) for the hosts' Python 3.11 ")
+
+
+def test_an_asgi_app_on_gunicorn_needs_both_server_packages(project, fake_uv):
+    fake_uv[1]["pins"] = "starlette==0.40.0\n"
+    with pytest.raises(PyfleetError) as caught:
+        pin.pin(app_in(project, kind="asgi", server="gunicorn"))
+    assert str(caught.value) == (
+        "app mine: the pins lack gunicorn, uvicorn-worker, which server gunicorn needs for asgi apps; "
+        "add it to the project (uv add gunicorn uvicorn-worker) and run fab pin again"
+    )
+    assert fake_uv[1]["servers"] == "gunicorn\nuvicorn-worker\n"
+
+
+def test_a_path_dependency_in_the_pins_says_how_to_fix_it(project, fake_uv):
+    fake_uv[1]["pins"] = "gunicorn==27.0.1\nmylib @ file:///src/mylib\n"
+    with pytest.raises(PyfleetError) as caught:
+        pin.pin(app_in(project))
+    assert str(caught.value) == (
+        "app mine: line 2 of the pins ('mylib @ file:///src/mylib') is not name==version; hosts install from "
+        "wheels of an index: replace that path or URL dependency with a published version"
+    )
+
+
+def test_a_wheel_source_says_where_to_pin_instead():
+    spec = {"name": "w", "source": {"wheel": "dist/w-1-py3-none-any.whl"}, "kind": "wsgi", "entry": "w:app"}
+    wheel = normalize_apps([dict(spec, domains=["w.lab.test"])], check_paths=False)[0]
+    with pytest.raises(PyfleetError) as caught:
+        pin.pin_source(wheel)
+    assert str(caught.value).endswith(
+        "not source.wheel; pin the wheel's dependencies in the project it was built from, or set source.path"
+    )
+
+
+def test_a_project_with_a_uv_lock_is_exported_with_the_uv_found(project, fake_uv, monkeypatch):
+    monkeypatch.setattr(wheelhouse, "find_uv", lambda: "/opt/uv/bin/uv")
+    (project / "uv.lock").write_text("")
+    calls, _ = fake_uv
+    assert pin.pin(app_in(project))[2] == "uv.lock"
+    assert calls[0][:2] == ["/opt/uv/bin/uv", "export"]
+    assert all(call[0] == "/opt/uv/bin/uv" for call in calls)

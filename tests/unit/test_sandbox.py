@@ -35,3 +35,68 @@ def test_relaxing_the_ip_allow_list_lifts_the_deny_list_too():
 def test_relaxing_the_syscall_filter_drops_its_error_number_and_extras():
     lines = sandbox.directives(relax=[{"option": "SystemCallFilter", "reason": "x"}], syscalls=["@chown"])
     assert not any(line.startswith(("SystemCallFilter=", "SystemCallErrorNumber=")) for line in lines)
+
+
+EXPECTED = [
+    "ReadWritePaths=/srv/a/shared",
+    "ReadWritePaths=/srv/a/run",
+    "CapabilityBoundingSet=",
+    "IPAddressDeny=any",
+    "LockPersonality=yes",
+    "MemoryDenyWriteExecute=yes",
+    "NoNewPrivileges=yes",
+    "PrivateDevices=yes",
+    "PrivateTmp=yes",
+    "PrivateUsers=yes",
+    "ProcSubset=pid",
+    "ProtectClock=yes",
+    "ProtectControlGroups=yes",
+    "ProtectHome=yes",
+    "ProtectHostname=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectProc=invisible",
+    "ProtectSystem=strict",
+    "RemoveIPC=yes",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallFilter=~@privileged @resources",
+    "UMask=0077",
+    "SystemCallFilter=@chown",
+    "SystemCallErrorNumber=EPERM",
+    "IPAddressAllow=localhost 10.0.0.5",
+]
+
+
+def test_the_whole_sandbox_of_a_unit_line_by_line():
+    lines = sandbox.directives(
+        read_write=["/srv/a/shared", "/srv/a/run"], ip_allow=["localhost", "10.0.0.5"], syscalls=["@chown"]
+    )
+    assert lines == EXPECTED
+
+
+def test_relaxing_takes_away_only_the_options_named_and_says_each_reason():
+    relax = [{"option": "ProtectHome", "reason": "reads ~/.cache"}, {"option": "UMask", "reason": "shared files"}]
+    lines = sandbox.directives(relax=relax, ip_allow=["localhost"])
+    kept = [line for line in EXPECTED[2:] if not line.startswith(("ProtectHome=", "UMask=", "SystemCallFilter=@chown"))]
+    assert lines == [
+        *kept[:-1],
+        "IPAddressAllow=localhost",
+        "# Relaxed for this app: ProtectHome (reads ~/.cache).",
+        "# Relaxed for this app: UMask (shared files).",
+    ]
+
+
+def test_relaxing_the_deny_list_alone_leaves_no_allow_list():
+    lines = sandbox.directives(relax=[{"option": "IPAddressDeny", "reason": "x"}], ip_allow=["localhost"])
+    assert not any(line.startswith(("IPAddressAllow=", "IPAddressDeny=")) for line in lines)
+    assert "SystemCallErrorNumber=EPERM" in lines
+
+
+def test_every_relaxable_option_is_an_option_or_the_allow_list():
+    assert tuple(sorted([*sandbox.OPTIONS, "IPAddressAllow"])) == sandbox.RELAXABLE

@@ -78,3 +78,95 @@ def test_unit_of_an_app_whose_name_contains_another_gets_its_own_release():
     currents = {"hello": "20261124T053000Z", "hello-async": "20261124T054000Z"}
     assert status.release_of("pyfleet-hello-async-worker@io.service", currents) == "20261124T054000Z"
     assert status.release_of("pyfleet-hello-worker@io.service", currents) == "20261124T053000Z"
+
+
+# --- parse_probe, release_of and rows: each line the host prints, as fab status shows it --------
+
+
+def test_parse_probe_reads_every_field_and_skips_malformed_lines():
+    output = (
+        "unit|nginx.service|active|running|Tue 2026-11-24 05:30:00 UTC\n"
+        "unit|broken|active\n"  # too few fields
+        "unit|a|b|c|d|e\n"  # too many
+        "current|hello\n"
+        "current|a|b|c\n"
+        "noise\n"
+        "current|shop|20261124T060000Z\n"
+    )
+    assert status.parse_probe(output) == (
+        [{"unit": "nginx.service", "active": "active", "sub": "running", "since": "Tue 2026-11-24 05:30:00 UTC"}],
+        {"shop": "20261124T060000Z"},
+    )
+
+
+def test_rows_of_one_host_in_unit_order_with_every_column():
+    output = (
+        "unit|redis-server.service|active|running|Tue 2026-11-24 05:00:00 UTC\n"
+        "unit|pyfleet-hello@20261124T053000Z.service|activating|start|\n"
+        "unit|celery-hello-beat.service|active|exited|Tue 2026-11-24 05:31:00 UTC\n"
+        "unit|flower-x.service|inactive||\n"
+        "unit|celery-hello-worker@io.service|failed|failed|\n"
+        "current|hello|20261124T053000Z\n"
+    )
+    assert status.rows("web1", output) == [
+        ["web1", "celery-hello-beat", "active", "20261124T053000Z", "Tue 2026-11-24 05:31:00 UTC"],
+        ["web1", "celery-hello-worker@io", "failed", "20261124T053000Z", "-"],
+        ["web1", "flower-x", "inactive", "", "-"],
+        ["web1", "pyfleet-hello@20261124T053000Z", "activating (start)", "20261124T053000Z", "-"],
+        ["web1", "redis-server", "active", "", "Tue 2026-11-24 05:00:00 UTC"],
+    ]
+
+
+def test_a_stopped_unit_with_an_instance_but_no_release_is_still_shown():
+    # celery-x-worker@io of an app that is not on this host: no release, so not an old release's instance.
+    rows = status.rows("w1", "unit|celery-x-worker@io.service|inactive|dead|\n")
+    assert rows == [["w1", "celery-x-worker@io", "inactive (dead)", "", "-"]]
+    # A stopped unit without an instance is shown too.
+    assert status.rows("w1", "unit|celery-x-beat.service|inactive|dead|\ncurrent|x|20261124T053000Z\n") == [
+        ["w1", "celery-x-beat", "inactive (dead)", "20261124T053000Z", "-"]
+    ]
+
+
+def test_release_of_a_per_release_unit_is_its_instance_only_when_it_looks_like_a_release():
+    currents = {"hello": "20261124T053000Z"}
+    assert status.release_of("pyfleet-hello@20261124T052000Z.service", currents) == "20261124T052000Z"
+    assert status.release_of("pyfleet-hello@20261124T052000.service", currents) == "20261124T052000"
+    assert status.release_of("pyfleet-hello@2026112T052000Z.service", currents) == "20261124T053000Z"
+    assert status.release_of("pyfleet-hello@x20261124T052000Z.service", currents) == "20261124T053000Z"
+    assert status.release_of("nginx.service", currents) == ""
+
+
+def test_probe_lists_the_units_then_each_apps_current_and_ends_true():
+    command = status.probe({"b": "/srv/b", "a": "/srv/a x"})
+    assert command.startswith(status.UNITS_PROBE)
+    assert command.endswith("true")
+    assert command.index("'/srv/a x/current'") < command.index("/srv/b/current")
+    assert status.probe({}) == status.UNITS_PROBE + "true"
+
+
+def test_base_dirs_use_the_plan_given():
+    the_plan = {"apps": [{"name": "a", "base_dir": "/opt/a"}, {"name": "b", "base_dir": "/srv/b"}]}
+    assert status.base_dirs(None, the_plan) == {"a": "/opt/a", "b": "/srv/b"}
+
+
+def test_release_of_prefers_the_longest_app_name_not_the_last_in_order():
+    currents = {"b": "20261124T050000Z", "ab": "20261124T060000Z"}
+    assert status.release_of("pyfleet-ab-worker@io.service", currents) == "20261124T060000Z"
+
+
+def test_base_dirs_need_no_source_directory_on_the_controller():
+    assert status.base_dirs(app_inventory(source={"path": "no/such/dir"})) == {
+        "hello": "/srv/hello",
+        "hello-async": "/srv/hello-async",
+    }
+
+
+def test_probe_reads_the_current_release_of_every_app(tmp_path):
+    dirs = {}
+    for app, release in (("a", "20261124T050000Z"), ("b", "20261124T060000Z")):
+        base = tmp_path / app
+        (base / "releases" / release).mkdir(parents=True)
+        (base / "current").symlink_to(f"releases/{release}")
+        dirs[app] = str(base)
+    output = run_probe(status.probe(dirs), tmp_path)
+    assert status.parse_probe(output)[1] == {"a": "20261124T050000Z", "b": "20261124T060000Z"}
