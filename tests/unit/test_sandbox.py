@@ -1,5 +1,7 @@
 """The one sandbox of pyfleet's units: what a unit gets, and what relaxing takes away."""
 
+from test_safety_units import HARDENING
+
 from pyfleet import sandbox
 
 
@@ -37,36 +39,11 @@ def test_relaxing_the_syscall_filter_drops_its_error_number_and_extras():
     assert not any(line.startswith(("SystemCallFilter=", "SystemCallErrorNumber=")) for line in lines)
 
 
+# The hardening lines are test_safety_units.py's list, written out there (not read from pyfleet/sandbox.py).
 EXPECTED = [
     "ReadWritePaths=/srv/a/shared",
     "ReadWritePaths=/srv/a/run",
-    "CapabilityBoundingSet=",
-    "IPAddressDeny=any",
-    "LockPersonality=yes",
-    "MemoryDenyWriteExecute=yes",
-    "NoNewPrivileges=yes",
-    "PrivateDevices=yes",
-    "PrivateTmp=yes",
-    "PrivateUsers=yes",
-    "ProcSubset=pid",
-    "ProtectClock=yes",
-    "ProtectControlGroups=yes",
-    "ProtectHome=yes",
-    "ProtectHostname=yes",
-    "ProtectKernelLogs=yes",
-    "ProtectKernelModules=yes",
-    "ProtectKernelTunables=yes",
-    "ProtectProc=invisible",
-    "ProtectSystem=strict",
-    "RemoveIPC=yes",
-    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-    "RestrictNamespaces=yes",
-    "RestrictRealtime=yes",
-    "RestrictSUIDSGID=yes",
-    "SystemCallArchitectures=native",
-    "SystemCallFilter=@system-service",
-    "SystemCallFilter=~@privileged @resources",
-    "UMask=0077",
+    *HARDENING,
     "SystemCallFilter=@chown",
     "SystemCallErrorNumber=EPERM",
     "IPAddressAllow=localhost 10.0.0.5",

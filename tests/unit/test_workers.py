@@ -147,23 +147,6 @@ def test_error_worker_host_without_the_app():
     assert "set celery: {app: 'sampleapp.tasks:app', hosts: workers}" in message
 
 
-def test_error_no_app_with_celery():
-    message = error(app_list=apps(celery={}))
-    assert message.startswith("pyfleet_apps: no app has celery: {app: module:attribute}")
-
-
-def test_error_two_apps_with_celery():
-    two = normalize_apps(
-        [
-            {"name": n, "source": {"requirement": f"{n}==1"}, "kind": "wsgi", "entry": "a.b:c",
-             "domains": [f"{n}.test"], "celery": {"app": "a.tasks:app", "hosts": "workers"}}
-            for n in ("one", "two")
-        ],
-        check_paths=False,
-    )  # fmt: skip
-    assert "apps one, two all have celery" in error(app_list=two)
-
-
 def test_error_duplicate_node_name():
     hosts = dict(HOSTS, worker1={"celery_worker_types": ["default", "io", "default"]})
     message = error(hosts=hosts)
