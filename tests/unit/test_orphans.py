@@ -219,13 +219,17 @@ def test_the_app_of_a_unit(unit, app):
 
 def test_status_marks_what_the_inventory_no_longer_names(lab):
     _, plan = lab
-    worker1 = "unitfile|pyfleet-hello-worker@.service\nunitfile|pyfleet-hello-worker@gpu.service.d\n"
+    worker1 = (
+        "unitfile|pyfleet-hello-worker@.service\nunitfile|pyfleet-hello-worker@gpu.service.d\n"
+        "unitfile|pyfleet-hello-worker@pdf.service.d\n"
+    )
     outputs = {"web2": (0, WEB2), "worker1": (0, worker1)}
     lines = status.orphan_lines(["web2", "worker1"], outputs, plan)
     # web2 still serves both apps in the lab's plan: nothing of it is orphaned.
+    # One line per host, its orphans separated by "; ".
     assert lines == [
         "orphaned on worker1 (the inventory no longer names it; fab site removes it): "
-        "unit pyfleet-hello-worker@gpu.service.d"
+        "unit pyfleet-hello-worker@gpu.service.d; unit pyfleet-hello-worker@pdf.service.d"
     ]
 
 
