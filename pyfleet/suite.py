@@ -24,8 +24,8 @@ class Result:
     seconds: float
 
 
-# Molecule scenarios, longest first (seconds in a run with two lanes: loadbalancer 176,
-# celery 128 before Flower and Redis joined it, web 120, rabbitmq 114, common 53). Lanes take
+# Molecule scenarios, longest first (seconds in a CI run of 2026-12-04, one lane beside
+# the e2e phase: loadbalancer 251, celery 214, rabbitmq 206, web 203, common 77). Lanes take
 # the next scenario when one ends, so starting the long ones first keeps one lane
 # from running alone at the end.
 LONGEST_FIRST = ("loadbalancer", "celery", "web", "rabbitmq", "common")
