@@ -9,7 +9,17 @@ import tempfile
 import threading
 import time
 
-from pyfleet import ansible, audit, maintenance as maint, pin as pinmod, plan as fleet_plan, remote, rollback, status
+from pyfleet import (
+    ansible,
+    audit,
+    maintenance as maint,
+    pin as pinmod,
+    plan as fleet_plan,
+    remote,
+    rollback,
+    rollout,
+    status,
+)
 from pyfleet.errors import PyfleetError
 from pyfleet.patterns import match_hosts
 from pyfleet.tables import table
@@ -136,11 +146,16 @@ def rollback_prepare(inv, apps, release=None, app_given=False):
         fields = {"undoes": the_plan.undoes, "targets": the_plan.targets}
         if not the_plan.switch:
             return [], fields, notes
+        switching = the_plan.hosts()
+        fleet = fleet_plan.from_inventory(inv, check_paths=False)
+        order = rollout.plan_rollout(
+            [h for h in inv.hosts if h in switching], fleet["placement"], fleet["celery"].get("hosts")
+        )
         args = [
             "-e",
-            json.dumps({"rollback_targets": the_plan.switch}),
+            json.dumps({"rollback_targets": the_plan.switch, "rollback_rollout": order}),
             "-e",
-            f"deploy_hosts={','.join(the_plan.hosts())}",
+            f"deploy_hosts={','.join(switching)}",
         ]
         return args, fields, notes
 

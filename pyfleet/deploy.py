@@ -22,7 +22,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from pyfleet import wheelhouse
+from pyfleet import rollout, wheelhouse
 from pyfleet.errors import PyfleetError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,9 +242,10 @@ def plan(request, out_dir=DEFAULT_OUT):
 
     ``request``: ``{"apps": [normalised apps], "hosts": {host: pyfleet_release
     info}, "placement": the fleet plan's {app: {web: [hosts], workers: [hosts]}}, "only": [names] or None,
-    "sources": {name: path}, "release": id or "", "check_entry": bool, "force": bool}``.
+    "sources": {name: path}, "release": id or "", "check_entry": bool, "force": bool,
+    "celery_hosts": the Celery plan's {host: [worker units]}}``.
     Returns ``{"release", "hosts": {host: {app: artifact}}, "summary": {app: ...},
-    "unchanged": [app]}``; each host's artifact names the ``release`` id of its app
+    "unchanged": [app], "rollout": pyfleet.rollout.plan_rollout of the hosts with a change}``; each host's artifact names the ``release`` id of its app
     (``shared_release``). A host's app that is ``settled`` there is left out of
     its ``hosts`` entry (unless ``force``); ``unchanged`` names the apps left out everywhere.
     """
@@ -294,6 +295,8 @@ def plan(request, out_dir=DEFAULT_OUT):
             else:
                 del apps_[name]
     summary = {name: next(iter(by_target.values())) for name, by_target in artifacts.items()}
+    # The hosts with something to ship, build or switch, in the play's order; the others get no task.
+    switching = [host for host in request.get("hosts") or {} if hosts.get(host)]
     answer = {
         "release": fresh,
         "deployer": f"{getpass.getuser()}@{socket.gethostname()}",
@@ -301,6 +304,7 @@ def plan(request, out_dir=DEFAULT_OUT):
         "hosts": hosts,
         "summary": summary,
         "unchanged": sorted(set(artifacts) - changed),
+        "rollout": rollout.plan_rollout(switching, placement, request.get("celery_hosts")),
     }
     return dict(answer, headline=headline(answer))
 

@@ -125,6 +125,8 @@ def test_plan_leaves_out_every_app_a_host_already_runs_and_names_the_apps_no_hos
     answer = deploy.plan(request)
     assert answer["hosts"] == {"web1": {}, "web2": {"hello": {"hash": "sha256:hello", "version": "1", "release": old}}}
     assert answer["unchanged"] == ["other"]
+    # Only web2 has something to switch: the rollout plays run there alone.
+    assert answer["rollout"] == {"web": ["web2"], "workers": [], "worker_serial": []}
     # A new artifact is a change everywhere; forced, nothing is left out.
     monkeypatch.setattr(
         deploy, "build_all", lambda *a, **k: {n: {"cp311-x86_64-glibc2.36": {"hash": "sha256:new"}} for n in k["only"]}
@@ -133,6 +135,31 @@ def test_plan_leaves_out_every_app_a_host_already_runs_and_names_the_apps_no_hos
     monkeypatch.setattr(deploy, "build_all", fake_build_all)
     forced = deploy.plan(dict(request, force=True))
     assert set(forced["hosts"]["web1"]) == {"hello", "other"} and forced["unchanged"] == []
+    assert forced["rollout"]["web"] == ["web1", "web2"]
+
+
+def test_the_rollout_takes_web_hosts_first_then_worker_hosts_in_waves_of_distinct_types(monkeypatch):
+    monkeypatch.setattr(
+        deploy, "build_all", lambda *a, **k: {n: {"cp311-x86_64-glibc2.36": {"hash": "sha256:new"}} for n in k["only"]}
+    )
+    old = "20261201T000000Z"
+    hosts = ["worker2", "web1", "worker1", "worker3"]  # the play's order
+    request = {
+        "apps": APPS[:1],
+        "placement": {"hello": {"web": ["web1"], "workers": ["worker1", "worker2", "worker3"]}},
+        "hosts": {h: _host_info(hello=(old, "sha256:old", True)) for h in hosts},
+        "celery_hosts": {
+            "worker1": [{"type": "default"}],
+            "worker2": [{"type": "default"}, {"type": "io"}],
+            "worker3": [{"type": "cpu"}],
+        },
+        "release": "20261203T000000Z",
+    }
+    assert deploy.plan(request)["rollout"] == {
+        "web": ["web1"],
+        "workers": ["worker2", "worker3", "worker1"],
+        "worker_serial": [2, 1],
+    }
 
 
 def test_settled_needs_the_same_artifact_release_and_config():
