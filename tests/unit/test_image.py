@@ -473,6 +473,16 @@ def test_the_root_file_system_is_streamed_into_podman_import(tmp_path, fake_podm
         assert members["./etc/hostname"].uname == ""  # --numeric-owner
 
 
+def test_a_failed_import_is_one_line_with_podman_last_word(tmp_path, fake_podman):
+    (fake_podman / "fail").write_text("Writing blob\nError: no space left on device\n")
+    with pytest.raises(PyfleetError) as caught:
+        image._import(small_rootfs(tmp_path), "t")
+    assert str(caught.value) == (
+        "importing the base image failed: Error: no space left on device; "
+        "check free disk space and run fab lab.up again"
+    )
+
+
 def test_a_failed_tar_is_one_line(tmp_path, fake_podman):
     with pytest.raises(PyfleetError) as caught:
         image._import(tmp_path / "no-such-rootfs", "t")
