@@ -30,12 +30,16 @@ def done(rc=0, out="", err=""):
     return subprocess.CompletedProcess([], rc, out, err)
 
 
+CONTAINER_COMMANDS = ("container", "exec", "logs", "start")  # they name one container: it must be there
+
+
 class FakePodman:
     """Records podman calls; answers from ``answers`` (first matching argument prefix wins)."""
 
     def __init__(self):
         self.calls = []
         self.answers = []
+        self.containers = {"pyfleet-mylab-web1", "pyfleet-mylab-lb1"}
 
     def on(self, *prefix, rc=0, out="", err=""):
         """Answer calls that start with ``prefix``; ``rc``, ``out``, ``err`` may be callables of the arguments."""
@@ -44,7 +48,10 @@ class FakePodman:
 
     def __call__(self, *args, check=True, what=None, fix="see podman's message", timeout=300, input_text=None):
         self.calls.append((args, {"check": check, "what": what, "fix": fix, "input_text": input_text}))
-        rc, out, err = next((a[1:] for a in self.answers if args[: len(a[0])] == a[0]), (0, "", ""))
+        if args[0] in CONTAINER_COMMANDS and not set(args) & self.containers:
+            rc, out, err = 125, "", f"Error: no such container {args[-1]}\n"  # asked about a host it does not have
+        else:
+            rc, out, err = next((a[1:] for a in self.answers if args[: len(a[0])] == a[0]), (0, "", ""))
         out = out(args) if callable(out) else out
         rc = rc(args) if callable(rc) else rc
         err = err(args) if callable(err) else err
@@ -459,6 +466,7 @@ def test_a_login_setup_that_fails_while_the_host_boots_is_tried_again_each_secon
     Host(fake, "running", logins=[(1, "Failed to connect to bus"), (1, "still booting"), (0, "")])
     assert lab.start_host(make_lab(tmp_path, "web1"), "web1", "img:tag", ED_A, log=print) is False
     assert len(fake.args("exec")) == 3
+    assert [k["input_text"] for k in fake.options("exec")] == [ED_A] * 3
     assert slept == [1, 1]
     assert not fake.args("rm")
 
@@ -509,6 +517,64 @@ def test_a_host_that_dies_at_boot_is_diagnosed_removed_and_created_again(fake, t
     assert fake.args("rm") == [("rm", "-f", "--ignore", "-t", "0", "pyfleet-mylab-web1")]
     assert len(fake.args("run")) == 2
     assert slept == [lab.BOOT_RETRY_PAUSE]
+
+
+def test_a_host_podman_still_calls_running_after_runc_said_stopped_is_recreated_without_retries(
+    fake, tmp_path, monkeypatch
+):
+    """runc's "stopped" outweighs podman's stale "running": no setup retries, the host is created anew."""
+    monkeypatch.setattr(lab, "cgroup_options", list)
+    host = Host(fake, "running", logins=[(1, "Error: OCI runtime error: cannot exec in a stopped container"), (0, "")])
+    fake.on("container", "inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}", out="0 ")
+    fake.on("logs", out="")
+    fake.on("rm", out=lambda _a: setattr(host, "status", None) or "")
+    said = []
+    assert lab.start_host(make_lab(tmp_path, "web1"), "web1", "img:tag", ED_A, log=said.append) is True
+    assert said == [
+        "web1: the container's init is not running (exit code 0, last log line: no output; "
+        "podman still said running); creating it once more"
+    ]
+    assert len(fake.args("exec")) == 2  # one try on the dead container, one on the new one
+    assert len(fake.args("run")) == 1
+
+
+def test_a_host_whose_init_dies_during_the_setup_retries_is_created_again(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "cgroup_options", list)
+    host = Host(fake, "running", logins=[(1, "Failed to connect to bus"), (1, "Failed to connect to bus"), (0, "")])
+    looks = {"n": 0}
+
+    def inspect(args):
+        looks["n"] += 1
+        if looks["n"] == 3:  # the look after the first retry: the init died meanwhile
+            host.status = "exited"
+        return inspect_json(host.status, host.image) if host.status else ""
+
+    fake.on("container", "inspect", "pyfleet-mylab-web1", rc=host.inspect_rc, out=inspect)
+    fake.on("container", "inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}", out="137 ")
+    fake.on("logs", out="Killed\n")
+    fake.on("rm", out=lambda _a: setattr(host, "status", None) or "")
+    said = []
+    assert lab.start_host(make_lab(tmp_path, "web1"), "web1", "img:tag", ED_A, log=said.append) is True
+    assert said == [
+        "web1: the container's init is not running (exit code 137, last log line: Killed); creating it once more"
+    ]
+    assert len(fake.args("exec")) == 3 and len(fake.args("run")) == 1
+
+
+def test_a_failed_removal_before_the_new_try_is_left_to_the_create_to_report(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "cgroup_options", list)
+    Host(fake, "exited", logins=[(1, "Error: cannot exec in a stopped container")])
+    fake.on("container", "inspect", "--format", "{{.State.ExitCode}} {{.State.Error}}", out="1 ")
+    fake.on("logs", out="")
+    fake.on("rm", rc=125, err="Error: given PIDs did not die within timeout\n")
+    fake.on("run", rc=125, err='Error: the container name "pyfleet-mylab-web1" is already in use\n')
+    with pytest.raises(PyfleetError) as caught:
+        lab.start_host(make_lab(tmp_path, "web1"), "web1", "img:tag", ED_A, log=lambda _: None)
+    assert str(caught.value) == (
+        'starting lab host web1 failed: Error: the container name "pyfleet-mylab-web1" is already in use; '
+        "check `podman info`, then run fab lab.up again"
+    )
+    assert len(fake.args("rm")) == lab.REMOVE_ATTEMPTS
 
 
 def test_a_stopped_host_that_never_boots_is_one_line_after_boot_attempts(fake, tmp_path, monkeypatch):
@@ -634,10 +700,20 @@ def test_reading_known_hosts_skips_comments_and_malformed_lines(fake, tmp_path):
     assert lab.read_known_hosts(the_lab) == {}
     the_lab.state_dir.mkdir(parents=True)
     the_lab.known_hosts.write_text(
-        f"# 10.0.0.9 ssh-ed25519 AAAA web9\n10.89.3.2 {ED_A} web1\n10.89.3.2 {ED_B}\n"
+        f"# ssh-ed25519 AAAA web9\n# 10.0.0.9 ssh-ed25519 AAAA web9\n10.89.3.2 {ED_A} web1\n10.89.3.2 {ED_B}\n"
         f"10.89.3.2 {RSA_A} web1\n10.89.3.3 {ED_B} web2 extra\n"
     )
     assert lab.read_known_hosts(the_lab) == {"web1": ("10.89.3.2", [ED_A, RSA_A])}
+
+
+def test_a_temporary_file_left_by_a_crash_is_replaced(fake, tmp_path):
+    the_lab = make_lab(tmp_path, "web1")
+    the_lab.state_dir.mkdir(parents=True)
+    (the_lab.state_dir / "known_hosts.tmp").write_text("half")
+    (the_lab.state_dir / "connection.tmp").write_text("half")
+    lab.write_known_hosts(the_lab, {"web1": ("10.89.3.2", [ED_A])})
+    lab.write_connection_file(the_lab, {"web1": "10.89.3.2"})
+    assert sorted(p.name for p in the_lab.state_dir.iterdir()) == ["connection.yml", "known_hosts"]
 
 
 def test_known_hosts_is_written_whole_into_a_new_state_dir(fake, tmp_path):
@@ -893,6 +969,54 @@ def test_up_brings_every_host_up_and_writes_known_hosts_and_connection_file(fake
     assert len(world.keygen) == 1
 
 
+def up_inventory(tmp_path):
+    inv_dir = tmp_path / "mylab"
+    inv_dir.mkdir(exist_ok=True)
+    return Inventory(path=inv_dir, hosts={"web1": {}, "lb1": {}})
+
+
+def test_up_passes_its_log_to_the_image_build_and_each_host(fake, tmp_path, monkeypatch):
+    world = World(fake, monkeypatch, running=["pyfleet-mylab-web1"])
+    world.containers["pyfleet-mylab-web1"].update(ip="10.89.3.7", image="localhost/pyfleet-base:bookworm-old")
+
+    def ensure_image(suite, log):
+        log(f"building {suite}")
+        return f"localhost/pyfleet-base:{suite}-hash"
+
+    monkeypatch.setattr(lab.image, "ensure_image", ensure_image)
+    said = []
+    addresses, started = lab.up(up_inventory(tmp_path), log=said.append)
+    assert said == [
+        "building bookworm",
+        "web1: runs an older base image (localhost/pyfleet-base:bookworm-old); fab lab.down && fab lab.up rebuilds it",
+    ]
+    assert started == ["lb1"] and addresses == {"web1": "10.89.3.7", "lb1": "10.89.3.2"}
+
+
+def test_up_names_the_host_whose_port_22_never_opens(fake, tmp_path, monkeypatch):
+    World(fake, monkeypatch)
+    Clock(monkeypatch)
+    connections(monkeypatch, [OSError("[Errno 113] No route to host")])
+    with pytest.raises(PyfleetError) as caught:
+        lab.up(up_inventory(tmp_path), log=lambda _: None)
+    assert str(caught.value) == (
+        "lab host web1 (10.89.3.2) does not listen on port 22 after 60 s ([Errno 113] No route to host); "
+        "look at `podman logs pyfleet-mylab-web1`, then fab lab.down && fab lab.up"
+    )
+
+
+def test_up_names_the_host_that_does_not_let_deploy_in(fake, tmp_path, monkeypatch):
+    World(fake, monkeypatch)
+    keygen = lab.run
+    refused = done(255, "", "Host key verification failed.\n")
+    monkeypatch.setattr(lab, "run", lambda args, **kw: refused if args[0] == "ssh" else keygen(args, **kw))
+    with pytest.raises(PyfleetError) as caught:
+        lab.up(up_inventory(tmp_path), log=lambda _: None)
+    assert str(caught.value).startswith(
+        "lab host web1 (10.89.3.2) does not let deploy in over SSH with sudo (Host key verification failed.); "
+    )
+
+
 def test_down_removes_the_lab_containers_network_and_state(fake, tmp_path):
     the_lab = make_lab(tmp_path, "web1")
     the_lab.state_dir.mkdir(parents=True)
@@ -958,6 +1082,18 @@ def test_removing_a_host_keeps_the_others_in_the_connection_file_and_known_hosts
     assert lab.read_known_hosts(the_lab) == {"web1": ("10.89.3.2", [ED_A]), "web2": ("10.89.3.3", [ED_B])}
 
 
+def test_removing_a_host_whose_container_will_not_go_still_forgets_it(fake, tmp_path):
+    the_lab = make_lab(tmp_path, "web1")
+    the_lab.state_dir.mkdir(parents=True)
+    lab.write_connection_file(the_lab, {"web1": "10.89.3.2", "web3": "10.89.3.4"})
+    lab.write_known_hosts(the_lab, {"web1": ("10.89.3.2", [ED_A]), "web3": ("10.89.3.4", [ED_A])})
+    fake.on("rm", rc=125, err="Error: given PIDs did not die within timeout")
+    lab.remove_host(the_lab.inventory, "web3")
+    assert len(fake.args("rm")) == lab.REMOVE_ATTEMPTS
+    assert lab.load_connection(the_lab.inventory) == {"web1": "10.89.3.2"}
+    assert list(lab.read_known_hosts(the_lab)) == ["web1"]
+
+
 def test_ssh_command_logs_in_as_deploy_with_the_lab_key_when_the_host_key_matches(fake, tmp_path):
     the_lab = make_lab(tmp_path, "web1", "web2")
     fake.on("container", "inspect", out=inspect_json(ip="10.89.3.2"))
@@ -1013,18 +1149,19 @@ def test_ssh_command_refuses_a_host_whose_key_or_address_is_not_the_known_one(fa
 def test_add_host_writes_host_vars_only_when_given(tmp_path):
     inv = tmp_path / "inv"
     inv.mkdir()
-    (inv / "hosts.yml").write_text("all:\n  children:\n    web:\n      hosts:\n        web1: {}\n")
+    (inv / "hosts.yml").write_text("all:\n  vars: {}\n  children:\n    web:\n      hosts:\n        web1: {}\n")
     assert lab.add_host(inv, "web2", "web") == inv
     assert not (inv / "host_vars").exists()
     assert lab.add_host(str(inv), "worker1", "workers", {"celery_worker_types": ["io"]}) == inv
-    assert lab.add_host(inv, "worker2", "workers", {"x": 1}) == inv  # host_vars exists already
+    assert lab.add_host(inv, "worker2", "workers", {"z": 1, "a": 2}) == inv  # host_vars exists already
     data = yaml.safe_load((inv / "hosts.yml").read_text())
     assert data["all"]["children"] == {
         "web": {"hosts": {"web1": {}, "web2": {}}},
         "workers": {"hosts": {"worker1": {}, "worker2": {}}},
     }
-    assert (inv / "hosts.yml").read_text().startswith("all:\n  children:\n    web:\n")
+    assert (inv / "hosts.yml").read_text().startswith("all:\n  vars: {}\n  children:\n    web:\n")  # order kept
     assert (inv / "host_vars" / "worker1.yml").read_text() == "celery_worker_types:\n- io\n"
+    assert (inv / "host_vars" / "worker2.yml").read_text() == "z: 1\na: 2\n"
     assert sorted(p.name for p in (inv / "host_vars").iterdir()) == ["worker1.yml", "worker2.yml"]
 
 
