@@ -153,9 +153,11 @@ class Podman:
     def __init__(self, exists):
         self.exists, self.calls = list(exists), []
 
-    def __call__(self, *args, **kwargs):
-        self.calls.append((args, kwargs))
+    def __call__(self, *args, check=True, **kwargs):
+        self.calls.append((args, {"check": check, **kwargs}))
         rc = 0 if (self.exists.pop(0) if len(self.exists) > 1 else self.exists[0]) else 1
+        if check and rc:  # as pyfleet.podman does
+            raise PyfleetError(f"podman {args[0]} failed: no output; see podman's message")
         return done(rc)
 
 
@@ -219,7 +221,12 @@ def build_env(monkeypatch, tmp_path):
     monkeypatch.setattr(image, "ROOT", tmp_path)
     monkeypatch.setattr(image.shutil, "which", lambda name: f"/usr/sbin/{name}" if name == "debootstrap" else None)
     monkeypatch.setattr(image, "controller_mirror", lambda: ("http://m.example/debian", "http://s.example/sec"))
-    monkeypatch.setattr(image.shutil, "disk_usage", lambda path: SimpleNamespace(free=env.free, path=path))
+
+    def disk_usage(path):
+        assert path == tmp_path / ".cache"  # the file system the build writes to
+        return SimpleNamespace(free=env.free)
+
+    monkeypatch.setattr(image.shutil, "disk_usage", disk_usage)
 
     def run(args, **kwargs):
         env.ran.append((args, kwargs))
@@ -276,6 +283,21 @@ def test_a_failed_build_leaves_no_root_file_system_and_removes_no_image(build_en
         image._build("bookworm", "t", print)
     assert list((tmp_path / ".cache").iterdir()) == []
     assert [s[0] for s in build_env.steps] == ["customise"]
+
+
+def test_a_root_file_system_that_cannot_be_removed_does_not_hide_the_build_error(build_env, monkeypatch):
+    """debootstrap can leave /proc mounted in the root file system when it fails: removing it then fails too."""
+    real_rmtree = image.shutil.rmtree
+
+    def rmtree(path, ignore_errors=False):
+        if not ignore_errors:
+            raise OSError(16, "Device or resource busy", str(Path(path) / "proc"))
+        real_rmtree(path, ignore_errors=True)
+
+    monkeypatch.setattr(image.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(image, "_customise", lambda *a: (_ for _ in ()).throw(PyfleetError("debootstrap failed")))
+    with pytest.raises(PyfleetError, match=r"^debootstrap failed$"):
+        image._build("bookworm", "t", print)
 
 
 def test_a_build_without_debootstrap_is_one_line(build_env, monkeypatch):
