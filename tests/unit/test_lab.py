@@ -438,6 +438,18 @@ def test_a_running_host_with_the_unified_cgroup_and_no_image_name_is_not_told_an
     assert said == []
 
 
+def test_a_running_host_without_net_admin_is_told_so(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "cgroup_options", list)
+    Host(fake, "running", caps="CAP_CHOWN CAP_NET_RAW")
+    said = []
+    assert lab.start_host(make_lab(tmp_path, "web1"), "web1", "img:tag", ED_A, log=said.append) is False
+    assert said == [
+        "web1: was created without the NET_ADMIN capability (a host firewall cannot load); "
+        "fab lab.down && fab lab.up recreates it"
+    ]
+    assert fake.args("container", "inspect", "--format")[0][-1] == "pyfleet-mylab-web1"
+
+
 def test_a_stopped_host_is_started_not_created(fake, tmp_path, monkeypatch):
     monkeypatch.setattr(lab, "cgroup_options", list)
     Host(fake, "exited", caps="")
