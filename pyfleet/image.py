@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyfleet.errors import PyfleetError
 from pyfleet.podman import podman, podman_env
-from pyfleet.shell import ROOT, run
+from pyfleet.shell import ROOT, last_line, run
 
 IMAGE_NAME = "localhost/pyfleet-base"
 
@@ -223,6 +223,6 @@ def _import(rootfs, tag):
     tar.wait()
     if tar.returncode != 0 or imp.returncode != 0:
         raise PyfleetError(
-            f"importing the base image failed: {imp.stderr.strip().splitlines()[-1:] or 'tar failed'}; "
+            f"importing the base image failed: {last_line(imp.stderr) if imp.stderr.strip() else 'tar failed'}; "
             "check free disk space and run fab lab.up again"
         )
