@@ -1,5 +1,7 @@
 """Which units and hosts `fab logs` and `fab restart` act on, and what `fab releases` reads."""
 
+import copy
+import json
 import subprocess
 from pathlib import Path
 
@@ -125,3 +127,500 @@ def test_check_names_the_hosts_and_roles_that_would_change_and_the_limit_that_co
     assert (
         commands.check_suggestion(["TASK [common : Set the time zone] ***\n", "ok: [web1]\n"]) == "nothing to converge"
     )
+
+
+# --- stand-ins: the control host's lock and history, the hosts' releases, ansible-playbook, a clock ---------------
+
+
+@pytest.fixture
+def fleet_inv(lab_inv):
+    """The lab inventory with IP addresses, as a deploy's full pre-check (check_paths=True) wants them."""
+    inv = copy.deepcopy(lab_inv)
+    for i, host in enumerate(inv.hosts, start=11):
+        inv.hosts[host]["ansible_host"] = f"10.0.0.{i}"
+    return inv
+
+
+class Clock:
+    """commands.time: monotonic() gives the readings in turn (then the last one again); time() a fixed epoch."""
+
+    def __init__(self, *readings, epoch=1_800_000_000):
+        self.readings, self.epoch = list(readings), epoch
+
+    def monotonic(self):
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def time(self):
+        return self.epoch
+
+
+class Control:
+    """pyfleet.audit on the control host, kept in memory: every call commands.py makes, in order."""
+
+    def __init__(self, history=(), held=None):
+        self.calls, self.records, self.past, self.held = [], [], list(history), dict(held or {})
+
+    def acquire(self, inv, apps, action):
+        self.calls.append(("acquire", list(apps), action))
+        return sorted(apps)
+
+    def release(self, inv, apps):
+        self.calls.append(("release", list(apps)))
+
+    def record(self, inv, entry):
+        self.calls.append(("record", entry["action"]))
+        self.records.append(entry)
+
+    def history(self, inv, last=20):
+        self.calls.append(("history", last))
+        return self.past[-last:]
+
+    def locks(self, inv):
+        self.calls.append(("locks",))
+        return self.held
+
+
+@pytest.fixture
+def control(monkeypatch):
+    ctl = Control()
+    for name in ("acquire", "release", "record", "history", "locks"):
+        monkeypatch.setattr(commands.audit, name, getattr(ctl, name))
+    monkeypatch.setattr(commands.audit, "new_id", lambda: "c0ffee000001")
+    monkeypatch.setattr(commands.audit, "now", lambda: "2026-12-04T02:40:00Z")
+    monkeypatch.setattr(commands.audit, "operator", lambda: "ann@ctl")
+    monkeypatch.setattr(commands.audit, "control_host", lambda inv: "lb1")
+    return ctl
+
+
+class Hosts:
+    """remote.run_on for rollback's release probe: each host answers for the apps the command asks about."""
+
+    def __init__(self, state):
+        self.state, self.commands, self.fail_after = state, [], None
+
+    def run_on(self, inv, hosts, command):
+        self.commands.append((list(hosts), command))
+        if self.fail_after is not None and len(self.commands) > self.fail_after:
+            raise PyfleetError("host web2 (10.0.0.13) is unreachable: timed out")
+        out = {}
+        for h in hosts:
+            lines = [
+                f"{app}|{s['current'] or ''}| {' '.join(s['releases'])}"
+                for app, s in sorted(self.state.get(h, {}).items())
+                if f"printf '%s|%s|%s\\n' {app} " in command
+            ]
+            out[h] = (0, "".join(line + "\n" for line in lines))
+        return out
+
+
+def on(current, *releases):
+    return {"current": current, "releases": sorted({*releases, current} - {None})}
+
+
+R1, R2, R3 = "20261201T100000Z", "20261202T100000Z", "20261203T100000Z"
+
+
+@pytest.fixture
+def hosts(monkeypatch):
+    fake = Hosts(
+        {
+            "web1": {"hello": on(R2, R1), "hello-async": on(R2, R1)},
+            "web2": {"hello": on(R2, R1), "hello-async": on(R2, R1)},
+        }
+    )
+    monkeypatch.setattr(commands.remote, "run_on", fake.run_on)
+    return fake
+
+
+class Playbook:
+    """ansible.playbook: records each run, writes the progress callback's summary, switches the hosts."""
+
+    def __init__(self, hosts, switch=None, summary=None, error=None):
+        self.hosts, self.switch, self.summary, self.error, self.runs = hosts, switch or {}, summary, error, []
+
+    def __call__(self, inventory_path, name, *args, mitogen=True, quiet=False, extra_env=None, output=None):
+        self.runs.append(
+            {
+                "inventory": inventory_path,
+                "name": name,
+                "args": list(args),
+                "mitogen": mitogen,
+                "quiet": quiet,
+                "env": dict(extra_env or {}),
+            }
+        )
+        for app, per_host in self.switch.items():
+            for host, rel in per_host.items():
+                self.hosts.state[host][app] = on(rel, *self.hosts.state[host][app]["releases"])
+        if self.summary is not None:
+            with open(extra_env["PYFLEET_SUMMARY"], "w", encoding="utf-8") as fh:
+                json.dump(self.summary, fh)
+        if self.error:
+            raise PyfleetError(self.error)
+        return {}
+
+
+# --- fab releases -------------------------------------------------------------------------------------------
+
+
+def test_the_releases_probe_lists_every_release_marks_the_current_and_reads_the_revision(tmp_path):
+    shop = tmp_path / "srv" / "my shop"  # a space: every path is quoted
+    for rel in (R1, R2):
+        (shop / "releases" / rel).mkdir(parents=True)
+    (shop / "releases" / R1 / "REVISION").write_text("deployer=ann\nrelease=r1\n")
+    (shop / "current").symlink_to(shop / "releases" / R2)
+    api = tmp_path / "srv" / "api"
+    (api / "releases" / R3).mkdir(parents=True)
+    dirs = {"shop": str(shop), "blog": str(tmp_path / "srv" / "blog"), "api": str(api)}
+    proc = subprocess.run(["sh", "-c", commands.releases_probe(dirs)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.splitlines() == [f"api|{R3}||", f"shop|{R1}||deployer=ann", f"shop|{R2}|current|"]
+    assert commands.releases_probe({}) == "true"
+
+
+def test_releases_say_when_the_hosts_disagree_and_read_only_the_limit(lab_inv, monkeypatch, capsys):
+    asked = []
+
+    def run_on(inv, hosts, command):
+        asked.append((list(hosts), command))
+        return {
+            "web1": (0, f"hello|{R1}||deployer=ann\nhello|{R2}|current|deployer=bob\nhello-async|{R2}|current|\n"),
+            "web2": (0, f"hello|{R1}|current|deployer=ann\nhello-async|{R2}|current\n"),
+        }
+
+    monkeypatch.setattr(commands.remote, "run_on", run_on)
+    assert commands.releases(lab_inv, "web") == {
+        "hello": {"web1": R2, "web2": R1},
+        "hello-async": {"web1": R2, "web2": R2},
+    }
+    assert asked == [
+        (["web1", "web2"], commands.releases_probe({"hello": "/srv/hello", "hello-async": "/srv/hello-async"}))
+    ]
+    assert capsys.readouterr().out.splitlines() == [
+        "host  app          release           current  revision",
+        "----  -----------  ----------------  -------  ------------",
+        f"web1  hello        {R1}           deployer=ann",
+        f"web1  hello        {R2}  *        deployer=bob",
+        f"web1  hello-async  {R2}  *",
+        f"web2  hello        {R1}  *        deployer=ann",
+        f"web2  hello-async  {R2}  *",
+        f"hello: hosts DISAGREE: web1={R2}, web2={R1}",
+        f"hello-async: all hosts on {R2}",
+    ]
+
+
+def test_releases_on_hosts_without_any_say_to_deploy(lab_inv, monkeypatch, capsys):
+    asked = []
+
+    def run_on(inv, hosts, command):
+        asked.append(list(hosts))
+        return dict.fromkeys(hosts, (0, ""))
+
+    monkeypatch.setattr(commands.remote, "run_on", run_on)
+    assert commands.releases(lab_inv) == {}
+    assert asked == [["lb1", "web1", "web2", "broker1", "worker1", "worker2"]]
+    assert capsys.readouterr().out == "no releases on these hosts; run fab deploy\n"
+
+
+# --- fab site --limit ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [None, "", "web1", "web", "web:!web1", "~nosuch.*", "@nosuch.retry"])
+def test_a_limit_that_matches_a_host_or_is_ansibles_own_business_passes(lab_inv, limit):
+    assert commands.check_limit(lab_inv, limit) is None
+
+
+def test_a_limit_that_matches_no_host_is_one_line_naming_the_hosts_and_groups(lab_inv):
+    with pytest.raises(PyfleetError) as caught:
+        commands.check_limit(lab_inv, "web3")
+    assert str(caught.value) == (
+        f"--limit web3: matches no host of inventory {lab_inv.path}; "
+        "use hosts (lb1, web1, web2, broker1, worker1, worker2) or groups (brokers, loadbalancers, web, workers)"
+    )
+
+
+# --- the apps a command acts on -------------------------------------------------------------------------------
+
+
+def test_apps_are_all_of_the_plan_or_the_one_asked_for(fleet_inv):
+    the_plan, names = commands._apps(fleet_inv)
+    assert names == ["hello", "hello-async"] and [a["name"] for a in the_plan["apps"]] == names
+    assert commands._apps(fleet_inv, "hello-async")[1] == ["hello-async"]
+    with pytest.raises(PyfleetError) as caught:
+        commands._apps(fleet_inv, "shop")
+    assert str(caught.value) == f"no app 'shop' in pyfleet_apps of {fleet_inv.path}; apps: hello, hello-async"
+
+
+def test_apps_run_the_full_pre_check(lab_inv):
+    with pytest.raises(PyfleetError, match="is not an IP address"):
+        commands._apps(lab_inv)
+
+
+def test_an_inventory_without_apps_says_none():
+    inv = inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {}}, groups={"all": ["web1"], "web": ["web1"]}
+    )
+    assert commands._apps(inv) == (commands.fleet_plan.from_inventory(inv), [])
+    with pytest.raises(PyfleetError) as caught:
+        commands._apps(inv, "shop")
+    assert str(caught.value) == "no app 'shop' in pyfleet_apps of inventory/test; apps: none"
+
+
+def test_the_fleet_state_reads_each_apps_web_hosts(lab_inv, hosts):
+    hosts.state["worker1"] = {"hello": on(R1)}  # a worker host keeps releases too; not the app's web placement
+    assert commands._fleet(lab_inv, ["hello"]) == {"hello": {"web1": on(R2, R1), "web2": on(R2, R1)}}
+    assert [h for h, _ in hosts.commands] == [["web1", "web2"]]
+    assert "/srv/hello/releases" in hosts.commands[0][1] and "hello-async" not in hosts.commands[0][1]
+
+
+# --- fab deploy and fab rollback ------------------------------------------------------------------------------
+
+
+def test_a_deploy_locks_runs_the_playbook_records_the_switch_and_unlocks(lab_inv, control, hosts, monkeypatch, capsys):
+    switch = {"hello": {"web1": R3, "web2": R3}}
+    summary = {
+        "custom": {"release": R3, "unchanged": ["hello-async"]},
+        "plays": [{"name": "Web servers", "hosts": ["web1", "web2"], "seconds": 7.5}],
+    }
+    playbook = Playbook(hosts, switch, summary)
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    monkeypatch.setattr(commands, "time", Clock(100.0, 112.345, 114.0))
+    got = commands.run_release_playbook(
+        lab_inv, "deploy", "deploy", ["-e", "deploy_apps=hello"], ["hello", "hello-async"], mitogen=False
+    )
+    assert got == summary
+    [run] = playbook.runs
+    assert run["inventory"] == lab_inv.path and run["name"] == "deploy"
+    assert run["args"] == ["-e", "deploy_apps=hello"] and run["mitogen"] is False and run["quiet"] is False
+    summary_path = run["env"].pop("PYFLEET_SUMMARY")
+    assert run["env"] == {"ANSIBLE_STDOUT_CALLBACK": "pyfleet_progress"}
+    assert Path(summary_path).name.startswith("pyfleet-summary-") and summary_path.endswith(".json")
+    assert not Path(summary_path).exists()  # removed after reading
+    assert control.calls == [
+        ("acquire", ["hello", "hello-async"], "deploy"),
+        ("record", "deploy"),
+        ("release", ["hello", "hello-async"]),
+    ]
+    changes = {
+        "hello": {"web1": {"from": R2, "to": R3}, "web2": {"from": R2, "to": R3}},
+        "hello-async": {"web1": {"from": R2, "to": R2}, "web2": {"from": R2, "to": R2}},
+    }
+    assert control.records == [
+        {
+            "id": "c0ffee000001",
+            "when": "2026-12-04T02:40:00Z",
+            "who": "ann@ctl",
+            "action": "deploy",
+            "apps": ["hello", "hello-async"],
+            "release": R3,
+            "result": "ok",
+            "reason": "",
+            "seconds": 12.3,
+            "changes": changes,
+            "releases": {"hello": R3},
+        }
+    ]
+    assert len(hosts.commands) == 2  # the releases before and after
+    assert capsys.readouterr().out.splitlines() == [
+        "",
+        f"deploy: release {R3}; hosts switched: web1, web2; 14 s in all",
+        "unchanged, no task on any host: hello-async",
+        "phase        hosts       seconds",
+        "-----------  ----------  -------",
+        "Web servers  web1, web2  7.5",
+        "app          host  serves            before",
+        "-----------  ----  ----------------  ----------------",
+        f"hello        web1  {R3}  {R2}",
+        f"hello        web2  {R3}  {R2}",
+        f"hello-async  web1  {R2}  {R2}",
+        f"hello-async  web2  {R2}  {R2}",
+        f"hello: every host on {R3}",
+        f"hello-async: every host on {R2}",
+    ]
+
+
+def test_a_failed_deploy_is_recorded_unlocked_summarised_and_raised_as_one_line(
+    lab_inv, control, hosts, monkeypatch, capsys
+):
+    rec = failures.record("web2", "release : Check the health path", {"msg": "Status code was 502"})
+    playbook = Playbook(hosts, {"hello": {"web1": R3}}, {"failures": [rec]}, error="web2: task failed")
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    monkeypatch.setattr(commands, "time", Clock(0.0, 61.04, 62.6))
+    with pytest.raises(PyfleetError) as caught:
+        commands.run_release_playbook(lab_inv, "deploy", "deploy", [], ["hello"])
+    assert str(caught.value) == "deploy failed: web2: task failed"
+    assert playbook.runs[0]["mitogen"] is True
+    assert control.calls == [("acquire", ["hello"], "deploy"), ("record", "deploy"), ("release", ["hello"])]
+    [record] = control.records
+    assert record["result"] == "failed" and record["reason"] == "web2: task failed" and record["seconds"] == 61.0
+    assert record["release"] == "hello=SPLIT" and record["releases"] == {"hello": None}
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["", "deploy: release hello=SPLIT; hosts switched: web1; 63 s in all"]
+    assert out[-2] == f"hello: SPLIT: web1 {R3}, web2 {R2}; finish with fab rollback or fab deploy --app hello"
+    assert out[-1] == rec["line"] == "web2: task 'release : Check the health path' failed: Status code was 502"
+
+
+def test_when_the_hosts_cannot_be_read_after_a_deploy_the_record_keeps_the_summarys_release(
+    lab_inv, control, hosts, monkeypatch, capsys
+):
+    hosts.fail_after = 1  # the releases before are read; then web2 goes away
+    summary = {"custom": {"release": R3, "switched": ["web1"]}, "changed": {"web1": 3, "web2": 1}}
+    monkeypatch.setattr(commands.ansible, "playbook", Playbook(hosts, {}, summary))
+    monkeypatch.setattr(commands, "time", Clock(0.0, 5.0))
+    assert commands.run_release_playbook(lab_inv, "deploy", "deploy", [], ["hello"]) == summary
+    [record] = control.records
+    assert record["release"] == R3 and record["result"] == "ok"
+    assert "changes" not in record and "releases" not in record
+    assert control.calls[-1] == ("release", ["hello"])
+    assert capsys.readouterr().out.splitlines() == [
+        "could not read the releases after the deploy: host web2 (10.0.0.13) is unreachable: timed out",
+        "",
+        f"deploy: release {R3}; hosts switched: web1; 5 s in all",
+    ]
+
+
+def test_a_deploy_that_crashes_still_unlocks_and_removes_its_summary_file(lab_inv, control, hosts, monkeypatch):
+    seen = []
+
+    def crash(inventory_path, name, *args, extra_env=None, **kwargs):
+        seen.append(extra_env["PYFLEET_SUMMARY"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands.ansible, "playbook", crash)
+    with pytest.raises(KeyboardInterrupt):
+        commands.run_release_playbook(lab_inv, "deploy", "deploy", [], ["hello"])
+    assert control.calls == [("acquire", ["hello"], "deploy"), ("release", ["hello"])]
+    assert not Path(seen[0]).exists()
+
+
+def deploy_record(rid, changes, when="2026-12-03T10:00:00Z"):
+    return {
+        "id": rid,
+        "action": "deploy",
+        "when": when,
+        "who": "bob@ctl",
+        "result": "ok",
+        "release": R3,
+        "apps": sorted(changes),
+        "changes": changes,
+    }
+
+
+def test_a_rollback_undoes_the_last_deploy_switching_only_the_hosts_that_moved(
+    lab_inv, control, hosts, monkeypatch, capsys
+):
+    hosts.state["web1"]["hello"] = on(R3, R1, R2)
+    hosts.state["web2"]["hello"] = on(R2, R1, R3)  # already back on R2
+    control.past = [
+        deploy_record("d1", {"hello": {"web1": {"from": R2, "to": R3}, "web2": {"from": R2, "to": R3}}}),
+        {"id": "m1", "action": "maintenance on", "apps": ["hello"], "result": "ok"},
+    ]
+    playbook = Playbook(hosts, {"hello": {"web1": R2}}, {"custom": {}})
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    monkeypatch.setattr(commands, "time", Clock(0.0, 9.0))
+    prepare = commands.rollback_prepare(lab_inv, ["hello", "hello-async"])
+    commands.run_release_playbook(
+        lab_inv, "rollback", "rollback", ["-e", "x=1"], ["hello", "hello-async"], prepare=prepare
+    )
+    [run] = playbook.runs
+    assert run["name"] == "rollback"
+    assert run["args"] == [
+        "-e",
+        "x=1",
+        "-e",
+        f'{{"rollback_targets": {{"hello": {{"web1": "{R2}"}}}}}}',
+        "-e",
+        "deploy_hosts=web1",
+    ]
+    assert ("history", 1000) in control.calls
+    [record] = control.records
+    assert record["action"] == "rollback" and record["result"] == "ok"
+    assert record["undoes"] == {"hello": "d1"} and record["targets"] == {"hello": R2}
+    assert record["release"] == R2 and record["releases"] == {"hello": R2}
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == [
+        f"undoing the deploy of 2026-12-03T10:00:00Z by bob@ctl (release {R3}): hello",
+        f"hello: back to {R2}",
+        "",
+        f"rollback: release {R2}; hosts switched: web1; 9 s in all",
+    ]
+
+
+def test_a_rollback_to_where_the_hosts_are_runs_no_playbook(lab_inv, control, hosts, monkeypatch, capsys):
+    playbook = Playbook(hosts)
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    monkeypatch.setattr(commands, "time", Clock(0.0, 1.0))
+    prepare = commands.rollback_prepare(lab_inv, ["hello"], release=R2, app_given=True)
+    assert (
+        commands.run_release_playbook(lab_inv, "rollback", "rollback", ["-e", "x=1"], ["hello"], prepare=prepare) == {}
+    )
+    assert playbook.runs == []
+    [record] = control.records
+    assert record["undoes"] == {} and record["targets"] == {"hello": R2}
+    assert record["release"] == "unchanged" and record["result"] == "ok" and record["releases"] == {}
+    assert control.calls[0] == ("acquire", ["hello"], "rollback") and control.calls[-1] == ("release", ["hello"])
+    assert capsys.readouterr().out.splitlines()[:4] == [
+        f"hello: back to {R2}",
+        "rollback: every host already serves its target release; nothing to switch",
+        "",
+        "rollback: release unchanged; hosts switched: none; 1 s in all",
+    ]
+
+
+def test_a_rollback_that_cannot_be_planned_switches_nothing_and_still_unlocks(lab_inv, control, hosts, monkeypatch):
+    playbook = Playbook(hosts)
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    prepare = commands.rollback_prepare(lab_inv, ["hello"], release=R3, app_given=True)
+    with pytest.raises(PyfleetError, match=f"^release {R3} of app hello is not on web1"):
+        commands.run_release_playbook(lab_inv, "rollback", "rollback", [], ["hello"], prepare=prepare)
+    assert playbook.runs == [] and control.records == []
+    assert control.calls == [("acquire", ["hello"], "rollback"), ("history", 1000), ("release", ["hello"])]
+
+
+def test_rollback_prepare_names_every_host_to_switch(lab_inv, control):
+    before = {
+        "hello": {"web1": on(R3, R1, R2), "web2": on(R3, R1, R2)},
+        "hello-async": {"web1": on(R3, R1), "web2": on(R1, R3)},
+    }
+    args, fields, notes = commands.rollback_prepare(lab_inv, ["hello", "hello-async"], release=R1)(before)
+    assert args == [
+        "-e",
+        json.dumps({"rollback_targets": {"hello": {"web1": R1, "web2": R1}, "hello-async": {"web1": R1}}}),
+        "-e",
+        "deploy_hosts=web1,web2",
+    ]
+    assert fields == {"undoes": {}, "targets": {"hello": R1, "hello-async": R1}}
+    assert notes == [f"hello: back to {R1}", f"hello-async: back to {R1}"]
+
+
+# --- the summary file ------------------------------------------------------------------------------------------
+
+
+def test_the_summary_file_is_read_and_a_missing_or_broken_one_is_empty(tmp_path):
+    good = tmp_path / "summary.json"
+    good.write_text('{"custom": {"release": "r"}}', encoding="utf-8")
+    assert commands._read_summary(good) == {"custom": {"release": "r"}}
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    assert commands._read_summary(broken) == {}
+    assert commands._read_summary(tmp_path / "none.json") == {}
+
+
+def test_without_releases_read_the_summary_names_the_changed_hosts_but_not_localhost(capsys):
+    commands.print_summary("site", {"changed": {"web2": 1, "localhost": 2, "lb1": 4}}, 0.4)
+    assert capsys.readouterr().out == "\nsite: release -; hosts switched: lb1, web2; 0 s in all\n"
+    commands.print_summary("site", {"custom": {"switched": ["web1"]}, "changed": {"web2": 1}}, 59.5)
+    assert capsys.readouterr().out == "\nsite: release -; hosts switched: web1; 60 s in all\n"
+    commands.print_summary("site", {"plays": [], "failures": []}, 1)
+    assert capsys.readouterr().out == "\nsite: release -; hosts switched: none; 1 s in all\n"
+
+
+def test_a_summary_with_an_empty_change_map_prints_no_release_table(capsys):
+    commands.print_summary("rollback", {"plays": [{"name": "P", "hosts": ["a"], "seconds": 1}]}, 2, {})
+    assert capsys.readouterr().out.splitlines() == [
+        "",
+        "rollback: release unchanged; hosts switched: none; 2 s in all",
+        "phase  hosts  seconds",
+        "-----  -----  -------",
+        "P      a      1",
+    ]
