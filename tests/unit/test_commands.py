@@ -2,13 +2,18 @@
 
 import copy
 import json
+import shlex
 import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from pyfleet import commands, failures, inventory
 from pyfleet.errors import PyfleetError
+from pyfleet.tables import table
 
 
 @pytest.fixture(scope="module")
@@ -624,3 +629,547 @@ def test_a_summary_with_an_empty_change_map_prints_no_release_table(capsys):
         "-----  -----  -------",
         "P      a      1",
     ]
+
+
+# --- fab logs ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "service, unit", [("redis-server", "redis-server.service"), ("rabbitmq-server", "rabbitmq-server.service")]
+)
+def test_system_services_answer_to_their_package_names_too(lab_inv, service, unit):
+    assert commands.unit_pattern(lab_inv, service) == unit
+
+
+def test_a_prefixed_stream_writes_whole_lines_only_each_under_its_host(capsys):
+    stream = commands._Prefixed("web1", 7)
+    stream.write("first\nsec")
+    assert capsys.readouterr().out == "web1    | first\n"
+    stream.write("ond\nthird\n")
+    stream.flush()
+    assert capsys.readouterr().out == "web1    | second\nweb1    | third\n"
+    assert stream.buffer == ""
+
+
+class Journals:
+    """remote.connection and remote.run for `fab logs`: each host's journal, or its one-line failure."""
+
+    def __init__(self, present, journal=None, errors=None):
+        self.present, self.journal, self.errors = present, journal or {}, errors or {}
+        self.probes, self.runs, self.closed = [], [], []
+
+    def run_on(self, inv, hosts, command):
+        self.probes.append((list(hosts), command))
+        return {h: (0 if h in self.present else 1, "") for h in hosts}
+
+    def connection(self, inv, host):
+        journals = self
+
+        class Conn:
+            def close(self):
+                journals.closed.append(host)
+
+        conn = Conn()
+        conn.host = host
+        return conn
+
+    def run(self, conn, command, hide=True, out_stream=None, err_stream=None):
+        self.runs.append((conn.host, command, hide))
+        time.sleep(0.05)  # the journal takes a moment: the command waits for every host
+        if conn.host in self.errors:
+            raise PyfleetError(self.errors[conn.host])
+        out, err = self.journal.get(conn.host, ("", ""))
+        out_stream.write(out)
+        err_stream.write(err)
+
+
+@pytest.fixture
+def journals(monkeypatch):
+    def make(*args, **kwargs):
+        fake = Journals(*args, **kwargs)
+        monkeypatch.setattr(commands.remote, "run_on", fake.run_on)
+        monkeypatch.setattr(commands.remote, "connection", fake.connection)
+        monkeypatch.setattr(commands.remote, "run", fake.run)
+        return fake
+
+    return make
+
+
+def test_logs_follow_the_journal_of_the_hosts_that_run_the_service_each_line_under_its_host(lab_inv, journals, capsys):
+    fake = journals(
+        {"lb1", "web2"},
+        {
+            "lb1": ("2026-12-04T02:40:00+0000 lb1 nginx[7]: started\n", "warning: journal rotated\n"),
+            "web2": ("2026-12-04T02:40:01+0000 web2 nginx[9]: started\n", ""),
+        },
+    )
+    commands.logs(lab_inv, "nginx", None, lines="20", follow=True)
+    unit = "nginx.service"
+    assert fake.probes == [
+        (list(lab_inv.hosts), f"systemctl list-units --all --no-legend --plain '{unit}' | grep -q .")
+    ]
+    cmd = f"journalctl --no-pager -o short-iso -n 20 -u '{unit}' -f"
+    assert sorted(fake.runs) == [("lb1", cmd, False), ("web2", cmd, False)]
+    assert sorted(fake.closed) == ["lb1", "web2"]
+    assert sorted(capsys.readouterr().out.splitlines()) == [
+        "lb1  | 2026-12-04T02:40:00+0000 lb1 nginx[7]: started",
+        "lb1  | warning: journal rotated",
+        "web2 | 2026-12-04T02:40:01+0000 web2 nginx[9]: started",
+    ]
+
+
+def test_logs_without_follow_read_the_last_lines_of_the_limits_hosts(lab_inv, journals):
+    fake = journals({"web1", "web2"})
+    commands.logs(lab_inv, "hello", "web1")
+    assert fake.probes == [
+        (["web1"], "systemctl list-units --all --no-legend --plain 'pyfleet-hello@*.service' | grep -q .")
+    ]
+    assert fake.runs == [("web1", "journalctl --no-pager -o short-iso -n 50 -u 'pyfleet-hello@*.service'", False)]
+
+
+def test_logs_of_a_service_no_host_runs_is_one_line(lab_inv, journals):
+    journals(set())
+    with pytest.raises(PyfleetError) as caught:
+        commands.logs(lab_inv, "io", "web")
+    assert str(caught.value) == (
+        "service io (pyfleet-*-worker@io.service) is not deployed on web; see fab status for what runs where"
+    )
+    with pytest.raises(PyfleetError) as caught:
+        commands.logs(lab_inv, "io", None)
+    assert str(caught.value).startswith("service io (pyfleet-*-worker@io.service) is not deployed on any host; ")
+
+
+def test_logs_go_on_on_the_other_hosts_and_fail_at_the_end_naming_each_failure(lab_inv, journals, capsys):
+    fake = journals(
+        {"lb1", "web1", "web2"},
+        {"web1": ("up\n", "")},
+        {"web2": "host web2 (web2) is unreachable: timed out", "lb1": "host lb1 (lb1) is unreachable: refused"},
+    )
+    with pytest.raises(PyfleetError) as caught:
+        commands.logs(lab_inv, "nginx", None)
+    assert str(caught.value) == (
+        "host lb1 (lb1) is unreachable: refused; and host web2 (web2) is unreachable: timed out"
+    )
+    assert capsys.readouterr().out == "web1 | up\n"
+    assert sorted(fake.closed) == ["lb1", "web1", "web2"]
+
+
+# --- fab history and fab lock ------------------------------------------------------------------------------------
+
+
+def test_history_is_a_table_of_the_last_records(lab_inv, control, capsys):
+    control.past = [
+        {
+            "when": "2026-12-01T10:00:00Z",
+            "who": "ann@ctl",
+            "action": "deploy",
+            "apps": ["hello", "hello-async"],
+            "release": R1,
+            "result": "ok",
+            "seconds": 61.2,
+        },
+        {
+            "when": "2026-12-02T10:00:00Z",
+            "who": "bob@ctl",
+            "action": "deploy",
+            "apps": ["hello"],
+            "release": R2,
+            "result": "failed",
+            "seconds": 3.0,
+            "reason": "web2: task failed",
+        },
+        {
+            "when": "2026-12-03T10:00:00Z",
+            "who": "bob@ctl",
+            "action": "maintenance on",
+            "release": "",
+            "result": "ok",
+            "seconds": 1.0,
+            "reason": "",
+        },
+    ]
+    assert commands.show_history(lab_inv, 2) == control.past[1:]
+    assert control.calls == [("history", 2)]
+    assert capsys.readouterr().out.splitlines() == [
+        "when                  who      action          apps   release           result  seconds  reason",
+        "--------------------  -------  --------------  -----  ----------------  ------  -------  -----------------",
+        f"2026-12-02T10:00:00Z  bob@ctl  deploy          hello  {R2}  failed  3.0      web2: task failed",
+        "2026-12-03T10:00:00Z  bob@ctl  maintenance on                           ok      1.0",
+    ]
+    commands.show_history(lab_inv)
+    assert control.calls[-1] == ("history", 20)
+    assert capsys.readouterr().out.splitlines()[2].split()[3] == "hello,hello-async"
+
+
+def test_no_history_says_where_it_lives(lab_inv, control, capsys):
+    assert commands.show_history(lab_inv) == []
+    assert capsys.readouterr().out == f"no deploys recorded yet (history lives on lb1:{commands.audit.HISTORY})\n"
+
+
+def test_locks_are_a_table_with_their_age_in_minutes(lab_inv, control, monkeypatch, capsys):
+    epoch = 1_800_000_000
+    monkeypatch.setattr(commands, "time", Clock(0.0, epoch=epoch))
+    control.held = {
+        "hello": {"owner": "ann@ctl", "action": "deploy", "since": "2026-12-04T02:29:01Z", "epoch": epoch - 659},
+        "api": {"owner": "?", "since": "?", "action": "unreadable lock"},
+    }
+    assert commands.show_locks(lab_inv) is None
+    assert capsys.readouterr().out.splitlines() == [
+        "app    owner    action           since                 age",
+        "-----  -------  ---------------  --------------------  ------",
+        "api    ?        unreadable lock  ?                     0 min",
+        "hello  ann@ctl  deploy           2026-12-04T02:29:01Z  10 min",
+    ]
+    assert control.calls == [("locks",)]
+
+
+def test_no_locks_held(lab_inv, control, capsys):
+    commands.show_locks(lab_inv)
+    assert capsys.readouterr().out == "no locks held\n"
+
+
+def test_clearing_a_lock_removes_only_that_one_and_names_its_holder(lab_inv, control, capsys):
+    control.held = {
+        "hello": {"owner": "ann@ctl", "action": "deploy", "since": "s", "epoch": int(time.time()) - 125},
+        "api": {"owner": "bob@ctl", "action": "rollback", "since": "t", "epoch": int(time.time())},
+    }
+    commands.show_locks(lab_inv, clear_app="hello")
+    assert control.calls == [("locks",), ("release", ["hello"])]
+    assert (
+        capsys.readouterr().out
+        == "cleared the lock of hello (app hello is locked by ann@ctl (deploy) since s, 2 min ago)\n"
+    )
+    with pytest.raises(PyfleetError) as caught:
+        commands.show_locks(lab_inv, clear_app="shop")
+    assert str(caught.value) == "app shop is not locked; nothing to clear"
+    assert control.calls[-1] == ("locks",)
+
+
+# --- fab workers --------------------------------------------------------------------------------------------------
+
+INSPECTED = {
+    "stats": {"default@worker1": {"total": {"tasks.add": 5, "tasks.mul": 2}}, "io@worker1": {"pid": 12}},
+    "queues": {"default@worker1": [{"name": "default"}], "io@worker1": [{"name": "io"}, {"exclusive": True}]},
+    "active": {"default@worker1": [{"id": "a"}, {"id": "b"}]},
+    "reserved": {"io@worker1": [{"id": "c"}], "default@worker1": []},
+}
+
+
+def test_worker_rows_read_celerys_inspect_replies_and_filter_by_type_and_host():
+    assert commands.worker_rows(INSPECTED) == [
+        ["default@worker1", "worker1", "default", "default", 2, 0, 7],
+        ["io@worker1", "worker1", "io", "io,?", 0, 1, 0],
+    ]
+    assert commands.worker_rows(INSPECTED, type_filter="io") == [["io@worker1", "worker1", "io", "io,?", 0, 1, 0]]
+    assert commands.worker_rows(INSPECTED, host_filter="worker2") == []
+    assert [r[0] for r in commands.worker_rows(INSPECTED, "default", "worker1")] == ["default@worker1"]
+    assert commands.worker_rows({"stats": {"cpu@worker2": {"total": {"t": 1}}}}) == [
+        ["cpu@worker2", "worker2", "cpu", "", 0, 0, 1]
+    ]
+    assert commands.worker_rows({}) == []
+
+
+FAKE_APP = """
+import json
+
+
+class Inspect:
+    def __init__(self, timeout):
+        assert timeout == 3
+        self.data = json.loads({data!r})
+
+    def active(self):
+        return self.data.get("active")
+
+    def reserved(self):
+        return self.data.get("reserved")
+
+    def stats(self):
+        return self.data.get("stats")
+
+    def active_queues(self):
+        return self.data.get("queues")
+
+
+class App:
+    class control:
+        inspect = Inspect
+
+
+app = App()
+"""
+
+
+@pytest.fixture
+def celery(tmp_path, monkeypatch):
+    """remote.run_on for `fab workers`: runs the inspect script here, against a stand-in sampleapp.tasks."""
+    asked = []
+    state = {"data": INSPECTED, "code": None}
+
+    def run_on(inv, hosts, command):
+        asked.append((list(hosts), command))
+        if state["code"] is not None:
+            return dict.fromkeys(hosts, (state["code"], ""))
+        pkg = tmp_path / "sampleapp"
+        pkg.mkdir(exist_ok=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "tasks.py").write_text(FAKE_APP.format(data=json.dumps(state["data"])))
+        script = shlex.split(command)[-1]
+        proc = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path)}
+        )
+        return dict.fromkeys(hosts, (proc.returncode, "celery: a warning first\n" + proc.stdout + proc.stderr))
+
+    monkeypatch.setattr(commands.remote, "run_on", run_on)
+    return SimpleNamespace(asked=asked, state=state)
+
+
+def test_workers_inspect_through_the_first_worker_host_as_the_app_and_name_the_silent_ones(lab_inv, celery, capsys):
+    rows = commands.workers(lab_inv)
+    assert rows == commands.worker_rows(INSPECTED)
+    [(hosts, command)] = celery.asked
+    assert hosts == ["worker1"]
+    script = commands.INSPECT.format(celery_app="sampleapp.tasks:app")
+    assert command == (
+        "set -a; . /etc/pyfleet/celery/hello.env; set +a; cd /srv/hello/current && "
+        f"runuser -u app_hello -- /srv/hello/current/venv/bin/python -c {shlex.quote(script)}"
+    )
+    assert "'sampleapp.tasks:app'.partition(':')" in script
+    out = capsys.readouterr().out
+    assert out == (
+        table(["node", "host", "type", "queues", "active", "reserved", "processed"], rows)
+        + "\nnot answering: cpu@worker2\n"
+    )
+    assert out.splitlines()[0].split() == ["node", "host", "type", "queues", "active", "reserved", "processed"]
+
+
+def test_workers_filtered_expect_only_their_own_nodes(lab_inv, celery, capsys):
+    assert [r[0] for r in commands.workers(lab_inv, type_filter="io")] == ["io@worker1"]
+    assert "not answering" not in capsys.readouterr().out
+    assert [r[0] for r in commands.workers(lab_inv, host_filter="worker1")] == ["default@worker1", "io@worker1"]
+    assert "not answering" not in capsys.readouterr().out
+    celery.state["data"] = {"stats": {"default@worker1": {}, "cpu@worker2": {}}}
+    assert [r[0] for r in commands.workers(lab_inv, host_filter="worker1")] == ["default@worker1"]
+    assert capsys.readouterr().out.splitlines()[-1] == "not answering: io@worker1"
+    assert [r[0] for r in commands.workers(lab_inv, type_filter="default")] == ["default@worker1"]
+    assert "not answering" not in capsys.readouterr().out
+
+
+def test_workers_that_do_not_answer_say_so(lab_inv, celery, capsys):
+    assert commands.workers(lab_inv, type_filter="cpu") == []
+    assert capsys.readouterr().out == "no worker node answered for type cpu\n"
+    celery.state["data"] = {}
+    assert commands.workers(lab_inv) == []
+    assert capsys.readouterr().out == "no worker node answered\n"
+
+
+@pytest.mark.parametrize("code", [1, 0])
+def test_a_failed_inspect_is_one_line(lab_inv, celery, code):
+    celery.state["code"] = code
+    with pytest.raises(PyfleetError) as caught:
+        commands.workers(lab_inv)
+    assert str(caught.value) == (
+        f"celery inspect on worker1 failed (exit {code}); is the app deployed there? see fab status"
+    )
+
+
+def test_workers_refuse_an_unknown_type_or_host_and_an_inventory_without_workers(lab_inv, celery):
+    with pytest.raises(PyfleetError) as caught:
+        commands.workers(lab_inv, type_filter="gpu")
+    assert str(caught.value) == "unknown worker type 'gpu'; types: cpu, default, io"
+    with pytest.raises(PyfleetError) as caught:
+        commands.workers(lab_inv, host_filter="web1")
+    assert str(caught.value) == "'web1' is not a worker host; worker hosts: worker1, worker2"
+    inv = inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {}}, groups={"all": ["web1"], "web": ["web1"]}
+    )
+    with pytest.raises(PyfleetError) as caught:
+        commands.workers(inv)
+    assert str(caught.value) == "inventory inventory/test runs no Celery workers (no celery_worker_catalogue)"
+    assert celery.asked == []
+
+
+# --- fab restart ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "service, hosts",
+    [
+        ("redis-server", "broker1"),
+        ("rabbitmq-server", "broker1"),
+        ("hello-async", "web1,web2"),
+        ("cpu", "worker2"),
+        ("default", "worker1"),
+    ],
+)
+def test_restart_targets_of_aliases_apps_and_types(lab_inv, service, hosts):
+    assert commands.restart_targets(lab_inv, service) == hosts
+
+
+def test_restart_targets_on_a_fleet_without_workers(capsys):
+    inv = inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {}}, groups={"all": ["web1"], "web": ["web1"]}
+    )
+    assert commands.restart_targets(inv, "nginx") == "web1"
+    assert commands.restart_targets(inv, "redis") == ""
+    for service in ("beat", "flower"):
+        with pytest.raises(PyfleetError) as caught:
+            commands.restart_targets(inv, service)
+        assert str(caught.value) == f"no host runs {service}; see fab topology"
+    with pytest.raises(PyfleetError, match=r"^unknown service 'io'; choose "):
+        commands.restart_targets(inv, "io")
+
+
+# --- fab maintenance ------------------------------------------------------------------------------------------------
+
+
+def test_maintenance_status_reads_each_load_balancers_switches(fleet_inv, monkeypatch, capsys):
+    asked = []
+
+    def run_on(inv, hosts, command):
+        asked.append((list(hosts), command))
+        return {"lb1": (0, "hello\n")}
+
+    monkeypatch.setattr(commands.remote, "run_on", run_on)
+    assert commands.maintenance(fleet_inv, "status") == [["hello", "lb1", "on"], ["hello-async", "lb1", "off"]]
+    assert asked == [(["lb1"], commands.maint.status_probe())]
+    assert capsys.readouterr().out.splitlines() == [
+        "app          load balancer  maintenance",
+        "-----------  -------------  -----------",
+        "hello        lb1            on",
+        "hello-async  lb1            off",
+    ]
+
+
+def test_maintenance_on_runs_the_playbook_quietly_and_records_the_switch(fleet_inv, control, monkeypatch, capsys):
+    runs = []
+
+    def playbook(inventory_path, name, *args, mitogen=True, quiet=False, **kwargs):
+        runs.append((inventory_path, name, list(args), mitogen, quiet, kwargs))
+
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    monkeypatch.setattr(commands, "time", Clock(10.0, 12.26, 13.6))
+    assert commands.maintenance(fleet_inv, "on", "hello", mitogen=False) == ["hello"]
+    assert runs == [
+        (
+            fleet_inv.path,
+            "maintenance",
+            ["-e", '{"maintenance_state": "on", "maintenance_apps": ["hello"]}'],
+            False,
+            True,
+            {},
+        )
+    ]
+    [record] = control.records
+    assert record["action"] == "maintenance on" and record["apps"] == ["hello"]
+    assert record["result"] == "ok" and record["seconds"] == 2.3
+    assert capsys.readouterr().out == "maintenance on: hello on lb1 (4 s)\n"
+
+
+def test_a_failed_maintenance_switch_is_recorded_and_one_line(fleet_inv, control, monkeypatch, capsys):
+    def playbook(inventory_path, name, *args, mitogen=True, quiet=False, **kwargs):
+        assert mitogen is True
+        raise PyfleetError("lb1: task 'loadbalancer : Validate' failed: nginx -t")
+
+    monkeypatch.setattr(commands.ansible, "playbook", playbook)
+    with pytest.raises(PyfleetError) as caught:
+        commands.maintenance(fleet_inv, "off")
+    assert str(caught.value) == "maintenance off failed: lb1: task 'loadbalancer : Validate' failed: nginx -t"
+    [record] = control.records
+    assert record["result"] == "failed" and record["apps"] == ["hello", "hello-async"]
+    assert record["reason"] == "lb1: task 'loadbalancer : Validate' failed: nginx -t"
+    assert capsys.readouterr().out == ""
+
+
+def test_maintenance_checks_the_state_first(fleet_inv, control):
+    with pytest.raises(PyfleetError, match=r"^fab maintenance: 'onn' is not on, off or status"):
+        commands.maintenance(fleet_inv, "onn", "shop")
+    assert control.calls == []
+
+
+# --- fab pin --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pins(monkeypatch):
+    calls = []
+
+    def pin(spec, extras, upgrade):
+        calls.append((spec["name"], extras, upgrade))
+        return Path(f"/src/{spec['name']}/requirements.txt"), 12, "pyproject.toml"
+
+    monkeypatch.setattr(commands.pinmod, "pin", pin)
+    monkeypatch.setattr(commands, "time", Clock(1.0, 2.25))
+    return calls
+
+
+def test_pin_writes_the_apps_pins_and_says_where(lab_inv, pins, capsys):
+    assert commands.pin(lab_inv, "hello", ["redis"], upgrade=True) == Path("/src/hello/requirements.txt")
+    assert pins == [("hello", ["redis"], True)]
+    assert (
+        capsys.readouterr().out == "hello: 12 pins from pyproject.toml written to /src/hello/requirements.txt (1.2 s)\n"
+    )
+
+
+def test_pin_of_an_app_without_requirements_says_how_to_use_them(pins, capsys):
+    apps = [
+        {"name": "hello", "source": {"path": "nowhere/yet"}, "kind": "wsgi", "entry": "app:app", "domains": ["h.test"]}
+    ]
+    inv = inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {"pyfleet_apps": apps}}, groups={"all": ["web1"], "web": ["web1"]}
+    )
+    commands.pin(inv, "hello")
+    assert pins == [("hello", (), False)]
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "add  requirements: /src/hello/requirements.txt  to app hello in pyfleet_apps: deploys then install exactly these"
+    )
+
+
+def test_pin_needs_a_known_app(lab_inv, pins):
+    with pytest.raises(PyfleetError) as caught:
+        commands.pin(lab_inv, None)
+    assert str(caught.value) == "fab pin needs --app NAME; apps: hello, hello-async"
+    with pytest.raises(PyfleetError) as caught:
+        commands.pin(lab_inv, "shop")
+    assert str(caught.value) == f"no app 'shop' in pyfleet_apps of {lab_inv.path}; apps: hello, hello-async"
+    inv = inventory.Inventory(
+        path=Path("inventory/test"), hosts={"web1": {}}, groups={"all": ["web1"], "web": ["web1"]}
+    )
+    with pytest.raises(PyfleetError) as caught:
+        commands.pin(inv, "shop")
+    assert str(caught.value) == "no app 'shop' in pyfleet_apps of inventory/test; apps: none"
+    assert pins == []
+
+
+# --- fab check --------------------------------------------------------------------------------------------------------
+
+
+def test_changes_count_from_the_first_task_and_only_changed_lines_at_the_start():
+    lines = [
+        "changed: [web1]\n",  # no task yet
+        "TASK [my.collection-role : Do it] ***\n",
+        "  changed: [web2]\n",
+        "fatal: [web2]: FAILED!\n",
+        "TASK [Gathering Facts] *********\n",
+        "changed: [lb1]\n",
+        "changed: [lb1]\n",
+        "TASK [my.collection-role : Again] ***\n",
+        "changed: [lb1]\n",
+    ]
+    assert commands.changes_in(lines) == {"lb1": ["play tasks", "my.collection-role"]}
+    assert commands.check_suggestion(lines) == (
+        "changes on lb1 (play tasks, my.collection-role); converge only them: fab site --limit lb1"
+    )
+
+
+def test_a_delegated_change_counts_for_the_inventory_host_not_where_it_ran():
+    """Bug: "changed: [web1 -> lb1]" (the app's switch drains web1 on lb1) made the limit "web1 -> lb1"."""
+    lines = [
+        "TASK [loadbalancer : Take web1 out] ***\n",
+        "changed: [web1 -> lb1]\n",
+        "changed: [web2 -> lb1] => (item=hello)\n",
+        "TASK [app : Start the release] ***\n",
+        "changed: [web1]\n",
+    ]
+    assert commands.changes_in(lines) == {"web1": ["loadbalancer", "app"], "web2": ["loadbalancer"]}
+    assert commands.check_suggestion(lines).endswith("converge only them: fab site --limit web1,web2")
