@@ -146,6 +146,12 @@ def fleet_inv(lab_inv):
     return inv
 
 
+def an_inventory(inv):
+    """What every stand-in checks: commands.py hands the inventory on (the real functions read its hosts)."""
+    assert isinstance(inv, inventory.Inventory), inv
+    return inv
+
+
 class Clock:
     """commands.time: monotonic() gives the readings in turn (then the last one again); time() a fixed epoch."""
 
@@ -166,21 +172,26 @@ class Control:
         self.calls, self.records, self.past, self.held = [], [], list(history), dict(held or {})
 
     def acquire(self, inv, apps, action):
+        an_inventory(inv)
         self.calls.append(("acquire", list(apps), action))
         return sorted(apps)
 
     def release(self, inv, apps):
+        an_inventory(inv)
         self.calls.append(("release", list(apps)))
 
     def record(self, inv, entry):
+        an_inventory(inv)
         self.calls.append(("record", entry["action"]))
         self.records.append(entry)
 
     def history(self, inv, last=20):
+        an_inventory(inv)
         self.calls.append(("history", last))
         return self.past[-last:]
 
     def locks(self, inv):
+        an_inventory(inv)
         self.calls.append(("locks",))
         return self.held
 
@@ -193,7 +204,7 @@ def control(monkeypatch):
     monkeypatch.setattr(commands.audit, "new_id", lambda: "c0ffee000001")
     monkeypatch.setattr(commands.audit, "now", lambda: "2026-12-04T02:40:00Z")
     monkeypatch.setattr(commands.audit, "operator", lambda: "ann@ctl")
-    monkeypatch.setattr(commands.audit, "control_host", lambda inv: "lb1")
+    monkeypatch.setattr(commands.audit, "control_host", lambda inv: an_inventory(inv) and "lb1")
     return ctl
 
 
@@ -204,6 +215,7 @@ class Hosts:
         self.state, self.commands, self.fail_after = state, [], None
 
     def run_on(self, inv, hosts, command):
+        an_inventory(inv)
         self.commands.append((list(hosts), command))
         if self.fail_after is not None and len(self.commands) > self.fail_after:
             raise PyfleetError("host web2 (10.0.0.13) is unreachable: timed out")
@@ -287,10 +299,11 @@ def test_releases_say_when_the_hosts_disagree_and_read_only_the_limit(lab_inv, m
     asked = []
 
     def run_on(inv, hosts, command):
+        an_inventory(inv)
         asked.append((list(hosts), command))
         return {
             "web1": (0, f"hello|{R1}||deployer=ann\nhello|{R2}|current|deployer=bob\nhello-async|{R2}|current|\n"),
-            "web2": (0, f"hello|{R1}|current|deployer=ann\nhello-async|{R2}|current\n"),
+            "web2": (0, f"hello|{R1}|current|deployer=ann\nhello-async|{R2}|current\nhello|{R3}\nhello\n"),
         }
 
     monkeypatch.setattr(commands.remote, "run_on", run_on)
@@ -309,6 +322,8 @@ def test_releases_say_when_the_hosts_disagree_and_read_only_the_limit(lab_inv, m
         f"web1  hello-async  {R2}  *",
         f"web2  hello        {R1}  *        deployer=ann",
         f"web2  hello-async  {R2}  *",
+        f"web2  hello        {R3}",
+        "web2  hello",
         f"hello: hosts DISAGREE: web1={R2}, web2={R1}",
         f"hello-async: all hosts on {R2}",
     ]
@@ -318,6 +333,7 @@ def test_releases_on_hosts_without_any_say_to_deploy(lab_inv, monkeypatch, capsy
     asked = []
 
     def run_on(inv, hosts, command):
+        an_inventory(inv)
         asked.append(list(hosts))
         return dict.fromkeys(hosts, (0, ""))
 
@@ -336,6 +352,8 @@ def test_a_limit_that_matches_a_host_or_is_ansibles_own_business_passes(lab_inv,
 
 
 def test_a_limit_that_matches_no_host_is_one_line_naming_the_hosts_and_groups(lab_inv):
+    with pytest.raises(PyfleetError, match=r"^--limit webX: matches no host"):
+        commands.check_limit(lab_inv, "webX")
     with pytest.raises(PyfleetError) as caught:
         commands.check_limit(lab_inv, "web3")
     assert str(caught.value) == (
@@ -659,10 +677,12 @@ class Journals:
         self.probes, self.runs, self.closed = [], [], []
 
     def run_on(self, inv, hosts, command):
+        an_inventory(inv)
         self.probes.append((list(hosts), command))
         return {h: (0 if h in self.present else 1, "") for h in hosts}
 
     def connection(self, inv, host):
+        an_inventory(inv)
         journals = self
 
         class Conn:
@@ -785,7 +805,6 @@ def test_history_is_a_table_of_the_last_records(lab_inv, control, capsys):
             "release": "",
             "result": "ok",
             "seconds": 1.0,
-            "reason": "",
         },
     ]
     assert commands.show_history(lab_inv, 2) == control.past[1:]
@@ -810,7 +829,7 @@ def test_locks_are_a_table_with_their_age_in_minutes(lab_inv, control, monkeypat
     epoch = 1_800_000_000
     monkeypatch.setattr(commands, "time", Clock(0.0, epoch=epoch))
     control.held = {
-        "hello": {"owner": "ann@ctl", "action": "deploy", "since": "2026-12-04T02:29:01Z", "epoch": epoch - 659},
+        "hello": {"owner": "ann@ctl", "action": "deploy", "since": "2026-12-04T02:29:01Z", "epoch": epoch - 3599},
         "api": {"owner": "?", "since": "?", "action": "unreadable lock"},
     }
     assert commands.show_locks(lab_inv) is None
@@ -818,7 +837,7 @@ def test_locks_are_a_table_with_their_age_in_minutes(lab_inv, control, monkeypat
         "app    owner    action           since                 age",
         "-----  -------  ---------------  --------------------  ------",
         "api    ?        unreadable lock  ?                     0 min",
-        "hello  ann@ctl  deploy           2026-12-04T02:29:01Z  10 min",
+        "hello  ann@ctl  deploy           2026-12-04T02:29:01Z  59 min",
     ]
     assert control.calls == [("locks",)]
 
@@ -907,6 +926,7 @@ def celery(tmp_path, monkeypatch):
     state = {"data": INSPECTED, "code": None}
 
     def run_on(inv, hosts, command):
+        an_inventory(inv)
         asked.append((list(hosts), command))
         if state["code"] is not None:
             return dict.fromkeys(hosts, (state["code"], ""))
@@ -918,7 +938,7 @@ def celery(tmp_path, monkeypatch):
         proc = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path)}
         )
-        return dict.fromkeys(hosts, (proc.returncode, "celery: a warning first\n" + proc.stdout + proc.stderr))
+        return dict.fromkeys(hosts, (proc.returncode, "celery: a warning\nand another\n" + proc.stdout + proc.stderr))
 
     monkeypatch.setattr(commands.remote, "run_on", run_on)
     return SimpleNamespace(asked=asked, state=state)
@@ -1027,6 +1047,7 @@ def test_maintenance_status_reads_each_load_balancers_switches(fleet_inv, monkey
     asked = []
 
     def run_on(inv, hosts, command):
+        an_inventory(inv)
         asked.append((list(hosts), command))
         return {"lb1": (0, "hello\n")}
 
@@ -1173,3 +1194,67 @@ def test_a_delegated_change_counts_for_the_inventory_host_not_where_it_ran():
     ]
     assert commands.changes_in(lines) == {"web1": ["loadbalancer", "app"], "web2": ["loadbalancer"]}
     assert commands.check_suggestion(lines).endswith("converge only them: fab site --limit web1,web2")
+
+
+def test_a_deploy_whose_releases_cannot_be_read_after_and_that_wrote_no_summary_records_no_release(
+    lab_inv, control, hosts, monkeypatch, capsys
+):
+    hosts.fail_after = 1
+    monkeypatch.setattr(commands.ansible, "playbook", Playbook(hosts))
+    assert commands.run_release_playbook(lab_inv, "deploy", "deploy", [], ["hello"]) == {}
+    [record] = control.records
+    assert record["release"] == "" and record["result"] == "ok"
+    assert capsys.readouterr().out.splitlines()[-1].startswith("deploy: release -; hosts switched: none; ")
+
+
+def test_a_rollback_of_one_app_given_goes_back_from_the_history_without_undoing_the_whole_deploy(lab_inv, control):
+    control.past = [
+        deploy_record(
+            "d1",
+            {
+                "hello": {"web1": {"from": R1, "to": R2}, "web2": {"from": R1, "to": R2}},
+                "hello-async": {"web1": {"from": R1, "to": R2}, "web2": {"from": R1, "to": R2}},
+            },
+        )
+    ]
+    before = {"hello": {"web1": on(R2, R1), "web2": on(R2, R1)}}
+    args, fields, notes = commands.rollback_prepare(lab_inv, ["hello"], app_given=True)(before)
+    assert notes == [f"hello: back to {R1}"]  # not "undoing the deploy of ...: hello, hello-async"
+    assert fields == {"undoes": {"hello": "d1"}, "targets": {"hello": R1}}
+    assert args[-1] == "deploy_hosts=web1,web2"
+    assert control.calls == [("history", 1000)]
+
+
+def test_worker_nodes_split_at_the_first_at_sign_as_celery_does():
+    # celery.utils.nodenames.nodesplit: "name@host" split once, from the left.
+    assert commands.worker_rows({"stats": {"io@worker1@2": {}}}) == [["io@worker1@2", "worker1@2", "io", "", 0, 0, 0]]
+
+
+def test_workers_name_every_node_that_does_not_answer(lab_inv, celery, capsys):
+    celery.state["data"] = {"stats": {"default@worker1": {}}}
+    commands.workers(lab_inv)
+    assert capsys.readouterr().out.splitlines()[-1] == "not answering: cpu@worker2, io@worker1"
+
+
+def test_restart_targets_join_every_host(lab_inv, monkeypatch):
+    inv = inventory.Inventory(
+        path=Path("inventory/test"),
+        hosts={"lb1": {}, "b1": {}, "b2": {}},
+        groups={"all": ["lb1", "b1", "b2"], "loadbalancers": ["lb1"], "brokers": ["b1", "b2"]},
+    )
+    assert commands.restart_targets(inv, "nginx") == "lb1"  # no group web
+    assert commands.restart_targets(inv, "rabbitmq") == "b1,b2"
+    real = commands.fleet_plan.from_inventory(lab_inv, check_paths=False)
+    real["celery"]["hosts"]["worker2"].append({"type": "default", "node": "default@worker2"})
+    monkeypatch.setattr(commands.fleet_plan, "from_inventory", lambda inv, **kwargs: real)
+    assert commands.restart_targets(lab_inv, "default") == "worker1,worker2"
+
+
+def test_maintenance_of_every_app_on_every_load_balancer(fleet_inv, control, monkeypatch, capsys):
+    fleet_inv.hosts["lb2"] = {**fleet_inv.hosts["lb1"], "ansible_host": "10.0.0.99"}
+    fleet_inv.groups["loadbalancers"].append("lb2")
+    fleet_inv.groups["all"].append("lb2")
+    monkeypatch.setattr(commands.ansible, "playbook", lambda *args, **kwargs: {})
+    monkeypatch.setattr(commands, "time", Clock(0.0))
+    assert commands.maintenance(fleet_inv, "off") == ["hello", "hello-async"]
+    assert capsys.readouterr().out == "maintenance off: hello, hello-async on lb1, lb2 (0 s)\n"
