@@ -5,6 +5,7 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -674,7 +675,7 @@ class Journals:
 
     def __init__(self, present, journal=None, errors=None):
         self.present, self.journal, self.errors = present, journal or {}, errors or {}
-        self.probes, self.runs, self.closed = [], [], []
+        self.probes, self.runs, self.closed, self.daemons = [], [], [], []
 
     def run_on(self, inv, hosts, command):
         an_inventory(inv)
@@ -695,6 +696,8 @@ class Journals:
 
     def run(self, conn, command, hide=True, out_stream=None, err_stream=None):
         self.runs.append((conn.host, command, hide))
+        # A daemon thread: Ctrl-C ends `fab logs -f` even while journals still follow.
+        self.daemons.append(threading.current_thread().daemon)
         time.sleep(0.05)  # the journal takes a moment: the command waits for every host
         if conn.host in self.errors:
             raise PyfleetError(self.errors[conn.host])
@@ -731,6 +734,7 @@ def test_logs_follow_the_journal_of_the_hosts_that_run_the_service_each_line_und
     cmd = f"journalctl --no-pager -o short-iso -n 20 -u '{unit}' -f"
     assert sorted(fake.runs) == [("lb1", cmd, False), ("web2", cmd, False)]
     assert sorted(fake.closed) == ["lb1", "web2"]
+    assert fake.daemons == [True, True]
     assert sorted(capsys.readouterr().out.splitlines()) == [
         "lb1  | 2026-12-04T02:40:00+0000 lb1 nginx[7]: started",
         "lb1  | warning: journal rotated",
