@@ -494,7 +494,8 @@ def pin(inv, app, extras=(), upgrade=False):
 
 
 TASK_LINE = re.compile(r"^TASK \[(?:(?P<role>[\w.-]+) : )?(?P<task>.*?)\] \*")
-CHANGED_LINE = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
+# A delegated task's line names the inventory host, then where it ran: "changed: [web1 -> lb1]".
+CHANGED_LINE = re.compile(r"^changed: \[(?P<host>[^\]\s]+)(?: -> [^\]]+)?\]")
 
 
 def changes_in(output_lines):
