@@ -552,7 +552,12 @@ def test_a_rollback_undoes_the_last_deploy_switching_only_the_hosts_that_moved(
         "-e",
         "x=1",
         "-e",
-        f'{{"rollback_targets": {{"hello": {{"web1": "{R2}"}}}}}}',
+        json.dumps(
+            {
+                "rollback_targets": {"hello": {"web1": R2}},
+                "rollback_rollout": {"web": ["web1"], "workers": [], "worker_serial": []},
+            }
+        ),
         "-e",
         "deploy_hosts=web1",
     ]
@@ -609,12 +614,30 @@ def test_rollback_prepare_names_every_host_to_switch(lab_inv, control):
     args, fields, notes = commands.rollback_prepare(lab_inv, ["hello", "hello-async"], release=R1)(before)
     assert args == [
         "-e",
-        json.dumps({"rollback_targets": {"hello": {"web1": R1, "web2": R1}, "hello-async": {"web1": R1}}}),
+        json.dumps(
+            {
+                "rollback_targets": {"hello": {"web1": R1, "web2": R1}, "hello-async": {"web1": R1}},
+                # The web hosts in inventory order, one play; no worker host switches.
+                "rollback_rollout": {"web": ["web1", "web2"], "workers": [], "worker_serial": []},
+            }
+        ),
         "-e",
         "deploy_hosts=web1,web2",
     ]
     assert fields == {"undoes": {}, "targets": {"hello": R1, "hello-async": R1}}
     assert notes == [f"hello: back to {R1}", f"hello-async: back to {R1}"]
+
+
+def test_a_rollback_switches_worker_hosts_after_the_web_hosts_side_by_side_when_they_share_no_type(lab_inv, control):
+    before = {"hello": {h: on(R3, R1, R3) for h in ("worker2", "web2", "worker1", "web1")}}
+    args, _, _ = commands.rollback_prepare(lab_inv, ["hello"], release=R1)(before)
+    # The lab's worker1 runs default and io, worker2 cpu: one wave of two.
+    assert json.loads(args[1])["rollback_rollout"] == {
+        "web": ["web1", "web2"],
+        "workers": ["worker1", "worker2"],
+        "worker_serial": [2],
+    }
+    assert args[3] == "deploy_hosts=web1,web2,worker1,worker2"
 
 
 # --- the summary file ------------------------------------------------------------------------------------------
