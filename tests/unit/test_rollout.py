@@ -37,6 +37,8 @@ def test_two_hosts_of_one_type_never_share_a_wave_so_its_queue_keeps_a_consumer(
 def test_a_host_joins_the_first_wave_it_shares_no_type_with():
     waves = rollout.worker_waves(["a", "b", "c", "d"], {"a": ["x"], "b": ["x"], "c": ["y"], "d": ["x", "y"]})
     assert waves == [["a", "c"], ["b"], ["d"]]
+    # A wave remembers the types of every host in it, not only the last one's.
+    assert rollout.worker_waves(["a", "b", "c"], {"a": ["x"], "b": ["y"], "c": ["x"]}) == [["a", "b"], ["c"]]
 
 
 def test_a_host_that_serves_an_app_goes_with_the_web_hosts_even_if_it_runs_workers():
