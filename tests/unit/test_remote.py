@@ -11,6 +11,7 @@ decide whether a command gets through.
 
 import contextlib
 import socket
+import struct
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,22 @@ if [ -e "{refuse}" ]; then echo "sudo: a password is required" >&2; exit 1; fi
 [ "$1" = -- ] && shift
 exec "$@"
 """
+
+
+class ServerTransport(paramiko.Transport):
+    """A server transport that records the channels whose request it has said yes to."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.replies, self.replied = threading.Condition(), set()
+
+    def _send_user_message(self, data):
+        super()._send_user_message(data)
+        raw = data.asbytes()
+        if raw[:1] == paramiko.common.cMSG_CHANNEL_SUCCESS:
+            with self.replies:
+                self.replied.add(struct.unpack(">I", raw[1:5])[0])
+                self.replies.notify_all()
 
 
 class Host:
@@ -74,6 +91,11 @@ class Host:
             return True
 
     def execute(self, channel, command):
+        # Answer only once the exec request's success reply is out: a fast command closing its
+        # channel before it would make the client see "Channel closed".
+        transport = channel.get_transport()
+        with transport.replies:
+            transport.replies.wait_for(lambda: channel.remote_chanid in transport.replied, timeout=10)
         env = {"PATH": f"{self.root / 'bin'}:/usr/bin:/bin", "HOME": str(self.root)}
         proc = subprocess.run(
             ["sh", "-c", command], cwd=self.root, env=env, capture_output=True, timeout=20, check=False
@@ -85,7 +107,7 @@ class Host:
             channel.close()
 
     def serve(self, sock, transports):
-        transport = paramiko.Transport(sock)
+        transport = ServerTransport(sock)
         transport.add_server_key(self.key)
         transports.append(transport)
 
@@ -413,3 +435,225 @@ def test_a_failing_host_still_has_its_connection_closed(fake_hosts):
     with pytest.raises(PyfleetError, match=r"^host bad: no$"):
         remote.run_on(None, ["good", "bad"], command)
     assert sorted(fake_hosts) == ["bad", "good"]
+
+
+# --- the ssh arguments, as Ansible's ssh reads them ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hv, name, expected",
+    [
+        ({}, "UserKnownHostsFile", None),
+        ({"ansible_ssh_common_args": "-o UserKnownHostsFile=/k1"}, "UserKnownHostsFile", "/k1"),
+        ({"ansible_ssh_common_args": "-oUserKnownHostsFile=/k1"}, "userknownhostsfile", "/k1"),
+        ({"ansible_ssh_common_args": "-o 'UserKnownHostsFile /k1 /k2'"}, "UserKnownHostsFile", "/k1 /k2"),
+        ({"ansible_ssh_common_args": "-o 'UserKnownHostsFile = /k1 '"}, "UserKnownHostsFile", "/k1"),
+        # ssh: the first value given wins, the common args before the extra ones.
+        (
+            {"ansible_ssh_common_args": "-o Port=1 -o Port=2", "ansible_ssh_extra_args": "-o Port=3"},
+            "Port",
+            "1",
+        ),
+        ({"ansible_ssh_common_args": None, "ansible_ssh_extra_args": "-o Port=3"}, "Port", "3"),
+        # A broken quote in one is skipped, the other still read.
+        ({"ansible_ssh_common_args": "-o 'Port=1", "ansible_ssh_extra_args": "-o Port=3"}, "Port", "3"),
+        # The value keeps its own '=' signs; -o at the end, other options and their values are no option.
+        ({"ansible_ssh_common_args": "-o ProxyCommand=a=b -i Port=9 -o"}, "ProxyCommand", "a=b"),
+        ({"ansible_ssh_common_args": "-i Port=9 -o"}, "Port", None),
+        ({"ansible_ssh_common_args": "-o PortX=1 -oPort=2"}, "Port", "2"),
+    ],
+)
+def test_ssh_option_reads_o_options_as_ssh_does(hv, name, expected):
+    assert remote.ssh_option(hv, name) == expected
+
+
+@pytest.mark.parametrize("value", [True, "1", "true", " Yes ", "ON", "y"])
+def test_truthy_values(value):
+    assert remote._truthy(value) is True
+
+
+@pytest.mark.parametrize("value", [False, None, "0", "false", "no", "off", "", "yess"])
+def test_falsy_values(value):
+    assert remote._truthy(value) is False
+
+
+@pytest.mark.parametrize(
+    "hv, expected",
+    [
+        ({"ansible_ssh_common_args": "-o StrictHostKeyChecking=OFF"}, (False, [])),
+        ({"ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/k"}, (True, ["/k"])),
+        ({"ansible_host_key_checking": "False", "ansible_ssh_common_args": "-o UserKnownHostsFile=/k"}, (False, [])),
+        ({"ansible_host_key_checking": "yes", "ansible_ssh_common_args": "-o UserKnownHostsFile=/k"}, (True, ["/k"])),
+        ({"ansible_ssh_common_args": "-o 'UserKnownHostsFile=/k1 /dev/null ~/k2'"}, (True, ["/k1", "~/k2"])),
+        ({"ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null"}, (True, [])),
+    ],
+)
+def test_host_key_policy_cases(hv, expected):
+    check, files = expected
+    expanded = [Path(remote.os.path.expanduser(f)) for f in files]
+    assert remote.host_key_policy(hv) == (check, expanded)
+    assert all("~" not in str(f) for f in remote.host_key_policy(hv)[1])
+
+
+@pytest.mark.parametrize(
+    "hv, prefix",
+    [
+        ({}, ""),
+        ({"ansible_become": True}, ""),  # root already
+        ({"ansible_user": "deploy"}, ""),  # no become
+        ({"ansible_user": "deploy", "ansible_become": "false"}, ""),
+        ({"ansible_user": "deploy", "ansible_become": "true"}, "sudo -n --"),
+        ({"ansible_user": "deploy", "ansible_become": True, "ansible_become_user": "root"}, "sudo -n --"),
+        ({"ansible_user": "deploy", "ansible_become": True, "ansible_become_user": "deploy"}, ""),
+        ({"ansible_become": True, "ansible_become_user": "app user"}, "sudo -n -u 'app user' --"),
+    ],
+)
+def test_become_prefix(hv, prefix):
+    assert remote._become_prefix(hv) == prefix
+
+
+def test_as_root_without_a_sudo_setting_runs_the_command_unchanged():
+    assert remote.as_root(SimpleNamespace(), "echo 'x'") == "echo 'x'"
+    assert (
+        remote.as_root(SimpleNamespace(pyfleet_sudo="sudo -n --"), "echo 'x'")
+        == "sudo -n -- sh -c 'echo '\"'\"'x'\"'\"''"
+    )
+
+
+# --- one line per refusal -----------------------------------------------------------------
+
+
+def test_an_unknown_key_names_every_known_hosts_file_and_adds_to_the_first():
+    exc = paramiko.SSHException("Server '[10.0.0.5]:2222' not found in known_hosts")
+    line = remote.host_key_error("web1", "10.0.0.5", "2222", exc, [Path("/a/known"), Path("/b/known")])
+    assert line == (
+        "host web1 (10.0.0.5): its SSH host key is unknown (not in /a/known, /b/known); check the key's "
+        "fingerprint on the server and accept it with ssh once (or add it to /a/known)"
+    )
+    line = remote.host_key_error("web1", "10.0.0.5", 22, exc, [])
+    assert "(not in no known_hosts file)" in line
+
+
+def test_a_changed_key_on_port_22_names_the_bare_address_for_ssh_keygen():
+    key = paramiko.ECDSAKey.generate()
+    exc = paramiko.BadHostKeyException("10.0.0.5", key, paramiko.ECDSAKey.generate())
+    line = remote.host_key_error("web1", "10.0.0.5", "22", exc, [Path("/a/known")])
+    assert line == (
+        "host web1 (10.0.0.5): its SSH host key CHANGED (does not match /a/known): the server was "
+        "reinstalled, or someone is in between; if you know it was reinstalled, check the new key's "
+        "fingerprint on the server, then ssh-keygen -R 10.0.0.5 and accept it with ssh once"
+    )
+
+
+def test_an_unknown_lab_key_says_it_is_not_in_the_labs_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(remote, "LAB_STATE", tmp_path / ".lab")
+    known = tmp_path / ".lab" / "keylab" / "known_hosts"
+    exc = paramiko.SSHException("not found in known_hosts")
+    assert remote.host_key_error("web1", "10.0.0.5", 22, exc, [tmp_path / "other", known]) == (
+        f"host web1 (10.0.0.5): its SSH host key is not in the lab's known_hosts ({tmp_path / 'other'}, {known}); "
+        "fab lab.up reads the lab hosts' keys again"
+    )
+    # A file beside the lab's state directory is not the lab's.
+    assert "unknown" in remote.host_key_error("web1", "10.0.0.5", 22, exc, [tmp_path / ".lab-old" / "known"])
+
+
+class Refusing:
+    """A connection whose open() raises ``exc``; ``transport``: what paramiko left (None: nothing reached)."""
+
+    def __init__(self, exc, transport=None, **attrs):
+        self.exc, self.host, self.port, self.user = exc, "10.0.0.5", 22, "deploy"
+        self.pyfleet_known_hosts = [Path("/k")]
+        self.client = SimpleNamespace(get_transport=lambda: transport)
+        self.__dict__.update(attrs)
+
+    def open(self):
+        raise self.exc
+
+
+def transport(active, authenticated):
+    return SimpleNamespace(is_active=lambda: active, is_authenticated=lambda: authenticated)
+
+
+@pytest.mark.parametrize(
+    "exc, reached, line",
+    [
+        (
+            paramiko.SSHException("Server '10.0.0.5' not found in known_hosts"),
+            None,
+            "host web1 (10.0.0.5): its SSH host key is unknown (not in /k)",
+        ),
+        (
+            paramiko.AuthenticationException("Authentication failed."),
+            None,
+            "host web1 (10.0.0.5): deploy could not log in (Authentication failed.); check ansible_user",
+        ),
+        (
+            paramiko.SSHException("No authentication methods available"),
+            None,
+            "host web1 (10.0.0.5): deploy could not log in (No authentication methods available); check",
+        ),
+        (
+            paramiko.SSHException("encountered EC key, expected OPENSSH key"),
+            transport(active=True, authenticated=False),
+            "host web1 (10.0.0.5): deploy could not log in (encountered EC key, expected OPENSSH key); ",
+        ),
+        (
+            paramiko.SSHException("Error reading SSH protocol banner"),
+            transport(active=False, authenticated=False),
+            "host web1 (10.0.0.5) is unreachable: SSHException: Error reading SSH protocol banner; check it is up",
+        ),
+        (
+            paramiko.SSHException("Error reading SSH protocol banner"),
+            transport(active=True, authenticated=True),
+            "host web1 (10.0.0.5) is unreachable: SSHException: Error reading SSH protocol banner; check it is up",
+        ),
+        (
+            TimeoutError("timed out"),
+            None,
+            "host web1 (10.0.0.5) is unreachable: TimeoutError: timed out; check it is up (fab lab.up for the lab) "
+            "and its ansible_host",
+        ),
+    ],
+)
+def test_open_checked_says_in_one_line_why_a_host_could_not_be_used(exc, reached, line):
+    with pytest.raises(PyfleetError) as caught:
+        remote.open_checked(Refusing(exc, reached, pyfleet_host="web1"))
+    assert str(caught.value).startswith(line)
+    assert "\n" not in str(caught.value) and caught.value.__suppress_context__
+
+
+def test_open_checked_names_the_address_when_the_connection_has_no_host_name():
+    key = paramiko.ECDSAKey.generate()
+    with pytest.raises(
+        PyfleetError, match=r"^host 10.0.0.5 \(10.0.0.5\): its SSH host key CHANGED \(does not match /k\)"
+    ):
+        remote.open_checked(Refusing(paramiko.BadHostKeyException("10.0.0.5", key, key)))
+    with pytest.raises(remote.Unreachable, match=r"^host 10.0.0.5 \(10.0.0.5\) is unreachable: OSError: down;"):
+        remote.run(Refusing(OSError("down")), "true")
+
+
+@pytest.mark.parametrize(
+    "sudo, exited, stderr, refused",
+    [
+        (
+            "sudo -n --",
+            1,
+            "x\nsudo: a terminal is required\nsudo: a password is required\n",
+            "sudo: a password is required",
+        ),
+        ("sudo -n --", 1, None, None),
+        ("sudo -n --", 1, "mysudo: no\n", None),
+        ("sudo -n --", 2, "sudo: a password is required\n", None),
+        ("", 1, "sudo: a password is required\n", None),
+    ],
+)
+def test_sudo_failure_only_for_sudos_own_refusal(sudo, exited, stderr, refused):
+    conn = SimpleNamespace(pyfleet_sudo=sudo, user="deploy")
+    error = remote.sudo_failure("web1", conn, SimpleNamespace(exited=exited, stderr=stderr))
+    if refused is None:
+        assert error is None
+    else:
+        assert str(error).startswith(f"host web1: deploy may not run commands as root ({refused}); ")
+    assert (
+        remote.sudo_failure("web1", SimpleNamespace(user="deploy"), SimpleNamespace(exited=1, stderr="sudo: x")) is None
+    )
