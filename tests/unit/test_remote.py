@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
+import fabric.config
 import paramiko
 import pytest
 
@@ -312,7 +313,8 @@ def test_run_passes_its_options_to_fabric_and_warns_instead_of_raising(tmp_path,
 # --- the connection's settings -------------------------------------------------------------
 
 
-def test_connection_takes_address_user_port_key_and_a_ten_second_connect_timeout():
+def test_connection_takes_address_user_port_key_and_a_ten_second_connect_timeout(monkeypatch):
+    monkeypatch.setattr(fabric.config, "get_local_user", lambda: "me")  # Fabric's own default: not ours
     inv = Inventory(
         path=Path("inventory/prod"),
         hosts={
@@ -461,6 +463,9 @@ def test_a_failing_host_still_has_its_connection_closed(fake_hosts):
         ({"ansible_ssh_common_args": "-o ProxyCommand=a=b -i Port=9 -o"}, "ProxyCommand", "a=b"),
         ({"ansible_ssh_common_args": "-i Port=9 -o"}, "Port", None),
         ({"ansible_ssh_common_args": "-o PortX=1 -oPort=2"}, "Port", "2"),
+        # Only -o words are options: not the value of another flag that looks like one.
+        ({"ansible_ssh_common_args": "-EPort=9.log -o Port=2"}, "Port", "2"),
+        ({"ansible_ssh_common_args": "-l xxPort=9 -o Port=2"}, "Port", "2"),
     ],
 )
 def test_ssh_option_reads_o_options_as_ssh_does(hv, name, expected):
@@ -630,6 +635,18 @@ def test_open_checked_names_the_address_when_the_connection_has_no_host_name():
         remote.open_checked(Refusing(paramiko.BadHostKeyException("10.0.0.5", key, key)))
     with pytest.raises(remote.Unreachable, match=r"^host 10.0.0.5 \(10.0.0.5\) is unreachable: OSError: down;"):
         remote.run(Refusing(OSError("down")), "true")
+
+
+def test_run_names_the_address_when_the_connection_has_no_host_name_and_breaks():
+    class Breaking(Refusing):
+        def open(self):
+            pass
+
+        def run(self, command, **kwargs):
+            raise EOFError("gone")
+
+    with pytest.raises(remote.Unreachable, match=r"^host 10.0.0.5 \(10.0.0.5\) is unreachable: EOFError: gone;"):
+        remote.run(Breaking(None), "true")
 
 
 @pytest.mark.parametrize(
