@@ -86,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         if what == "chunked":
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.wfile.write(b"4;x=y\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n")
+            self.wfile.write(b"10;x=y\r\n" + b"a" * 16 + b"\r\n3\r\nefg\r\n0\r\n\r\n")
             return
         self.send_header("Content-Type", "application/json")
         if what == "cut":
@@ -96,9 +96,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.send_header("Content-Length", str(len(payload)))
+        if what in ("close-header", "close-after"):  # with or without saying so
+            self.close_connection = True
         if what == "close-header":
             self.send_header("Connection", "close")
-            self.close_connection = True
         self.end_headers()
         self.wfile.write(payload)
 
@@ -113,6 +114,8 @@ class Site:
         self.httpd.site = self
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(*certificate)
+        self.sni = []  # the server name each TLS connection asked for
+        tls.sni_callback = lambda sock, name, context: self.sni.append(name) and None
         self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -321,7 +324,12 @@ def test_read_answer_reads_status_headers_and_body_and_leaves_the_next_answer():
     next_one = b"HTTP/1.1 200 OK\r\n\r\n"
     assert read(b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nabc" + next_one) == ((204, True), next_one)
     assert read(b"HTTP/1.1 200 OK\r\nconnection: Close\r\nContent-Length: 0\r\n\r\n") == ((200, False), b"")
-    assert read(b"HTTP/1.1 200 OK\nTransfer-Encoding: Chunked\n\n2\r\nab\r\n0\r\n\r\nrest") == ((200, True), b"rest")
+    assert read(b"HTTP/1.1 200 OK\nTransfer-Encoding: Chunked\n\nA\r\n0123456789\r\n0\r\n\r\nrest") == (
+        (200, True),
+        b"rest",
+    )
+    # The answer may end with its headers.
+    assert read(b"HTTP/1.1 200 OK\r\nConnection: keep-alive") == ((200, True), b"")
     assert read(b"HTTP/1.1 503 x\r\nX-A: b:c\r\n\r\n") == ((503, True), b"")
 
 
@@ -368,19 +376,21 @@ def test_report_describes_the_failures_with_their_time():
     report.resent["a"] += 2
     report.latencies = [0.001 * n for n in range(1, 101)]
     at = 1_700_000_000.25  # 22:13:20 UTC
-    report.failures = [Failure(at, "a", "GET", "HTTP 502"), Failure(at + 1.5, "b", "POST", "TimeoutError")]
+    report.failures = [Failure(at, "a", "GET", "HTTP 502"), Failure(at + 1.7495, "b", "POST", "TimeoutError")]
     assert report.total == 12 and report.failed == 2 and report.p99_ms() == 100.0
     assert report.describe() == (
         "12 requests in 12 s, 2 failed, 2 resent after an idle keepalive close, p99 100.0 ms\n"
         "  22:13:20.250 a GET: HTTP 502\n"
-        "  22:13:21.750 b POST: TimeoutError"
+        "  22:13:21.999 b POST: TimeoutError"
     )
     assert report.describe(limit=1).count("\n") == 1
+    report.failures = [Failure(at + n, "a", "GET", f"HTTP 50{n}") for n in range(12)]
+    assert report.describe().splitlines()[-1] == "  22:13:29.250 a GET: HTTP 509"  # the first ten
 
 
 def test_p99_of_few_or_no_latencies():
     assert Report().p99_ms() == 0.0
-    assert Report(latencies=[0.0123]).p99_ms() == 12.3
+    assert Report(latencies=[0.01234]).p99_ms() == 12.3
     assert Report(latencies=[0.3, 0.1, 0.2]).p99_ms() == 300.0
     assert Report(latencies=[0.001] * 99 + [0.5]).p99_ms() == 500.0
     assert Report(latencies=[0.001] * 199 + [0.5]).p99_ms() == 1.0
@@ -389,3 +399,87 @@ def test_p99_of_few_or_no_latencies():
 def test_stop_before_start_returns_an_empty_report():
     report = Load("127.0.0.1", {"a": "a.test"}).stop()
     assert report.total == 0
+
+
+def test_the_defaults_are_the_load_balancers_https_port_and_fifteen_seconds():
+    import inspect
+
+    # The e2e tests and bench/reliability.py give only the address and the domains.
+    get_json = inspect.signature(load.get_json).parameters
+    assert (get_json["path"].default, get_json["port"].default, get_json["timeout"].default) == ("/", 443, 15)
+    ld = Load("10.0.0.1", {"a": "a.test"})
+    assert (ld.port, ld.connections, ld.max_seconds, ld.max_requests, ld.pause) == (443, 4, 300, 100_000, 0.0)
+    assert load.REQUEST_TIMEOUT == 15
+
+
+def test_both_send_the_domain_as_the_tls_server_name(site):
+    s = site()
+    load.get_json("127.0.0.1", "shop.test", port=s.port, timeout=5)
+    finished(Load("127.0.0.1", {"blog": "blog.test"}, connections=1, port=s.port, max_requests=1).start())
+    assert s.sni == ["shop.test", "blog.test"]
+
+
+def test_get_json_gives_up_after_its_timeout(site):
+    s = site(lambda n, seen, all_seen: "hang")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        load.get_json("127.0.0.1", "shop.test", port=s.port, timeout=0.3)
+    assert time.monotonic() - started < 3
+
+
+def test_a_tls_handshake_that_never_ends_is_a_timeout_failure(monkeypatch):
+    monkeypatch.setattr(load, "REQUEST_TIMEOUT", 0.3)
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        ld = Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=silent.getsockname()[1], max_requests=2)
+        report = finished(ld.start())
+    assert [(f.method, f.what) for f in report.failures] == [("GET", "TimeoutError"), ("POST", "TimeoutError")]
+
+
+def test_a_keepalive_connection_the_server_closed_while_idle_is_resent(site):
+    # The server answers and then closes; the client's next request, a pause later, finds it closed.
+    s = site(lambda n, seen, all_seen: "close-after" if n == 0 else "ok")
+    ld = Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=2, pause=0.2)
+    report = finished(ld.start())
+    assert report.failures == [] and report.resent == {"shop": 1} and report.requests == {"shop": 2}
+    assert [x.method for x in s.seen] == ["GET", "POST"] and s.seen[0].conn != s.seen[1].conn
+
+
+class Broken:
+    """A StreamWriter stand-in whose connection is gone."""
+
+    def write(self, data):
+        pass
+
+    async def drain(self):
+        raise ConnectionResetError("Connection lost")
+
+    def close(self):
+        pass
+
+
+def test_a_request_that_cannot_be_written_is_cut_before_the_answer(monkeypatch):
+    ld = Load("127.0.0.1", {"shop": "shop.test"})
+    opened = []
+
+    async def open_(domain):
+        opened.append(domain)
+        return asyncio.StreamReader(), Broken()
+
+    monkeypatch.setattr(ld, "_open", open_)
+    with pytest.raises(load._Cut) as caught:
+        asyncio.run(ld._send(None, "shop.test", b"GET / HTTP/1.1\r\n\r\n"))
+    assert str(caught.value) == "ConnectionResetError: Connection lost" and caught.value.before_answer is True
+    assert opened == ["shop.test"]
+
+
+def test_a_connection_error_while_waiting_for_the_answer_is_cut_before_the_answer():
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.set_exception(ConnectionResetError("reset by peer"))
+        await load._read_answer(reader)
+
+    with pytest.raises(load._Cut) as caught:
+        asyncio.run(go())
+    assert str(caught.value) == "ConnectionResetError: reset by peer" and caught.value.before_answer is True
