@@ -81,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         payload = json.dumps({"path": self.path}).encode()
-        status = 502 if what == "502" else 200
+        status = int(what) if what.isdigit() else 200
         self.send_response(status)
         if what == "chunked":
             self.send_header("Transfer-Encoding", "chunked")
@@ -175,7 +175,8 @@ def test_each_connection_sends_get_and_post_in_turn_on_one_keepalive_connection_
         1,
     ]
     assert {x.host for x in s.seen} == {"shop.test", "blog.test"}
-    assert report.started <= time.time() and report.seconds > 0
+    assert report.started <= time.time() and 0 < report.seconds < 10
+    assert all(0 <= seconds < 5 for seconds in report.latencies)
 
 
 def test_a_load_stops_by_itself_after_max_seconds(site):
@@ -241,16 +242,26 @@ def test_a_refused_connection_is_a_failure_naming_the_error():
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    report = finished(Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=port, max_requests=3).start())
-    assert report.failed == 3 and report.requests == {}
+    before = time.time()
+    report = finished(Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=port, max_requests=4).start())
+    assert report.failed == 4 and report.requests == {}
     assert all(f.what.startswith("ConnectionRefusedError: [Errno 111]") for f in report.failures), report.failures
-    assert [f.method for f in report.failures] == ["GET", "POST", "GET"]
+    assert [(f.app, f.method) for f in report.failures] == [("shop", "GET"), ("shop", "POST")] * 2
+    assert all(before <= f.at <= time.time() for f in report.failures)
+    # A short pause after each failure: no busy loop against a host that is down, and no long gap either.
+    assert 0.15 <= report.failures[-1].at - before < 2  # three pauses of 0.05 s between four failures
 
 
 def test_an_idle_keepalive_connection_closed_by_the_server_is_resent_once_on_a_new_one(site):
     # The server closes the connection instead of answering the 3rd request (a reused connection).
     s = site(lambda n, seen, all_seen: "close" if n == 2 else "ok")
-    report = finished(Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=4).start())
+    ld = Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=4)
+    closed = []
+    ld._close = lambda conn: closed.append(conn) or Load._close(conn)
+    report = finished(ld.start())
+    # Both connections closed on our side: the one the server closed, and the last one at the end.
+    assert len(closed) == 2 and None not in closed and closed[0] != closed[1]
+    assert s.sni == ["shop.test", "shop.test"]
     assert report.failures == [] and report.resent == {"shop": 1} and report.requests == {"shop": 4}
     assert [(x.method, x.path) for x in s.seen] == [
         ("GET", "/"),
@@ -262,6 +273,13 @@ def test_an_idle_keepalive_connection_closed_by_the_server_is_resent_once_on_a_n
     first, second = s.seen[2].conn, s.seen[3].conn
     assert first == s.seen[0].conn and second != first and s.seen[4].conn == second
     assert "resent after an idle keepalive close" in report.describe() and ", 1 resent" in report.describe()
+
+
+def test_every_idle_close_is_counted(site):
+    s = site(lambda n, seen, all_seen: "close" if n in (2, 5) else "ok")
+    report = finished(Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=5).start())
+    assert report.resent == {"shop": 2} and report.requests == {"shop": 5} and report.failures == []
+    assert len(s.connections()) == 3
 
 
 def test_a_close_on_the_resent_request_too_is_a_failure(site):
@@ -282,7 +300,11 @@ def test_a_close_before_the_answer_on_a_new_connection_is_a_failure_not_resent(s
 
 def test_an_answer_cut_short_is_a_failure_and_not_resent(site):
     s = site(lambda n, seen, all_seen: "cut" if n == 1 else "ok")
-    report = finished(Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=3).start())
+    ld = Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=3)
+    closed = []
+    ld._close = lambda conn: closed.append(conn) or Load._close(conn)
+    report = finished(ld.start())
+    assert len(closed) == 2 and None not in closed  # the cut one, then the last one
     assert [(f.method, f.what) for f in report.failures] == [("POST", "answer cut short: IncompleteReadError")]
     assert report.resent == {} and report.requests == {"shop": 2}
     assert len(s.seen) == 3 and s.seen[2].conn != s.seen[0].conn
@@ -483,3 +505,44 @@ def test_a_connection_error_while_waiting_for_the_answer_is_cut_before_the_answe
     with pytest.raises(load._Cut) as caught:
         asyncio.run(go())
     assert str(caught.value) == "ConnectionResetError: reset by peer" and caught.value.before_answer is True
+
+
+def test_only_2xx_answers_count_as_answered(site):
+    s = site(lambda n, seen, all_seen: ("204", "299", "300", "404")[n])
+    report = finished(Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=4).start())
+    assert report.requests == {"shop": 2}
+    assert [f.what for f in report.failures] == ["HTTP 300", "HTTP 404"]
+
+
+def test_close_closes_the_writer_and_ignores_its_errors():
+    class Writer:
+        closed = 0
+
+        def close(self):
+            Writer.closed += 1
+            raise OSError("already broken")
+
+    Load._close(None)
+    Load._close((None, Writer()))
+    assert Writer.closed == 1
+
+
+def test_the_load_runs_in_a_daemon_thread_named_for_it(site):
+    s = site()
+    ld = Load("127.0.0.1", {"shop": "shop.test"}, connections=1, port=s.port, max_requests=1).start()
+    assert (ld._thread.name, ld._thread.daemon) == ("pyfleet-load", True)  # a stuck load never holds the process
+    finished(ld)
+
+
+def test_stop_waits_for_a_stuck_load_a_bounded_time(monkeypatch):
+    import threading as th
+
+    monkeypatch.setattr(load, "REQUEST_TIMEOUT", -4.7)  # stop() waits REQUEST_TIMEOUT + 5 s: 0.3 s here
+    ld = Load("127.0.0.1", {})
+    never = th.Event()
+    ld._thread = th.Thread(target=never.wait, args=(10,), daemon=True)
+    ld._thread.start()
+    started = time.monotonic()
+    ld.stop()
+    assert 0.25 <= time.monotonic() - started < 1.2
+    never.set()
