@@ -26,6 +26,8 @@ env = {{k: v for k, v in os.environ.items() if k.startswith(("ANSIBLE_", "PYFLEE
 if script.get("failures") is not None:
     pathlib.Path(os.environ["PYFLEET_FAILURES"]).write_text(json.dumps(script["failures"]))
 sys.stdout.write(script.get("out", ""))
+sys.stdout.flush()
+sys.stderr.write(script.get("err", ""))
 sys.exit(script.get("rc", 0))
 """
 
@@ -46,6 +48,8 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setattr(lab, "LAB_DIR", tmp_path / ".lab")
     monkeypatch.delenv("ANSIBLE_CALLBACKS_ENABLED", raising=False)
     monkeypatch.delenv("ANSIBLE_STRATEGY", raising=False)
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    monkeypatch.chdir(tmp_path)  # the run's directory is the repo's, not ours
 
     class Fake:
         path = script
@@ -202,3 +206,37 @@ def test_playbook_path_takes_a_name_or_a_path():
     with pytest.raises(PyfleetError) as caught:
         ansible.playbook_path("x/y")
     assert "site" in str(caught.value).split("choose one of ")[1].split(", ")
+
+
+def test_ansibles_stderr_is_part_of_the_output_and_of_the_line(fake, tmp_path, capsys):
+    # ansible-playbook prints ERROR! on stderr: the fallback line finds it there.
+    fake.set(out="PLAY [all]\n", err="ERROR! couldn't resolve module/action 'nope'\n", rc=4)
+    lines = []
+    with pytest.raises(PyfleetError) as caught:
+        ansible.playbook(tmp_path / "prod", "site", output=lines)
+    assert (
+        str(caught.value) == "playbook site failed: ERROR! couldn't resolve module/action 'nope'; fix it and run again"
+    )
+    assert lines == ["PLAY [all]\n", "ERROR! couldn't resolve module/action 'nope'\n"]
+    assert capsys.readouterr() == ("".join(lines), "")
+
+
+def test_a_host_that_recovered_is_left_out_of_the_line(fake, tmp_path):
+    failures = {
+        "failures": [
+            {"host": "web1", "line": "web1: task 'x' failed: boom", "fix": "fix x"},  # rescued later
+            {"host": "web2", "line": "web2: task 'y' failed: bang", "fix": "fix y"},
+        ],
+        "failed_hosts": ["web2"],
+    }
+    fake.set(out="", rc=2, failures=failures)
+    with pytest.raises(PyfleetError) as caught:
+        ansible.playbook(tmp_path / "prod", "site", quiet=True)
+    assert str(caught.value) == "web2: task 'y' failed: bang; fix y"
+
+
+def test_ansible_env_without_path_or_unbuffered(monkeypatch):
+    monkeypatch.delenv("PATH")
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    env = ansible.ansible_env()
+    assert env["PATH"] == f"{ansible.ROOT / '.venv' / 'bin'}:" and env["PYTHONUNBUFFERED"] == "1"

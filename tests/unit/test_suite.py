@@ -29,8 +29,12 @@ def steps(monkeypatch):
     return ran
 
 
-def test_the_default_run_has_every_phase_but_mutants_and_its_commands(steps):
+def test_the_default_run_has_every_phase_but_mutants_and_its_commands(steps, monkeypatch):
+    lanes = []
+    real = suite._molecule
+    monkeypatch.setattr(suite, "_molecule", lambda names, n: lanes.append(n) or real(names, n))
     results = suite.run()
+    assert lanes == [2]  # PYFLEET_MOLECULE_JOBS=3, one lane fewer beside e2e
     e2e = [PY, "-m", "pytest", "-q", "-x", "--durations=12", "tests/e2e"]
     ruff = str(suite.VENV_BIN / "ruff")
     by_name = {name: (commands, capture) for name, commands, capture in steps}
@@ -50,7 +54,7 @@ def test_the_default_run_has_every_phase_but_mutants_and_its_commands(steps):
     assert by_name["molecule web"] == ([[molecule, "test", "-s", "web"]], True)
     assert by_name["molecule celery"] == ([[molecule, "test", "-s", "celery"]], True)
     assert [r.name for r in results] == ["unit", "lint", "base images", "molecule web", "molecule celery", "e2e"]
-    assert results[2].result == "passed" and results[2].seconds >= 0
+    assert results[2].result == "passed" and 0 <= results[2].seconds < 60
     # The base images built are the ones the scenarios' platforms read.
     assert (os.environ["PYFLEET_IMAGE"], os.environ["PYFLEET_IMAGE_TRIXIE"]) == ("img:12", "img:13")
 
@@ -98,15 +102,74 @@ def test_molecule_lanes_run_scenarios_side_by_side(monkeypatch):
     assert [r.name for r in results] == ["molecule a", "molecule b", "molecule c"]
 
 
-def test_the_phases_environment():
+def test_the_phases_environment(monkeypatch):
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    monkeypatch.setenv("PY_COLORS", "1")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
     env = suite._env()
     assert env["ANSIBLE_CONFIG"] == str(suite.ROOT / "ansible.cfg")
     assert env["CONTAINERS_CONF"] == str(suite.CONTAINERS_CONF)
     assert (env["PYTHONUNBUFFERED"], env["PY_COLORS"], env["ANSIBLE_FORCE_COLOR"]) == ("1", "0", "0")
-    assert env["PATH"] == f"{suite.VENV_BIN}:{os.environ['PATH']}"
+    assert env["PATH"] == f"{suite.VENV_BIN}:/usr/bin:/bin"
+    monkeypatch.delenv("PATH")
+    assert suite._env()["PATH"] == f"{suite.VENV_BIN}:"
 
 
-def test_a_step_runs_its_commands_in_turn_in_the_repo_and_stops_at_the_first_failure(tmp_path, capfd):
+def test_the_base_images_are_bookworms_and_trixies(monkeypatch):
+    from pyfleet import image
+
+    monkeypatch.setattr(image, "ensure_image", lambda debian: f"localhost/pyfleet-base:{debian}-1")
+    assert suite._ensure_images() == {
+        "PYFLEET_IMAGE": "localhost/pyfleet-base:bookworm-1",
+        "PYFLEET_IMAGE_TRIXIE": "localhost/pyfleet-base:trixie-1",
+    }
+
+
+def test_molecule_runs_as_many_lanes_as_it_is_given(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = []
+
+    class Pool(ThreadPoolExecutor):
+        def __init__(self, max_workers):
+            sizes.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(suite, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(suite, "_step", lambda name, *c, capture=False: suite.Result(name, "passed", 0.0))
+    assert len(suite._molecule(["a", "b", "c"], 2)) == 3
+    assert sizes == [2]
+
+
+def test_the_mutants_phase_runs_the_venvs_python(steps):
+    suite.run("mutants")
+    assert [(name, commands) for name, commands, _ in steps] == [
+        ("mutants roles", [[PY, "tests/mutants/roles.py", "--min-score", "0.9"]]),
+        ("mutants python", [[PY, "tests/mutants/python.py", "--min-score", "0.85"]]),
+    ]
+
+
+def test_a_phases_header_comes_before_its_output_in_a_pipe_too(tmp_path):
+    """Run in a Python whose stdout is a pipe (as in CI): print's buffer must not hold the header back."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import os\n"
+        "from pyfleet import suite\n"
+        "suite._step('plain', ['sh', '-c', 'echo one'])\n"
+        "suite._step('lane', ['sh', '-c', 'echo two'], capture=True)\n"
+        "os.system('echo three')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(suite.__file__).resolve().parents[1]))
+    env.pop("PYTHONUNBUFFERED", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out == "\n=== plain ===\none\n\n=== lane ===\ntwo\nthree\n"
+
+
+def test_a_step_runs_its_commands_in_turn_in_the_repo_and_stops_at_the_first_failure(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     log = tmp_path / "log"
     result = suite._step(
         "demo",
@@ -126,3 +189,11 @@ def test_a_captured_step_prints_its_header_and_output_whole_at_its_end(capfd):
     result = suite._step("lane", ["sh", "-c", "echo out; echo err >&2; sleep 0.2"], capture=True)
     assert capfd.readouterr() == ("\n=== lane ===\nout\nerr\n", "")
     assert result.result == "passed" and 0.2 <= result.seconds <= time.monotonic() - started
+
+
+def test_an_uncaptured_step_leaves_its_output_to_the_terminal(capsys):
+    # capsys sees what Python prints, not what the command writes to the terminal itself.
+    suite._step("plain", ["sh", "-c", "echo straight through"])
+    assert capsys.readouterr().out == "\n=== plain ===\n"
+    suite._step("lane", ["sh", "-c", "echo held"], capture=True)
+    assert capsys.readouterr().out == "\n=== lane ===\nheld\n"
