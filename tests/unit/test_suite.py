@@ -191,9 +191,8 @@ def test_a_captured_step_prints_its_header_and_output_whole_at_its_end(capfd):
     assert result.result == "passed" and 0.2 <= result.seconds <= time.monotonic() - started
 
 
-def test_an_uncaptured_step_leaves_its_output_to_the_terminal(capsys):
-    # capsys sees what Python prints, not what the command writes to the terminal itself.
-    suite._step("plain", ["sh", "-c", "echo straight through"])
-    assert capsys.readouterr().out == "\n=== plain ===\n"
-    suite._step("lane", ["sh", "-c", "echo held"], capture=True)
-    assert capsys.readouterr().out == "\n=== lane ===\nheld\n"
+def test_an_uncaptured_step_leaves_its_output_to_the_terminal_and_a_captured_one_prints_it_whole(capfd):
+    suite._step("plain", ["sh", "-c", "echo straight through; echo err >&2"])
+    assert capfd.readouterr() == ("\n=== plain ===\nstraight through\n", "err\n")
+    suite._step("lane", ["sh", "-c", "echo held; echo err >&2"], capture=True)
+    assert capfd.readouterr() == ("\n=== lane ===\nheld\nerr\n", "")
