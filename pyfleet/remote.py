@@ -149,11 +149,22 @@ def open_checked(conn):
     except SSHException as exc:
         if "not found in known_hosts" in str(exc):
             raise PyfleetError(host_key_error(host, conn.host, conn.port, exc, conn.pyfleet_known_hosts)) from None
-        if "No authentication methods available" in str(exc):
+        if "No authentication methods available" in str(exc) or _refused_login(conn):
             raise _login_failed(host, conn, exc) from None
         raise _unreachable(host, conn, exc) from None
     except Exception as exc:  # paramiko/socket errors: one line
         raise _unreachable(host, conn, exc) from None
+
+
+def _refused_login(conn):
+    """Whether the host was reached and its key accepted but no login succeeded.
+
+    paramiko tries a key file as each key type in turn and raises the last error,
+    so a refused RSA or ECDSA key surfaces as "encountered EC key, expected
+    OPENSSH key", not as an AuthenticationException.
+    """
+    transport = conn.client.get_transport()
+    return transport is not None and transport.is_active() and not transport.is_authenticated()
 
 
 def _login_failed(host, conn, exc):
