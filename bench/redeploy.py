@@ -4,8 +4,10 @@
    every app host (new wheelhouse of the app's own wheel, release venvs built
    offline, health-gated switch host by host);
 2. unchanged: the same again (nothing to build or switch: the no-op path);
-3. back: the inventory's own source, as the lab was.
-Bounded: three playbook runs. Needs the lab up and converged (`fab up`).
+3. one app alone: another version of the first app only (the lab's hello: 2 web
+   and 2 worker hosts);
+4. back: the inventory's own source, as the lab was.
+Bounded: four playbook runs. Needs the lab up and converged (`fab up`).
 
 Usage: .venv/bin/python bench/redeploy.py
 """
@@ -41,11 +43,14 @@ def main():
             "code-only redeploy": timed(inv, "-e", sources),
             "unchanged deploy": timed(inv, "-e", sources),
         }
+        # One app alone (the first: the lab's hello has web and worker hosts), another version.
+        (copy / "sampleapp" / "version.py").write_text(f'VERSION = "9.8.{int(time.time())}"\n')
+        figures[f"code-only redeploy, {apps[0]} alone"] = timed(inv, "-e", sources, "-e", f"deploy_apps={apps[0]}")
     figures["back to the inventory's source"] = timed(inv)
     hosts = len(set(inv.groups.get("web", [])) | set(inv.groups.get("workers", [])))
-    print(f"deploys of {', '.join(apps)} to {hosts} app hosts (web and workers), one host per batch:")
+    print(f"deploys of {', '.join(apps)} to {hosts} app hosts (web and workers), web hosts one per batch, then worker hosts in waves:")
     for name, (seconds, changed) in figures.items():
-        print(f"  {name:32s} {seconds:6.1f} s   (changed={changed})")
+        print(f"  {name:34s} {seconds:6.1f} s   (changed={changed})")
 
 
 if __name__ == "__main__":
