@@ -48,7 +48,7 @@ def main():
         figures[f"code-only redeploy, {apps[0]} alone"] = timed(inv, "-e", sources, "-e", f"deploy_apps={apps[0]}")
     figures["back to the inventory's source"] = timed(inv)
     hosts = len(set(inv.groups.get("web", [])) | set(inv.groups.get("workers", [])))
-    print(f"deploys of {', '.join(apps)} to {hosts} app hosts (web and workers), web hosts one per batch, then worker hosts in waves:")
+    print(f"deploys of {', '.join(apps)} to {hosts} app hosts (web hosts one per batch, then worker hosts in waves):")
     for name, (seconds, changed) in figures.items():
         print(f"  {name:34s} {seconds:6.1f} s   (changed={changed})")
 
