@@ -2,6 +2,7 @@
 
 - ``exec_start``: the app server's command line (gunicorn or uvicorn) of an app unit.
 - ``units_to_restart``: which Celery worker units a converge restarts.
+- ``celery_units_to_switch``: which Celery units a restart puts on ``current`` (one systemctl call).
 - ``rabbitmq_problem``: the first mistake in the rabbitmq role's inputs, as one line.
 - ``failure_line``: the one line a failed deploy step ends with.
 
@@ -62,6 +63,31 @@ def units_to_restart(units, everything, changed_types, started):
     return [
         unit["unit"] for unit in units if (everything or unit["type"] in changed_types) and unit["unit"] not in started
     ]
+
+
+def celery_units_to_switch(celery_plan, host, types=(), beat_flower=False, installed=None):
+    """The Celery units one ``systemctl restart`` call restarts on ``host`` (warm stops side by side).
+
+    Its worker units (of ``types`` only, when given), then beat and Flower where
+    they run on ``host`` when ``beat_flower`` (a deploy or rollback switched
+    ``current`` under them). ``installed``: the unit file names present on the
+    host, when known; a unit whose file is missing (a host not converged yet) is
+    left out, since systemd would refuse the whole call.
+    """
+    if not celery_plan.get("enabled"):
+        return []
+    app = celery_plan["app"]
+    units = [u["unit"] for u in celery_plan["hosts"].get(host, []) if not types or u["type"] in types]
+    files = dict.fromkeys(units, f"{app['worker_unit']}.service")
+    if beat_flower:
+        for unit, runs_here in (
+            (app["beat_unit"], celery_plan["beat_host"]),
+            (app["flower_unit"], celery_plan["flower_host"]),
+        ):
+            if runs_here == host:
+                units.append(unit)
+                files[unit] = unit
+    return units if installed is None else [unit for unit in units if files[unit] in installed]
 
 
 def rabbitmq_problem(host, bind_addresses, apps, passwords, consumer_timeout, longest_time_limit):

@@ -1,5 +1,5 @@
 """Ansible filters for what the roles decide: pyfleet_exec_start, pyfleet_units_to_restart,
-pyfleet_rabbitmq_problem, pyfleet_failure_line (pyfleet/decisions.py), pyfleet_ssh_lockout
+pyfleet_celery_units_to_switch, pyfleet_rabbitmq_problem, pyfleet_failure_line (pyfleet/decisions.py), pyfleet_ssh_lockout
 (pyfleet/firewall.py)."""
 
 from pyfleet import decisions, firewall
@@ -14,6 +14,9 @@ description:
     gives the app unit's command line (gunicorn or uvicorn), one entry per unit file line.
   - C(units | pyfleet_units_to_restart(everything, changed_types, started)) the Celery
     worker units a converge restarts.
+  - C(celery_plan | pyfleet_celery_units_to_switch(host, types=, beat_flower=, installed=)) the
+    Celery units one C(systemctl restart) call restarts on the host (its worker units of the
+    types, beat and Flower where they run there), only those whose unit file is installed.
   - C(inventory_hostname | pyfleet_rabbitmq_problem(bind_addresses, apps, passwords,
     consumer_timeout, longest_time_limit)) the first mistake in the rabbitmq role's
     inputs as one line, empty when there is none.
@@ -48,6 +51,7 @@ class FilterModule:
         return {
             "pyfleet_exec_start": decisions.exec_start,
             "pyfleet_units_to_restart": decisions.units_to_restart,
+            "pyfleet_celery_units_to_switch": decisions.celery_units_to_switch,
             "pyfleet_rabbitmq_problem": decisions.rabbitmq_problem,
             "pyfleet_failure_line": lambda result, host: decisions.failure_line(host, result),
             "pyfleet_ssh_lockout": firewall.ssh_lockout,

@@ -202,3 +202,59 @@ def test_failure_line_of_a_hook_says_what_it_knows(hook, expected):
 
 def test_failure_line_of_a_result_not_marked_failed_is_its_message():
     assert decisions.failure_line("web1", {"msg": "web1: unreachable"}) == "web1: unreachable"
+
+
+# --- the Celery units a deploy, rollback or `fab restart TYPE` restarts in one call -------
+
+WORKER1_UNITS = ["pyfleet-hello-worker@default.service", "pyfleet-hello-worker@io.service"]
+ALL_FILES = ["pyfleet-hello-worker@.service", "pyfleet-hello-beat.service", "pyfleet-hello-flower.service"]
+
+
+def celery_plan():
+    """The lab's Celery plan, with Flower beside beat on worker2."""
+    from celery_inventory import HOSTS, plan
+
+    flower = {
+        "celery_flower": True,
+        "celery_flower_domain": "flower.lab.test",
+        "celery_flower_users": [{"name": "ops", "password": "s3cret-from-vault"}],
+    }
+    hosts = dict(HOSTS, worker2=dict(HOSTS["worker2"], **flower))
+    return plan(hosts=hosts)
+
+
+def test_a_switch_restarts_the_worker_units_and_beat_and_flower_where_they_run():
+    the_plan = celery_plan()
+    switch = decisions.celery_units_to_switch
+    assert switch(the_plan, "worker1", beat_flower=True, installed=ALL_FILES) == WORKER1_UNITS
+    assert switch(the_plan, "worker2", beat_flower=True, installed=ALL_FILES) == [
+        "pyfleet-hello-worker@cpu.service",
+        "pyfleet-hello-beat.service",
+        "pyfleet-hello-flower.service",
+    ]
+    # A restart of worker types alone (fab restart TYPE) leaves beat and Flower running.
+    assert switch(the_plan, "worker2", installed=ALL_FILES) == ["pyfleet-hello-worker@cpu.service"]
+
+
+def test_only_the_chosen_types_restart():
+    the_plan = celery_plan()
+    assert decisions.celery_units_to_switch(the_plan, "worker1", types=["io"]) == ["pyfleet-hello-worker@io.service"]
+    assert decisions.celery_units_to_switch(the_plan, "worker1", types=["cpu"]) == []
+    assert decisions.celery_units_to_switch(the_plan, "worker1") == WORKER1_UNITS
+
+
+def test_units_whose_file_is_missing_are_left_out():
+    """systemd refuses a whole `systemctl restart` that names a unit it does not know."""
+    the_plan = celery_plan()
+    switch = decisions.celery_units_to_switch
+    assert switch(the_plan, "worker2", beat_flower=True, installed=[]) == []
+    assert switch(the_plan, "worker2", beat_flower=True, installed=["pyfleet-hello-flower.service"]) == [
+        "pyfleet-hello-flower.service"
+    ]
+    assert switch(the_plan, "worker1", beat_flower=True, installed=["pyfleet-hello-worker@.service"]) == WORKER1_UNITS
+
+
+def test_hosts_without_celery_units_restart_nothing():
+    the_plan = celery_plan()
+    assert decisions.celery_units_to_switch(the_plan, "web1", beat_flower=True, installed=ALL_FILES) == []
+    assert decisions.celery_units_to_switch({"enabled": False}, "worker1", beat_flower=True) == []
