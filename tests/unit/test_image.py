@@ -392,43 +392,57 @@ def test_customising_writes_sources_removes_host_keys_and_configures_in_a_chroot
         "what": "configuring the base image",
         "fix": "see the message; the image is rebuilt on the next fab lab.up",
     }
-    assert args[4].split("; ") == [
-        "set -e",
-        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d",
-        "chmod 755 /usr/sbin/policy-rc.d",
-        "update-ca-certificates >/dev/null",
-        "apt-get update -qq",
-        "export DEBIAN_FRONTEND=noninteractive",
-        "apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade >/dev/null",
-        "apt-get -y -qq --no-install-recommends install nginx redis-server nftables netbase python3-cryptography"
-        " >/dev/null",
-        "systemctl disable nginx redis-server nftables >/dev/null 2>&1 || true",
-        "systemctl mask getty@tty1.service console-getty.service systemd-udevd.service "
-        "systemd-modules-load.service sys-kernel-debug.mount >/dev/null 2>&1 || true",
-        "systemctl enable ssh >/dev/null 2>&1",
-        "apt-get clean",
-        "rm /usr/sbin/policy-rc.d",
-    ]
 
 
-def test_the_chroot_script_runs_in_sh(rootfs, tmp_path):
-    """The script is valid sh: run it with every command it calls replaced by a logger."""
+def _run_chroot_script(rootfs, tmp_path, failing=()):
+    """Run the chroot script in sh with each command it calls replaced by a logger; (exit code, log lines).
+
+    The loggers record their arguments, DEBIAN_FRONTEND and whether policy-rc.d
+    (which keeps services from starting inside the chroot) exists at that moment;
+    the ``failing`` commands exit 1.
+    """
     image._customise(rootfs.path, "bookworm", "http://m.example/debian", None)
     script = rootfs.ran[0][0][4]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "log"
+    policy = tmp_path / "policy-rc.d"
     for name in ("apt-get", "systemctl", "update-ca-certificates", "chmod", "rm"):
-        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        record = f'echo "{name} $* |$DEBIAN_FRONTEND|$(test -e {policy} && echo policy)" >> {log}'
+        body = f"/bin/rm -f {policy}" if name == "rm" else ""
+        (bin_dir / name).write_text(f"#!/bin/sh\n{record}\n{body}\nexit {1 if name in failing else 0}\n")
         (bin_dir / name).chmod(0o755)
-    script = script.replace("/usr/sbin/policy-rc.d", str(tmp_path / "policy-rc.d"))
-    proc = subprocess.run(
-        ["/bin/sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True
+    script = script.replace("/usr/sbin/policy-rc.d", str(policy))
+    proc = subprocess.run(["/bin/sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True)
+    return proc.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_chroot_script_installs_the_stack_with_services_kept_from_starting(rootfs, tmp_path):
+    code, log = _run_chroot_script(rootfs, tmp_path)
+    assert code == 0
+    # Packages come from fresh lists, unattended, while policy-rc.d keeps their services from starting.
+    update = next(i for i, line in enumerate(log) if line.startswith("apt-get update"))
+    [install] = [i for i, line in enumerate(log) if " install " in line]
+    assert update < install
+    assert log[install].endswith("|noninteractive|policy")
+    for package in ("nginx", "redis-server", "nftables", "python3-cryptography"):
+        assert f" {package} " in log[install]
+    assert "--no-install-recommends" in log[install]
+    assert any(
+        line.startswith("apt-get") and " upgrade" in line and line.endswith("|noninteractive|policy") for line in log
     )
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 101\n"
-    assert log.read_text().splitlines()[0] == f"chmod 755 {tmp_path / 'policy-rc.d'}"
-    assert log.read_text().splitlines()[-1] == f"rm {tmp_path / 'policy-rc.d'}"
+    # The roles start the stack's services; sshd starts at boot; the image leaves no policy-rc.d behind.
+    assert any(line.startswith("systemctl disable nginx redis-server nftables ") for line in log)
+    assert any(line.startswith("systemctl enable ssh ") for line in log)
+    assert log[-1].startswith(f"rm {tmp_path / 'policy-rc.d'} ")
+    assert not (tmp_path / "policy-rc.d").exists()
+
+
+def test_the_chroot_script_stops_at_the_first_failed_command(rootfs, tmp_path):
+    code, log = _run_chroot_script(rootfs, tmp_path, failing=("update-ca-certificates",))
+    assert code != 0
+    assert log[-1].startswith("update-ca-certificates")
+    assert not any(line.startswith("apt-get") for line in log)
 
 
 def test_customising_without_a_security_mirror_copies_the_controller_ca_certificates(rootfs, no_certs):
