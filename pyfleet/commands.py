@@ -151,13 +151,8 @@ def rollback_prepare(inv, apps, release=None, app_given=False):
         order = rollout.plan_rollout(
             [h for h in inv.hosts if h in switching], fleet["placement"], fleet["celery"].get("hosts")
         )
-        args = [
-            "-e",
-            json.dumps({"rollback_targets": the_plan.switch, "rollback_rollout": order}),
-            "-e",
-            f"deploy_hosts={','.join(switching)}",
-        ]
-        return args, fields, notes
+        # The rollout names every host that switches: playbooks/rollback.yml needs no host pattern.
+        return ["-e", json.dumps({"rollback_targets": the_plan.switch, "rollback_rollout": order})], fields, notes
 
     return prepare
 
