@@ -1,16 +1,14 @@
 """Unit tests for the pyfleet_htpasswd filter: nginx password lines, stable, checked."""
 
-import importlib.util
 from pathlib import Path
 
 import bcrypt
 import pytest
 from ansible.errors import AnsibleFilterError
+from plugin_module import load
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("pyfleet_htpasswd", ROOT / "plugins/filter/pyfleet_htpasswd.py")
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
+_module = load("plugins/filter/pyfleet_htpasswd.py")
 htpasswd = _module.pyfleet_htpasswd
 
 USERS = [{"name": "ops", "password": "s3cret"}, {"name": "dev.team", "password": "other"}]
