@@ -6,13 +6,14 @@ real run by test_inventory.py) and the complaints it wrote for broken
 inventories, and check the parsing, the checks and every one-line error.
 """
 
+import inspect
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from pyfleet import inventory
+from pyfleet import inventory, shell
 from pyfleet.errors import PyfleetError
 from pyfleet.shell import ROOT, tool
 
@@ -57,6 +58,7 @@ class FakeAnsibleInventory:
         self.calls = []
 
     def __call__(self, args, **kwargs):
+        inspect.signature(shell.run).bind(args, **kwargs)  # called as the real one must be
         self.calls.append((args, kwargs))
         answer = self.answer(args) if callable(self.answer) else self.answer
         return subprocess.CompletedProcess(args, self.returncode, stdout=json.dumps(answer or {}), stderr=self.stderr)
@@ -509,6 +511,44 @@ def test_groups_of_a_host_leave_out_all_and_ungrouped(lab_inventory):
         ),
         (
             "group_vars/all/x.yml",
+            "a: [1,\n",
+            "group_vars/all/x.yml:2:1 (variable a): expected the node content, but found '<stream end>' "
+            "(while parsing a flow node); fix the YAML syntax there",
+        ),
+        (
+            "group_vars/all/x.yml",
+            "[a, b\nc: 1\n",
+            "group_vars/all/x.yml:2:2: expected ',' or ']', but got ':' (while parsing a flow sequence at line 1); "
+            "fix the YAML syntax there",
+        ),
+        (
+            "group_vars/all/x.yml",
+            "HTTP_PROXY: [a,\nb: 1\n",
+            "group_vars/all/x.yml:3:1 (variable HTTP_PROXY): expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence at line 1); fix the YAML syntax there",
+        ),
+        (
+            "hosts.yml",
+            "hosts:\n  web1: {}\n  web1: {}\n",
+            "hosts.yml:3:3: duplicate key 'web1' (first at line 2); a host appears once per group; remove one",
+        ),
+        (
+            "hosts.yml",
+            "all:\n  hosts:\n    web1: {}\n    web1: {}\n",
+            "hosts.yml:4:5: duplicate key 'web1' (first at line 3); a host appears once per group; remove one",
+        ),
+        (
+            "hosts.yml",
+            "all:\n  hosts:\n    web1: {}\n# web2 is gone\n    web1: {}\n",
+            "hosts.yml:5:5: duplicate key 'web1' (first at line 3); a host appears once per group; remove one",
+        ),
+        (
+            "group_vars/all/x.yml",
+            "base: &b {x: 1}\nc:\n  <<: *b\n  y: 1\n  y: 2\n",
+            "group_vars/all/x.yml:5:3 (variable c): duplicate key 'y' (first at line 4); keep one of them (Ansible refuses both)",
+        ),
+        (
+            "group_vars/all/x.yml",
             "  - a\nb: 1\n",
             "group_vars/all/x.yml:2:1 (variable b): expected '<document start>', but found '<block mapping start>'; "
             "fix the YAML syntax there",
@@ -553,3 +593,96 @@ def test_yaml_keys_that_are_unhashable_or_merged_are_left_to_the_yaml_library(tm
     assert inventory.yaml_problem(inv) is None
     put(inv, "group_vars/all/a.yml", "? [1, 2]\n: x\n")
     assert "found unhashable key" in inventory.yaml_problem(inv)
+
+
+def test_vaulted_and_unsafe_strings_are_values_other_tags_and_tagged_mappings_are_not(tmp_path):
+    inv = hosts_file(tmp_path / "inv")
+    put(inv, "group_vars/all.yml", "a: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3030\nb: !unsafe '{{ x }}'\n")
+    assert inventory.yaml_problem(inv) is None
+    assert inventory.yaml.load("b: !unsafe '{{ x }}'\n", Loader=inventory._StrictLoader) == {"b": "{{ x }}"}
+    put(inv, "group_vars/all.yml", "b: !unsafe [1]\n")
+    assert "tag !unsafe is not one Ansible reads here" in inventory.yaml_problem(inv)
+
+
+def test_a_yaml_error_without_words_is_invalid_yaml(tmp_path, monkeypatch):
+    import yaml
+
+    inv = hosts_file(tmp_path / "inv")
+    mark = yaml.Mark("hosts.yml", 0, 1, 2, None, None)
+
+    def broken(*_args, **_kwargs):
+        raise yaml.MarkedYAMLError(context="while reading", context_mark=mark)
+
+    monkeypatch.setattr(inventory.yaml, "load", broken)
+    assert inventory.yaml_problem(inv) == "hosts.yml:2:3: invalid YAML (while reading); fix the YAML syntax there"
+
+
+def test_a_file_that_is_no_yaml_does_not_hide_a_mistake_after_it(tmp_path):
+    inv = hosts_file(tmp_path / "inv", "[web]\nweb1\n", name="hosts")
+    put(inv, "group_vars/all.yml", "a: [1\n")
+    assert inventory.yaml_problem(inv).startswith("group_vars/all.yml:2:1 (variable a): ")
+
+
+def test_a_top_level_file_named_like_a_vars_directory_is_an_inventory_source_not_yaml(tmp_path):
+    inv = hosts_file(tmp_path / "inv", "[web]\nweb1\n", name="group_vars")
+    assert inventory.yaml_problem(inv) is None
+
+
+def test_a_symlinked_vars_directory_is_read(tmp_path):
+    inv = hosts_file(tmp_path / "inv")
+    put(tmp_path, "shared/all.yml", "x: 1\n")
+    (inv / "group_vars").symlink_to(tmp_path / "shared")
+    assert [str(f.relative_to(inv)) for f in inventory.inventory_files(inv)] == ["hosts.yml", "group_vars/all.yml"]
+
+
+def test_files_sort_by_path_not_by_the_order_the_walk_finds_them(tmp_path):
+    inv = hosts_file(tmp_path / "inv", name="z.yml")
+    put(inv, "b/x.yml", "x: 1\n")
+    assert [str(f.relative_to(inv)) for f in inventory.inventory_files(inv)] == ["b/x.yml", "z.yml"]
+
+
+def test_a_file_at_the_limit_is_read_and_sizes_are_mib_to_one_decimal(tmp_path):
+    f = put(tmp_path, "hosts.yml", b"#" * inventory.MAX_FILE_BYTES)
+    inventory.check_sizes(tmp_path)
+    f.write_bytes(b"#" * 1101005)  # 1.05 MiB and a byte
+    with pytest.raises(PyfleetError, match=r": hosts.yml is 1.1 MiB, over the 1 MiB limit"):
+        inventory.check_sizes(tmp_path)
+
+
+def test_the_yaml_plugins_reason_counts_for_a_yaml_file_whatever_order_the_plugins_ran_in(tmp_path):
+    stderr = (
+        "[WARNING]: Failed to parse inventory with 'ini' plugin: Failed to parse inventory: Invalid host pattern\n"
+        "[WARNING]: Failed to parse inventory with 'yaml' plugin: YAML parsing failed: bad indentation\n"
+        f"[ERROR]: Completely failed to parse inventory source {tmp_path}/hosts.yml\n"
+    )
+    assert inventory._parse_failure(tmp_path, stderr) == "hosts.yml: bad indentation"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("[ERROR]: host pattern [web]: not valid", "host pattern [web]: not valid"),
+        ("[ERROR]:no space", "no space"),
+        ("[ERROR] no colon", "[ERROR] no colon"),
+    ],
+)
+def test_an_error_line_is_what_follows_its_tag(tmp_path, line, reason):
+    assert inventory._parse_failure(tmp_path, line + "\n") == reason
+
+
+def test_the_reasons_full_stop_is_dropped_before_the_fix(fake, tmp_path):
+    inv = hosts_file(tmp_path / "inv", "[web]\n", name="hosts")
+    stderr = (
+        "[WARNING]: Failed to parse inventory with 'ini' plugin: Failed to parse inventory: Invalid section entry.\n"
+        f"[ERROR]: Completely failed to parse inventory source {inv}/hosts\n"
+    )
+    fake(returncode=1, stderr=stderr)
+    with pytest.raises(PyfleetError) as err:
+        inventory.load(inv)
+    assert str(err.value).startswith(f"inventory {inv}: hosts: Invalid section entry; fix that file")
+
+
+def test_a_vault_file_that_would_not_decrypt_says_how_to_give_the_password(fake, tmp_path):
+    fake(returncode=1, stderr="[ERROR]: Decryption failed on /x/group_vars/all/vault.yml\n")
+    with pytest.raises(PyfleetError, match="set ANSIBLE_VAULT_PASSWORD_FILE=<file with the password>"):
+        inventory.load(hosts_file(tmp_path))
