@@ -195,3 +195,10 @@ def test_celery_config_renders_the_plans_module_and_refuses_anything_else():
 
 def test_plugin_paths_are_the_repos():
     assert all(Path(ROOT / rel).exists() for rel in PLUGINS) and len(PLUGINS) == 7
+
+
+def test_plan_reads_app_sources_relative_to_the_working_directory_by_default(monkeypatch):
+    from rendering import FIXTURES, GROUPS, fleet_hostvars
+
+    monkeypatch.chdir(FIXTURES)
+    assert "error" not in filters("pyfleet_plan")["pyfleet_plan"](fleet_hostvars(), GROUPS)
