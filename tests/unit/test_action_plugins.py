@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from ansible.errors import AnsibleActionFail
+from ansible.plugins import action as action_base
 from plugin_module import load
 from test_orphans import NOTHING_KEPT, WEB2
 
@@ -18,6 +19,15 @@ packages = load("plugins/action/pyfleet_packages.py")
 prune = load("plugins/action/pyfleet_prune.py")
 
 
+@pytest.fixture(autouse=True)
+def no_warnings(monkeypatch):
+    """Ansible's warnings while a test runs (ActionBase warns when handed a tmp directory)."""
+    said = []
+    monkeypatch.setattr(action_base.display, "warning", lambda msg, *a, **k: said.append(msg))
+    yield said
+    assert said == []
+
+
 def make(module, args, answers=(), check_mode=False, action="pyfleet_x"):
     """An ActionModule of ``module`` for a task with ``args``; the host answers ``answers`` in turn."""
     task = SimpleNamespace(args=args, async_val=0, check_mode=check_mode, action=action)
@@ -25,7 +35,7 @@ def make(module, args, answers=(), check_mode=False, action="pyfleet_x"):
     plugin = module.ActionModule(task, connection, SimpleNamespace(check_mode=check_mode), None, None)
     plugin.commands, plugin.modules, replies = [], [], list(answers)
 
-    def execute(command, sudoable=False):
+    def execute(command, sudoable=True):  # ActionBase._low_level_execute_command's default
         plugin.commands.append((command, sudoable))
         return replies.pop(0)
 
