@@ -187,3 +187,8 @@ def test_a_failed_removal_is_its_last_words():
     plugin = make(prune, {"wanted": KEEP_NOTHING}, [{"rc": 0, "stdout": WEB2}, {"rc": 1, "stderr": "nginx: [emerg] x"}])
     with pytest.raises(AnsibleActionFail, match=r"^pyfleet_prune: nginx: \[emerg\] x$"):
         plugin.run(task_vars={})
+
+
+def test_a_host_that_answers_nothing_has_nothing_to_remove():
+    plugin = make(prune, {"wanted": KEEP_NOTHING}, [{"rc": 0}])
+    assert plugin.run(task_vars={}) == {"changed": False, "removed": []}

@@ -4,6 +4,7 @@ test_ansible and test_playbook_failures run them inside real ansible-playbook ru
 here each event is one call, so what is recorded, shown and written is checked line by line.
 """
 
+import datetime
 import json
 from types import SimpleNamespace
 
@@ -71,6 +72,7 @@ def stats(processed, failed=(), dark=(), custom=None):
 
 
 FAILED = {"failed": True, "msg": "the health check of app hello failed", "rc": 1}
+HOST_KEY_MSG = "Failed to connect to the host via ssh: Host key verification failed."
 UNREACHABLE_MSG = "Failed to connect to the host via ssh: ssh: connect to host 10.0.0.12 port 22: Connection refused"
 
 
@@ -141,7 +143,7 @@ def test_without_the_environment_variable_nothing_is_written(tmp_path, monkeypat
 
 @pytest.fixture
 def progress(tmp_path, monkeypatch):
-    clock = iter(x * 1.25 for x in range(100))
+    clock = iter(x * 1.25 for x in range(1, 100))
     monkeypatch.setattr(progress_cb.time, "monotonic", lambda: next(clock))
     monkeypatch.setenv("PYFLEET_SUMMARY", str(tmp_path / "summary.json"))
     cb = progress_cb.CallbackModule()
@@ -221,3 +223,36 @@ def test_without_the_environment_variable_no_summary_is_written(progress, monkey
     progress.v2_playbook_on_stats(stats(["web1"], custom={}))
     assert not progress.summary.exists()
     assert progress._display.lines[-1] == ("  done in 1.2 s (no hosts)", None)
+
+
+def test_a_changed_host_key_names_the_address_and_port_of_the_play_the_host_is_in(recorder):
+    recorder.v2_playbook_on_play_start(Play("Site", {"web1": {"ansible_host": "10.0.0.12", "ansible_port": 2222}}))
+    recorder.v2_runner_on_unreachable(result("web1", "Gathering Facts", {"msg": HOST_KEY_MSG}))
+    [rec] = written(recorder)["failures"]
+    assert rec == failures.unreachable_record("web1", "Gathering Facts", HOST_KEY_MSG, "10.0.0.12", 2222, "Site")
+    assert "ssh-keyscan -p 2222 10.0.0.12" in rec["fix"]
+
+
+def test_a_value_json_cannot_write_is_written_as_text(recorder):
+    recorder.v2_runner_on_failed(result("web1", "Probe", {"failed": True, "msg": "x", "rc": datetime.date(2026, 1, 2)}))
+    assert written(recorder)["failures"][0]["rc"] == "2026-01-02"
+
+
+def test_progress_names_the_address_and_port_of_a_host_whose_key_changed(progress):
+    progress.v2_playbook_on_play_start(Play("Site", {"web1": {"ansible_host": "10.0.0.12", "ansible_port": 2222}}))
+    progress.v2_runner_on_unreachable(result("web1", "Gathering Facts", {"msg": HOST_KEY_MSG}))
+    [rec] = progress.failures
+    assert rec == failures.unreachable_record("web1", "Gathering Facts", HOST_KEY_MSG, "10.0.0.12", 2222, "Site")
+    assert "ssh-keyscan -p 2222 10.0.0.12" in rec["fix"]
+
+
+def test_progress_records_a_task_without_a_path_with_an_empty_one(progress):
+    progress.v2_runner_on_failed(result("web1", "Check", FAILED, path=None))
+    assert progress.failures[0]["path"] == ""
+
+
+def test_the_summary_writes_what_json_cannot_as_text_and_no_run_data_as_empty(progress):
+    progress.v2_playbook_on_stats(stats(["web1"], custom={"_run": {"started": datetime.date(2026, 1, 2)}}))
+    assert json.loads(progress.summary.read_text(encoding="utf-8"))["custom"] == {"started": "2026-01-02"}
+    progress.v2_playbook_on_stats(stats(["web1"], custom={"web1": {"x": 1}}))
+    assert json.loads(progress.summary.read_text(encoding="utf-8"))["custom"] == {}
