@@ -357,8 +357,13 @@ def test_inventory_files_are_hosts_files_then_vars_skipping_what_ansible_skips(t
 def test_a_symlinked_directory_is_read_once_even_in_a_loop(tmp_path):
     inv = hosts_file(tmp_path / "inv")
     put(inv, "group_vars/all/a.yml", "x: 1\n")
+    put(inv, "host_vars/web1.yml", "x: 1\n")
     (inv / "group_vars" / "all" / "again").symlink_to(inv / "group_vars")
-    assert [str(f.relative_to(inv)) for f in inventory.inventory_files(inv)] == ["hosts.yml", "group_vars/all/a.yml"]
+    assert [str(f.relative_to(inv)) for f in inventory.inventory_files(inv)] == [
+        "hosts.yml",
+        "group_vars/all/a.yml",
+        "host_vars/web1.yml",
+    ]
 
 
 def test_an_inventory_file_given_alone_is_checked_by_name(tmp_path):
@@ -670,16 +675,20 @@ def test_an_error_line_is_what_follows_its_tag(tmp_path, line, reason):
     assert inventory._parse_failure(tmp_path, line + "\n") == reason
 
 
-def test_the_reasons_full_stop_is_dropped_before_the_fix(fake, tmp_path):
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [("Invalid section entry.", "Invalid section entry"), ("Unknown host webX.", "Unknown host webX")],
+)
+def test_the_reasons_full_stop_is_dropped_before_the_fix(fake, tmp_path, reason, said):
     inv = hosts_file(tmp_path / "inv", "[web]\n", name="hosts")
     stderr = (
-        "[WARNING]: Failed to parse inventory with 'ini' plugin: Failed to parse inventory: Invalid section entry.\n"
+        f"[WARNING]: Failed to parse inventory with 'ini' plugin: Failed to parse inventory: {reason}\n"
         f"[ERROR]: Completely failed to parse inventory source {inv}/hosts\n"
     )
     fake(returncode=1, stderr=stderr)
     with pytest.raises(PyfleetError) as err:
         inventory.load(inv)
-    assert str(err.value).startswith(f"inventory {inv}: hosts: Invalid section entry; fix that file")
+    assert str(err.value).startswith(f"inventory {inv}: hosts: {said}; fix that file")
 
 
 def test_a_vault_file_that_would_not_decrypt_says_how_to_give_the_password(fake, tmp_path):
