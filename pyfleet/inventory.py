@@ -175,13 +175,17 @@ def yaml_problem(path):
             return _yaml_error(rel, text, exc)
         except yaml.YAMLError as exc:
             return f"{rel}: {exc}; fix the YAML syntax there"
-        vars_file = Path(rel).parts[0] in VARS_DIRS
-        if vars_file and content is not None and not isinstance(content, dict):
-            kind = type(content).__name__.replace("str", "a string").replace("list", "a list")
+        if content is None or isinstance(content, dict):
+            continue
+        kind = type(content).__name__.replace("str", "a string").replace("list", "a list")
+        if Path(rel).parts[0] in VARS_DIRS:
             return (
                 f"{rel}: expected a mapping of variable: value at the top, got {kind}; "
                 "write one 'name: value' per variable"
             )
+        return (
+            f"{rel}: expected a mapping of group: hosts, children and vars at the top, got {kind}; start it with 'all:'"
+        )
     return None
 
 
@@ -247,19 +251,29 @@ def _rel(path, f):
     return str(Path(f).relative_to(p)) if p.is_dir() else Path(f).name
 
 
-def _parse_failure(stderr):
-    """The useful line of ansible-inventory's complaint, with the file and line it names."""
-    reason = next(
-        (
-            line.split("failed:", 1)[-1].strip()
-            for line in stderr.splitlines()
-            if "YAML parsing failed" in line or "Syntax Error" in line
-        ),
-        None,
-    )
-    origin = re.search(r"Origin: (/\S+?:\d+)", stderr)
+# "[WARNING]: Failed to parse inventory with 'yaml' plugin: <reason>": one per plugin Ansible tried.
+PLUGIN_FAILURE = re.compile(
+    r"^\[WARNING\]: Failed to parse inventory with '(?P<plugin>\w+)' plugin: (?P<reason>.+)$", re.M
+)
+FAILED_SOURCE = re.compile(r"Completely failed to parse inventory source (?P<source>\S+)")
+
+
+def _parse_failure(path, stderr):
+    """The useful line of ansible-inventory's complaint: the file it could not parse and why.
+
+    Ansible tries each inventory plugin on a file and warns for each; the reason
+    that counts is the one of the plugin meant for the file: ``yaml`` for a
+    .yml/.yaml/.json file, ``ini`` for any other.
+    """
+    reasons = {m["plugin"]: m["reason"].strip() for m in PLUGIN_FAILURE.finditer(stderr)}
+    failed = FAILED_SOURCE.search(stderr)
+    source = Path(failed["source"]) if failed else None
+    meant = "yaml" if source is None or source.suffix in YAML_SUFFIXES else "ini"
+    reason = reasons.get(meant) or next((r for plugin, r in reasons.items() if plugin != "auto"), None)
     if reason:
-        return reason.rstrip(".") + (f" at {origin.group(1)}" if origin else "")
+        reason = reason.removeprefix("Failed to parse inventory: ").removeprefix("YAML parsing failed: ")
+        where = _rel(path, source) if source and source.is_relative_to(path) else source
+        return f"{where}: {reason}" if where else reason
     errors = [line.split("]:", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("[ERROR]")]
     return next(iter(errors), None) or next(
         (line.strip() for line in stderr.splitlines() if line.strip()), "unparseable inventory"
@@ -276,7 +290,7 @@ def load_failure(path, stderr):
     problem = yaml_problem(path)
     if problem:
         return f"inventory {path}: {problem}"
-    return f"inventory {path}: {_parse_failure(stderr).rstrip('.')}; fix that file (ansible-inventory -i {path} --list shows the whole message)"
+    return f"inventory {path}: {_parse_failure(path, stderr).rstrip('.')}; fix that file (ansible-inventory -i {path} --list shows the whole message)"
 
 
 SKIPPED_KEY = re.compile(r"Skipping unexpected key \((?P<key>[^)]*)\) in group \((?P<group>[^)]*)\)")

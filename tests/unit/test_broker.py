@@ -1,10 +1,10 @@
 """Unit tests for pyfleet.broker: broker URL, result backend, broker kind and host, and their filters."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from celery_inventory import GROUPS, error, plan
+from plugin_module import load
 
 from pyfleet import addresses
 from pyfleet.broker import broker_address, broker_kind, broker_url, result_backend
@@ -118,11 +118,7 @@ def test_broker_must_have_an_ip_when_hostvars_are_given():
 
 
 def _filters():
-    path = ROOT / "plugins" / "filter" / "pyfleet_workers.py"
-    module_spec = importlib.util.spec_from_file_location("pyfleet_workers_filter", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.FilterModule().filters()
+    return load("plugins/filter/pyfleet_workers.py").FilterModule().filters()
 
 
 def test_filter_broker_url():

@@ -71,7 +71,14 @@ def test_table_pads_columns():
     out = table(["host", "state"], [["web1", "up"], ["broker1", None]]).splitlines()
     assert out[0] == "host     state"
     assert out[2] == "web1     up"
+    assert out[1] == "-------  -----"
     assert out[3] == "broker1"
+
+
+def test_table_refuses_a_row_with_more_cells_than_headers():
+    """A value without a column is a caller's mistake: it is not silently left out."""
+    with pytest.raises(ValueError):
+        table(["host"], [["web1", "up"]])
 
 
 def test_connection_file_is_rewritten_only_on_change(tmp_path, monkeypatch):

@@ -1,16 +1,14 @@
 """Unit tests for the pyfleet_htpasswd filter: nginx password lines, stable, checked."""
 
-import importlib.util
 from pathlib import Path
 
 import bcrypt
 import pytest
 from ansible.errors import AnsibleFilterError
+from plugin_module import load
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("pyfleet_htpasswd", ROOT / "plugins/filter/pyfleet_htpasswd.py")
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
+_module = load("plugins/filter/pyfleet_htpasswd.py")
 htpasswd = _module.pyfleet_htpasswd
 
 USERS = [{"name": "ops", "password": "s3cret"}, {"name": "dev.team", "password": "other"}]
@@ -62,3 +60,40 @@ def test_bad_users_fail_without_printing_the_password(users, message):
         htpasswd(users, "flower.lab.test", cost=4)
     assert message in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_password_of_72_bytes_is_the_longest_taken():
+    [line] = htpasswd([{"name": "ops", "password": "é" * 36}], "flower.lab.test", cost=4)
+    assert bcrypt.checkpw(("é" * 36).encode(), line.split(":", 1)[1].encode())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"realm": ""}, "pyfleet_htpasswd: realm must be a non-empty string, e.g. the domain"),
+        ({"realm": 5}, "pyfleet_htpasswd: realm must be a non-empty string, e.g. the domain"),
+        ({"cost": 3}, "pyfleet_htpasswd: cost 3 is not an integer from 4 to 14"),
+        ({"cost": 15}, "pyfleet_htpasswd: cost 15 is not an integer from 4 to 14"),
+        ({"cost": "8"}, "pyfleet_htpasswd: cost '8' is not an integer from 4 to 14"),
+        ({"cost": True}, "pyfleet_htpasswd: cost True is not an integer from 4 to 14"),
+        ({"users": None}, "pyfleet_htpasswd: expected a non-empty list of {name, password}"),
+    ],
+)
+def test_bad_arguments_are_one_line_naming_the_argument(kwargs, message):
+    args = {"users": USERS, "realm": "flower.lab.test", "cost": 4, **kwargs}
+    with pytest.raises(AnsibleFilterError) as caught:
+        htpasswd(**args)
+    assert str(caught.value) == message
+
+
+def test_the_highest_cost_is_taken():
+    assert htpasswd(USERS[:1], "flower.lab.test", cost=14)[0].split(":", 1)[1].startswith("$2b$14$")
+
+
+def test_without_bcrypt_on_the_controller_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(_module, "bcrypt", None)
+    with pytest.raises(AnsibleFilterError) as caught:
+        htpasswd(USERS, "flower.lab.test", cost=4)
+    assert str(caught.value) == (
+        "pyfleet_htpasswd: the bcrypt Python package is missing on the controller; pip install bcrypt"
+    )

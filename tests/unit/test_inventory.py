@@ -1,5 +1,6 @@
 """Reading inventories: what Ansible parses, and one-line errors for broken ones."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,40 @@ def test_yaml_check_accepts_what_ansible_reads(tmp_path):
 
 def test_lab_inventory_files_are_far_below_the_limit():
     assert max(f.stat().st_size for f in inventory.inventory_files("inventory/lab")) < inventory.MAX_FILE_BYTES // 100
+
+
+def test_the_canned_lab_listing_is_what_ansible_inventory_prints_today():
+    """test_inventory_parsing.py feeds load() this listing instead of running Ansible: it must not drift."""
+    real = subprocess.run(
+        [Path(sys.executable).parent / "ansible-inventory", "-i", inventory.ROOT / "inventory" / "lab", "--list"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    canned = Path(__file__).parent / "fixtures" / "inventory" / "lab.json"
+    assert json.loads(real.stdout) == json.loads(canned.read_text(encoding="utf-8")), (
+        "regenerate tests/unit/fixtures/inventory/lab.json: ansible-inventory -i inventory/lab --list"
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"hosts": "[web]\nweb1 ansible_host\n"},
+            "hosts: Expected key=value host variable assignment, got: ansible_host",
+        ),
+        ({"hosts.yml": "all:\n  hosts:\n    web[1:]: {}\n"}, "hosts.yml: host range must specify end value"),
+        (
+            {"hosts.yml": "- web1\n"},
+            "hosts.yml: expected a mapping of group: hosts, children and vars at the top, got a list; start it with 'all:'",
+        ),
+    ],
+)
+def test_an_inventory_ansible_cannot_parse_is_one_line_with_the_file_and_ansibles_reason(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(PyfleetError) as err:
+        inventory.load(tmp_path)
+    assert str(err.value).startswith(f"inventory {tmp_path}: {expected}")
+    assert "\n" not in str(err.value)

@@ -1,14 +1,13 @@
 """The pyfleet_packages action: dpkg-query decides, apt runs only for what is missing."""
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
+from plugin_module import load
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("pyfleet_packages_action", ROOT / "plugins/action/pyfleet_packages.py")
-action = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(action)
+action = load("plugins/action/pyfleet_packages.py")
 
 DPKG_FORMAT = "-f=${db:Status-Abbrev}${binary:Package}\n"
 
