@@ -46,6 +46,7 @@ class FakeTools:
     def __init__(self, index):
         self.index = index
         self.calls = []
+        self.where = []
         self.fail = {}
         self.offline_fails = False
         self.import_result = (0, "", "")
@@ -62,6 +63,7 @@ class FakeTools:
         assert all(isinstance(a, str) for a in args), args
         kind = self._kind(args)
         self.calls.append((kind, args, env))
+        self.where.append((kind, cwd, timeout))
         if self.offline_fails and "--offline" in args:
             return subprocess.CompletedProcess(args, 2, "", "error: no cached wheels\n")
         if kind in self.fail:
@@ -184,7 +186,15 @@ def index(tmp_path):
     """The stand-in package index: a few wheels with real dependency edges."""
     path = tmp_path / "index"
     path.mkdir()
-    write_wheel(path, "flask", "3.1.0", {"flask/__init__.py": ""}, requires=["werkzeug>=3.1", "jinja2>=3.1"])
+    write_wheel(
+        path,
+        "flask",
+        "3.1.0",
+        {"flask/__init__.py": ""},
+        requires=["werkzeug>=3.1", "jinja2>=3.1"],
+        extras={"async": ["asgiref>=3.2"]},
+    )
+    write_wheel(path, "asgiref", "3.8.1", {"asgiref/__init__.py": ""})
     write_wheel(path, "flask", "2.0.0", {"flask/__init__.py": ""}, requires=["werkzeug>=2"])
     write_wheel(path, "werkzeug", "3.1.3", {"werkzeug/__init__.py": ""})
     write_wheel(path, "jinja2", "3.1.6", {"jinja2/__init__.py": ""}, requires=["markupsafe>=2.0"])
@@ -1398,3 +1408,188 @@ def test_targets_from_facts():
     for bad in (("3.11.2.1", "x86_64", "2.36"), ("3.11.x", "x86_64", "2.36"), ("3.11.2", "x86_64", "2.36.1")):
         with pytest.raises(PyfleetError):
             Target.from_facts(*bad)
+
+
+# --- more of the build's decisions -------------------------------------------------
+
+
+def test_a_build_into_new_directories_creates_them(tools, tmp_path):
+    house = tmp_path / "new" / "deep" / "house"
+    manifest = build(make_app(tmp_path), house, cache_dir=tmp_path / "c" / "d" / "cache")
+    assert (house / "MANIFEST.json").is_file() and manifest["app"] == "demo"
+    assert (tmp_path / "c" / "d" / "cache" / "gunicorn-23.0.0-py3-none-any.whl").is_file()
+
+
+def test_the_build_works_in_a_hidden_directory_beside_the_destination(tools, tmp_path, monkeypatch):
+    seen = []
+    real = tools.build
+    monkeypatch.setattr(
+        tools, "build", lambda args, env: seen.append(Path(args[args.index("--out-dir") + 1])) or real(args, env)
+    )
+    build(make_app(tmp_path), tmp_path / "houses" / "demo", cache_dir=tmp_path / "cache")
+    # Same file system as the destination (the final rename is atomic), and no name a reader would take for it.
+    (out,) = seen
+    assert out.parent.parent == tmp_path / "houses" and out.parent.name.startswith(".demo.")
+    assert [p.name for p in (tmp_path / "houses").iterdir()] == ["demo"]
+
+
+def test_build_errors_name_the_app(tools, tmp_path, monkeypatch):
+    write_wheel(tools.index, "fastlib", "1.0", tag=f"cp311-cp311-{X86}")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        "flask==3.1.0\nwerkzeug==3.1.3\njinja2==3.1.6\nmarkupsafe==3.0.2\ngunicorn==23.0.0\nfastlib==1.0\n"
+    )
+    app = make_app(tmp_path, requirements=requirements)
+    with pytest.raises(
+        PyfleetError, match=r"^app demo: no wheel of fastlib==1.0 for Python 3.13 on aarch64 glibc 2.41;"
+    ):
+        build(app, tmp_path / "house", target=DEBIAN_13_ARM)
+    with pytest.raises(PyfleetError, match=r"^app demo: no wheel of uv==0.0.1 for Python 3.11 on x86_64 glibc 2.36;"):
+        build(app, tmp_path / "house", uv_version="0.0.1")
+    pinned = make_app(tmp_path, source={"requirement": "demo==4.0"}, requirements=None)
+    with pytest.raises(PyfleetError, match=r"^app demo: no wheel of demo==4.0 for Python 3.11"):
+        build(pinned, tmp_path / "house")
+
+
+def test_the_build_checks_the_closure_with_the_extras_the_requirements_file_asks_for(tools, tmp_path, monkeypatch):
+    # A resolver that missed a dependency of a pinned extra (pip resolving for the controller's
+    # Python does): the check of the whole set names it.
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        "flask[async]==3.1.0\nwerkzeug==3.1.3\njinja2==3.1.6\nmarkupsafe==3.0.2\ngunicorn==23.0.0\n"
+    )
+    real = tools.compile
+    monkeypatch.setattr(tools, "compile", lambda args, env: real(args, env).replace("asgiref==3.8.1\n", ""))
+    with pytest.raises(PyfleetError) as caught:
+        build(make_app(tmp_path, requirements=requirements), tmp_path / "house")
+    assert str(caught.value) == (
+        "app demo: flask needs asgiref on Python 3.11.2, which the wheelhouse lacks; "
+        "add asgiref==<version> to the requirements file and re-pin"
+    )
+
+
+def test_the_fingerprint_ignores_key_order_and_counts_the_requirements_files_path(tmp_path):
+    app, _ = _fingerprint_app(tmp_path)
+    base = wheelhouse.input_fingerprint(app, DEBIAN_12, "0.9.9", "r1")
+    reordered = dict(app, source=dict(reversed(list(app["source"].items()))))
+    assert list(reordered["source"]) != list(app["source"])
+    assert wheelhouse.input_fingerprint(reordered, DEBIAN_12, "0.9.9", "r1") == base
+    copy = tmp_path / "copy.txt"
+    shutil.copy2(tmp_path / "requirements.txt", copy)
+    assert wheelhouse.input_fingerprint(dict(app, requirements=str(copy)), DEBIAN_12, "0.9.9", "r1") != base
+
+
+def test_the_fingerprint_of_a_requirement_source_reads_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tmp_path, source={"requirement": "demo==1.0"}, requirements=None)
+    (tmp_path / "demo==1.0").write_text("a file that happens to have the requirement's name")
+    base = wheelhouse.input_fingerprint(app, DEBIAN_12, "0.9.9")
+    (tmp_path / "demo==1.0").write_text("other, longer content")
+    assert wheelhouse.input_fingerprint(app, DEBIAN_12, "0.9.9") == base
+
+
+def test_build_or_reuse_without_a_revision_stamps_the_fingerprint_and_uses_the_cache_given(
+    tools, tmp_path, monkeypatch
+):
+    app = make_app(tmp_path)
+    monkeypatch.setattr(wheelhouse, "controller_uv_version", lambda: "0.9.9")
+    monkeypatch.setattr(wheelhouse, "DEFAULT_CACHE", tmp_path / "default-cache")
+    wheelhouse.build_or_reuse(app, tmp_path / "house", DEBIAN_12, cache_dir=tmp_path / "mine")
+    assert (tmp_path / "house.inputs").read_text() == wheelhouse.input_fingerprint(app, DEBIAN_12, "0.9.9")
+    assert (tmp_path / "mine" / "gunicorn-23.0.0-py3-none-any.whl").is_file()
+    assert not (tmp_path / "default-cache").exists()
+
+
+def test_the_entry_check_with_pip_an_app_without_env_and_no_pythonpath(tools, tmp_path, monkeypatch):
+    monkeypatch.setattr(wheelhouse, "_cannot_run_here", lambda target: None)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    house = _entry_house(tmp_path, _here())
+    app = {"name": "demo", "entry": "demo:app", "module": "demo", "callable": "app"}  # no env, no secrets
+    assert wheelhouse.check_entry_importable(house, app, tool="pip").checked
+    assert tools.calls[0][1][:3] == [sys.executable, "-m", "venv"]
+    (entry_where,) = [(cwd, timeout) for kind, cwd, timeout in tools.where if kind == "entry"]
+    venv = Path(tools.calls[0][1][-1])
+    # The import runs in the throwaway directory, and cannot hang the deploy.
+    assert entry_where[0] == str(venv.parent) and entry_where[1] > 0
+    tools.fail["install"] = (1, "error: no wheel for demo\n")
+    with pytest.raises(
+        PyfleetError, match=r"^app demo: installing the wheelhouse into a venv failed: no wheel for demo;"
+    ):
+        wheelhouse.check_entry_importable(house, app)
+
+
+def test_a_failed_pip_build_is_one_line(tools, tmp_path, monkeypatch):
+    monkeypatch.setattr(wheelhouse, "find_uv", lambda: None)
+    tools.fail["build"] = (1, "error: subprocess-exited-with-error\n")
+    with pytest.raises(PyfleetError) as caught:
+        build(make_app(tmp_path), tmp_path / "house")
+    assert str(caught.value) == (
+        f"app demo: building a wheel from {tmp_path / 'demo'} failed: subprocess-exited-with-error; "
+        "fix the project so that `uv build --wheel` works there"
+    )
+
+
+def test_static_files_from_a_wheel_with_directory_entries_and_deep_trees(tools, tmp_path):
+    wheel = tmp_path / "demo-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for member, data in (
+            ("demo/", None),
+            ("demo/webX/", None),
+            ("demo/webX/img/icons/a.png", b"a"),
+            ("demo/webX/img/icons/b.png", b"b"),
+            ("demo/webX/img/", None),
+            ("demo/webX/top.css", b"t"),
+            ("demo/web/other.css", b"o"),
+            (
+                "demo-2.0.dist-info/METADATA",
+                b"Metadata-Version: 2.1\nName: demo\nVersion: 2.0\nRequires-Dist: flask>=3\n",
+            ),
+            ("demo-2.0.dist-info/RECORD", b"demo/webX/top.css,sha256=x,1\ndemo-2.0.dist-info/RECORD,,\n"),
+        ):
+            zf.writestr(member, data or b"")
+    house = tmp_path / "house"
+    build(make_app(tmp_path, source={"wheel": str(wheel)}, static_dir="demo/webX"), house)
+    static = house / "static"
+    assert sorted(str(p.relative_to(static)) for p in static.rglob("*") if p.is_file()) == [
+        "img/icons/a.png",
+        "img/icons/b.png",
+        "top.css",
+    ]
+    assert (static / "img" / "icons" / "b.png").read_bytes() == b"b"
+
+
+def test_the_closure_check_goes_on_after_a_dependency_seen_before_or_out_of_its_markers(tmp_path):
+    wheels = _closure_wheels(tmp_path, app__1=["y", "z", "b"], b__1=["z"], z__1=[], y__1=["lacking"])
+    with pytest.raises(PyfleetError, match=r"^app demo: y needs lacking on Python 3.11.2"):
+        wheelhouse._check_closure("demo", "app", wheels, DEBIAN_12, None)
+    wheels = _closure_wheels(tmp_path, app__2=["colorama; sys_platform == 'win32'", "lacking"])
+    with pytest.raises(PyfleetError, match=r"^app demo: app needs lacking on Python 3.11.2"):
+        wheelhouse._check_closure("demo", "app", wheels, DEBIAN_12, None)
+
+
+def test_a_pinned_pre_release_satisfies_a_range_that_does_not_name_one(tmp_path):
+    # The requirements file pinned it on purpose; pip installs it too.
+    wheels = _closure_wheels(tmp_path, app__1=["click>=8"], click__9_0rc1=[])
+    wheelhouse._check_closure("demo", "app", wheels, DEBIAN_12, None)
+
+
+def test_extras_in_a_pinned_line_with_spaces(tmp_path):
+    req_file = tmp_path / "requirements.txt"
+    req_file.write_text("kombu [vine] == 5.0\n")
+    plain = _closure_wheels(tmp_path, app__3=[], kombu__5_0=["vine; extra == 'vine'"])
+    with pytest.raises(PyfleetError, match=r"^app demo: kombu needs vine on Python 3.11.2"):
+        wheelhouse._check_closure("demo", "app", plain, DEBIAN_12, str(req_file))
+
+
+def test_a_glibc_without_a_version_is_older_than_any(monkeypatch):
+    monkeypatch.setattr(wheelhouse.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(wheelhouse.platform, "libc_ver", lambda: ("glibc", ""))
+    assert (
+        wheelhouse._cannot_run_here(_here())
+        == "the controller's C library (glibc ) is older than the hosts' glibc 2.17"
+    )
+
+
+def test_last_line_keeps_the_words_own_letters():
+    assert wheelhouse._last_line("error: cannot find libX") == "cannot find libX"
+    assert wheelhouse._last_line("X11 is missing.X.") == "X11 is missing.X"
