@@ -99,7 +99,8 @@ class FakeTools:
     def build(self, args, env):
         out = Path(args[args.index("--out-dir" if "--out-dir" in args else "--wheel-dir") + 1])
         source = Path(args[-1])
-        stamp = env.get("SOURCE_DATE_EPOCH") or str(int(time.time()))  # a backend's default: now
+        # A backend's default is the time of the build: each build here a few seconds later.
+        stamp = env.get("SOURCE_DATE_EPOCH") or str(int(time.time()) + 4 * len(self.calls))
         if source.is_file():  # an sdist: name-version.tar.gz holding name-version/pyproject.toml
             with tarfile.open(source) as tar:
                 tar.extractall(out / ".sdist", filter="data")
@@ -432,7 +433,6 @@ def test_unpinned_dependencies_are_listed_in_the_manifest(tools, tmp_path):
 def test_the_same_code_built_twice_gives_the_same_hash_and_an_edit_another(tools, tmp_path):
     app = make_app(tmp_path)
     first = build(app, tmp_path / "one")
-    time.sleep(1.1)  # a build stamped with the time would differ now
     second = build(app, tmp_path / "two")
     assert second["content_hash"] == first["content_hash"]
     (tmp_path / "demo" / "demo" / "__init__.py").write_text("app = None\n")
@@ -1098,9 +1098,10 @@ def test_pinned_names(tmp_path):
 # --- tools ------------------------------------------------------------------------
 
 
-def test_run_returns_stdout_and_passes_the_environment():
-    code = "import os, sys; print(os.environ['PYFLEET_T'] + sys.argv[1])"
-    assert wheelhouse._run([sys.executable, "-c", code, 5], "w", "f", {"PYFLEET_T": "x"}) == "x5\n"
+def test_run_returns_stdout_and_passes_the_environment(monkeypatch):
+    monkeypatch.setenv("PYFLEET_OUTER", "o")  # the caller's environment, with the extra variables on top
+    code = "import os, sys; print(os.environ['PYFLEET_OUTER'] + os.environ['PYFLEET_T'] + sys.argv[1])"
+    assert wheelhouse._run([sys.executable, "-c", code, 5], "w", "f", {"PYFLEET_T": "x"}) == "ox5\n"
 
 
 def test_run_failures_are_one_line_with_the_last_line_and_fix(tmp_path):
@@ -1405,9 +1406,15 @@ def test_targets_from_facts():
     assert Target.from_facts("3.11.2", "amd64", 2.36) == DEBIAN_12  # facts may come as numbers
     assert Target.from_facts("3.13.5", "arm64", "2.41") == DEBIAN_13_ARM
     assert Target.from_facts("3.13.5", "aarch64", "2.41") == DEBIAN_13_ARM
-    for bad in (("3.11.2.1", "x86_64", "2.36"), ("3.11.x", "x86_64", "2.36"), ("3.11.2", "x86_64", "2.36.1")):
-        with pytest.raises(PyfleetError):
+    for bad, message in (
+        (("3.11.2.1", "x86_64", "2.36"), "target python '3.11.2.1' is not a full version; give it as 3.11.2"),
+        (("3.11.x", "x86_64", "2.36"), "target python '3.11.x' is not a full version; give it as 3.11.2"),
+        (("3.11.2", "i686", "2.36"), "target arch 'i686' is not supported; hosts must be x86_64 or aarch64"),
+        (("3.11.2", "x86_64", "2.36.1"), "target glibc '2.36.1' is not a version like 2.36; give the hosts' glibc"),
+    ):
+        with pytest.raises(PyfleetError) as caught:
             Target.from_facts(*bad)
+        assert str(caught.value) == message
 
 
 # --- more of the build's decisions -------------------------------------------------
@@ -1593,3 +1600,34 @@ def test_a_glibc_without_a_version_is_older_than_any(monkeypatch):
 def test_last_line_keeps_the_words_own_letters():
     assert wheelhouse._last_line("error: cannot find libX") == "cannot find libX"
     assert wheelhouse._last_line("X11 is missing.X.") == "X11 is missing.X"
+
+
+def test_the_cache_finds_a_wheel_whose_file_name_spells_the_project_otherwise(tmp_path):
+    (tmp_path / "Zope.Interface-7.0-py3-none-any.whl").write_text("")
+    assert wheelhouse._cached_wheel(tmp_path, "zope-interface", "7.0", DEBIAN_12).name == (
+        "Zope.Interface-7.0-py3-none-any.whl"
+    )
+
+
+def test_the_cache_looks_past_the_other_projects_wheels(tmp_path):
+    for i in range(30):
+        (tmp_path / f"other{i}-1.0-py3-none-any.whl").write_text("")
+        (tmp_path / f"lib-0.{i}-py3-none-any.whl").write_text("")
+    (tmp_path / "lib-1.0-py3-none-any.whl").write_text("")
+    assert wheelhouse._cached_wheel(tmp_path, "lib", "1.0", DEBIAN_12).name == "lib-1.0-py3-none-any.whl"
+
+
+def test_the_hosts_tags_do_not_follow_the_controllers_python(monkeypatch):
+    # A free-threaded (or debug) controller Python has other ABI tags than the hosts' Python.
+    import packaging.tags
+
+    real = packaging.tags._get_config_var
+    monkeypatch.setattr(
+        packaging.tags, "_get_config_var", lambda name, warn=False: 1 if name == "Py_GIL_DISABLED" else real(name, warn)
+    )
+    tags = {str(t) for t in DEBIAN_13_ARM.supported_tags()}
+    assert "cp313-cp313-manylinux_2_17_aarch64" in tags
+    assert not [t for t in tags if "cp313t" in t]
+    # Pure-Python tags are the hosts' version and platforms, not this interpreter's.
+    assert {"cp313-none-any", "py313-none-any", "py313-none-manylinux_2_41_aarch64"} <= tags
+    assert "cp311-none-any" not in tags and not [t for t in tags if "x86_64" in t]
