@@ -1518,6 +1518,11 @@ def test_the_entry_check_with_pip_an_app_without_env_and_no_pythonpath(tools, tm
     venv = Path(tools.calls[0][1][-1])
     # The import runs in the throwaway directory, and cannot hang the deploy.
     assert entry_where[0] == str(venv.parent) and entry_where[1] > 0
+    tools.import_result = (1, "", "ModuleNotFoundError: No module named 'demo'\n")
+    with pytest.raises(
+        PyfleetError, match=r"^app demo: entry demo:app does not import: ModuleNotFoundError: No module"
+    ):
+        wheelhouse.check_entry_importable(house, app)
     tools.fail["install"] = (1, "error: no wheel for demo\n")
     with pytest.raises(
         PyfleetError, match=r"^app demo: installing the wheelhouse into a venv failed: no wheel for demo;"
@@ -1613,6 +1618,7 @@ def test_the_cache_looks_past_the_other_projects_wheels(tmp_path):
     for i in range(30):
         (tmp_path / f"other{i}-1.0-py3-none-any.whl").write_text("")
         (tmp_path / f"lib-0.{i}-py3-none-any.whl").write_text("")
+        (tmp_path / f"lib-1.0-not-a-tag{i}.whl").write_text("")  # not a wheel name: skipped
     (tmp_path / "lib-1.0-py3-none-any.whl").write_text("")
     assert wheelhouse._cached_wheel(tmp_path, "lib", "1.0", DEBIAN_12).name == "lib-1.0-py3-none-any.whl"
 
