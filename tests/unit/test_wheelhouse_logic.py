@@ -1618,7 +1618,7 @@ def test_the_cache_looks_past_the_other_projects_wheels(tmp_path):
     for i in range(30):
         (tmp_path / f"other{i}-1.0-py3-none-any.whl").write_text("")
         (tmp_path / f"lib-0.{i}-py3-none-any.whl").write_text("")
-        (tmp_path / f"lib-1.0-not-a-tag{i}.whl").write_text("")  # not a wheel name: skipped
+        (tmp_path / f"lib-1.0-{i}.whl").write_text("")  # not a wheel name: skipped
     (tmp_path / "lib-1.0-py3-none-any.whl").write_text("")
     assert wheelhouse._cached_wheel(tmp_path, "lib", "1.0", DEBIAN_12).name == "lib-1.0-py3-none-any.whl"
 
