@@ -1637,3 +1637,17 @@ def test_the_hosts_tags_do_not_follow_the_controllers_python(monkeypatch):
     # Pure-Python tags are the hosts' version and platforms, not this interpreter's.
     assert {"cp313-none-any", "py313-none-any", "py313-none-manylinux_2_41_aarch64"} <= tags
     assert "cp311-none-any" not in tags and not [t for t in tags if "x86_64" in t]
+
+
+@pytest.mark.parametrize("member", ["demo/static/../../../escaped.txt", "demo/static//tmp/pyfleet-escaped.txt"])
+def test_a_static_file_of_a_wheel_cannot_land_outside_the_wheelhouse(tools, tmp_path, member):
+    # A wheel from an index is not ours: a member path with .. or a leading / must not write elsewhere.
+    wheel = write_wheel(tmp_path, "demo", "2.0", {"demo/static/ok.css": "ok", member: "x"}, requires=["flask>=3"])
+    app = make_app(tmp_path, source={"wheel": str(wheel)}, static_dir="demo/static")
+    with pytest.raises(PyfleetError) as caught:
+        build(app, tmp_path / "houses" / "house", cache_dir=tmp_path / "cache")
+    assert str(caught.value) == (
+        f"app demo: demo-2.0-py3-none-any.whl holds {member}, which leaves static_dir demo/static; "
+        "rebuild the wheel without it"
+    )
+    assert list((tmp_path / "houses").iterdir()) == [] and not Path("/tmp/pyfleet-escaped.txt").exists()
