@@ -466,7 +466,13 @@ def _copy_static(app, app_wheel, dest):
         if not members:
             raise PyfleetError(f"app {name}: static_dir {static} is not in {app_wheel.name}; {fix}")
         for member in members:
-            target = dest / member[len(prefix) :]
+            rel = Path(member[len(prefix) :])
+            if rel.is_absolute() or ".." in rel.parts:  # a wheel from an index is not ours to trust
+                raise PyfleetError(
+                    f"app {name}: {app_wheel.name} holds {member}, which leaves static_dir {static}; "
+                    "rebuild the wheel without it"
+                )
+            target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(zf.read(member))
 
