@@ -23,6 +23,9 @@ import yaml
 from pyfleet.errors import PyfleetError
 from pyfleet.shell import ROOT, run, tool
 
+# Where `fab lab.up` writes each lab's connection file (<inventory name>/connection.yml).
+LAB_STATE = ROOT / ".lab"
+
 # The largest inventory file pyfleet reads (hosts.yml, group_vars/*, host_vars/*).
 MAX_FILE_BYTES = 1024 * 1024
 # Files Ansible skips in an inventory directory (INVENTORY_IGNORE_EXTS).
@@ -318,7 +321,7 @@ def load(path, with_connection=True):
     p = resolve_path(path)
     check_sizes(p)
     sources = ["-i", p]
-    conn = ROOT / ".lab" / p.name / "connection.yml"
+    conn = LAB_STATE / p.name / "connection.yml"
     if with_connection and conn.exists():
         sources += ["-i", conn]
     proc = run(

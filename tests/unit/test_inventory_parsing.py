@@ -70,9 +70,13 @@ def lab_json():
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    """Installs a FakeAnsibleInventory; ``fake(answer, ...)`` sets what it answers."""
+def fake(monkeypatch, tmp_path):
+    """Installs a FakeAnsibleInventory; ``fake(answer, ...)`` sets what it answers.
+
+    No lab is up for these tests (a real lab's connection file would add a source).
+    """
     runner = FakeAnsibleInventory()
+    monkeypatch.setattr(inventory, "LAB_STATE", tmp_path / "no-lab")
 
     def install(answer=None, returncode=0, stderr=""):
         runner.answer, runner.returncode, runner.stderr = answer, returncode, stderr
@@ -174,6 +178,7 @@ def test_an_inventory_without_hosts_says_where_to_add_them(fake, tmp_path):
 def lab_with_connection(fake, tmp_path, monkeypatch):
     """A project root whose lab is up: .lab/lab/connection.yml names a host since removed (web9)."""
     monkeypatch.setattr(inventory, "ROOT", tmp_path)
+    monkeypatch.setattr(inventory, "LAB_STATE", tmp_path / ".lab")
     inv = hosts_file(tmp_path / "inventory" / "lab")
     conn = put(tmp_path, ".lab/lab/connection.yml", "all:\n  hosts:\n    web1: {ansible_host: 10.0.0.12}\n")
 
