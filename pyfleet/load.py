@@ -21,7 +21,9 @@ Such requests are sent again once on a new connection and counted as
 
 import asyncio
 import contextlib
+import http.client
 import json
+import socket
 import ssl
 import threading
 import time
@@ -76,6 +78,24 @@ class Report:
             for f in self.failures[:limit]
         ]
         return "\n".join(lines)
+
+
+def get_json(address, domain, path="/", port=443, timeout=15):
+    """One GET through the load balancer on a new connection; the JSON body (raises on non-200)."""
+    tls = ssl.create_default_context()
+    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # the lab's certificate is self-signed
+    sock = tls.wrap_socket(socket.create_connection((address, port), timeout=timeout), server_hostname=domain)
+    conn = http.client.HTTPSConnection(domain, port, timeout=timeout)
+    conn.sock = sock
+    try:
+        conn.request("GET", path, headers={"Host": domain})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise OSError(f"GET https://{domain}{path}: HTTP {response.status}")
+        return json.loads(body)
+    finally:
+        conn.close()
 
 
 class _Cut(Exception):

@@ -380,7 +380,16 @@ def test_the_request_bytes():
     )
 
 
-# --- the report ------------------------------------------------------------------
+# --- get_json and the report ------------------------------------------------------------------
+
+
+def test_get_json_returns_the_body_and_raises_on_non_200(site):
+    s = site(lambda n, seen, all_seen: "ok" if n == 0 else "502")
+    assert load.get_json("127.0.0.1", "shop.test", "/health", port=s.port, timeout=5) == {"path": "/health"}
+    assert (s.seen[0].method, s.seen[0].path, s.seen[0].host) == ("GET", "/health", "shop.test")
+    with pytest.raises(OSError, match=r"^GET https://shop.test/: HTTP 502$"):
+        load.get_json("127.0.0.1", "shop.test", port=s.port, timeout=5)
+    assert len(s.connections()) == 2  # a new connection each
 
 
 def test_report_describes_the_failures_with_their_time():
@@ -415,17 +424,29 @@ def test_stop_before_start_returns_an_empty_report():
 
 
 def test_the_defaults_are_the_load_balancers_https_port_and_fifteen_seconds():
+    import inspect
 
     # The e2e tests and bench/reliability.py give only the address and the domains.
+    get_json = inspect.signature(load.get_json).parameters
+    assert (get_json["path"].default, get_json["port"].default, get_json["timeout"].default) == ("/", 443, 15)
     ld = Load("10.0.0.1", {"a": "a.test"})
     assert (ld.port, ld.connections, ld.max_seconds, ld.max_requests, ld.pause) == (443, 4, 300, 100_000, 0.0)
     assert load.REQUEST_TIMEOUT == 15
 
 
-def test_the_domain_is_the_tls_server_name(site):
+def test_both_send_the_domain_as_the_tls_server_name(site):
     s = site()
+    load.get_json("127.0.0.1", "shop.test", port=s.port, timeout=5)
     finished(Load("127.0.0.1", {"blog": "blog.test"}, connections=1, port=s.port, max_requests=1).start())
-    assert s.sni == ["blog.test"]
+    assert s.sni == ["shop.test", "blog.test"]
+
+
+def test_get_json_gives_up_after_its_timeout(site):
+    s = site(lambda n, seen, all_seen: "hang")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        load.get_json("127.0.0.1", "shop.test", port=s.port, timeout=0.3)
+    assert time.monotonic() - started < 3
 
 
 def test_a_tls_handshake_that_never_ends_is_a_timeout_failure(monkeypatch):
