@@ -12,13 +12,18 @@ import json
 import os
 import socket
 import ssl
+import time
 
 import pytest
 import testinfra
 
 from pyfleet import ansible, inventory, lab as labmod, plan as fleet_plan
+from pyfleet.load import Load
 
 INVENTORY = os.environ.get("PYFLEET_E2E_INVENTORY", "inventory/lab")
+LOAD_APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
+# A load below the answers must not be trusted: it ran too short to prove anything.
+MIN_REQUESTS = 1000
 # The `fab` commands the tests run take the same inventory by default.
 os.environ.setdefault("FABRIC_PYFLEET_INVENTORY", INVENTORY)
 
@@ -146,3 +151,27 @@ def lb_domains(inv):
         domains.append(flower["domain"])
     assert domains, "the lab's load balancer serves no domain"
     return domains
+
+
+@pytest.fixture(scope="session")
+def under_load(lb_address):
+    """Run ``action()`` under a keepalive HTTPS load on both apps; return (its result, the load's Report).
+
+    Three connections per app, 10 ms apart: about 450 requests/s here, which
+    leaves this 2-core machine half its CPU for the deploy or restart being
+    watched (without the pause, about 1,050/s took 90 % of it and doubled the
+    deploy's time). ``bench/reliability.py`` runs the same scenarios at full rate.
+    """
+
+    def run(action, apps=LOAD_APPS, settle=1.0):
+        load = Load(lb_address, apps, connections=3, max_seconds=600, pause=0.01).start()
+        time.sleep(settle)
+        try:
+            result = action()
+        finally:
+            time.sleep(settle)
+            report = load.stop()
+        assert report.total >= MIN_REQUESTS, f"the load hardly ran: {report.describe()}"
+        return result, report
+
+    return run

@@ -106,8 +106,10 @@ def test_deploy_and_rollback_are_recorded_in_order(inv, converged, run_playbook)
     # Nothing changed since the forced release: no host got a rollout task, and the summary says why.
     assert "hosts switched: none" in out, out
     assert "unchanged, no task on any host: hello" in out.splitlines(), out
+    other = commands._fleet(inv, ["hello-async"])["hello-async"]
     code, out, err = fab("rollback", "--app", "hello")
     assert code == 0, err
+    assert commands._fleet(inv, ["hello-async"])["hello-async"] == other, "the app not named was rolled back too"
     records = audit.history(inv, 1000)[before:]
     assert [r["action"] for r in records] == ["deploy", "rollback"]
     assert all(r["result"] == "ok" and r["apps"] == ["hello"] for r in records)

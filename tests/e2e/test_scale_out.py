@@ -45,7 +45,7 @@ def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     try:
         labmod.up(inventory.load(copy), log=lambda *_: None)
         grown_inv = inventory.load(copy)  # now with the new hosts' addresses
-        with Load(lb_address, APPS, connections=2, max_seconds=600, pause=0.005) as load:
+        with Load(lb_address, APPS, connections=2, max_seconds=600, pause=0.01) as load:
             stats = ansible.playbook(grown_inv.path, "site", quiet=True)
         assert stats[NEW_HOST]["changed"] > 0 and stats[NEW_WEB]["changed"] > 0, stats
         after = main_pids(host_run, inv.hosts)

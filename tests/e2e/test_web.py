@@ -1,9 +1,10 @@
 """The web tier end to end on the lab: through the load balancer over HTTPS.
 
-The tests run in file order and share the lab's state: a redeploy of changed
-code, a rollback, a release the health gate refuses, and keep-5 pruning. At the
-end the lab is put back on the inventory's own source (a deploy), so later
-tests and converges see the lab as site.yml left it.
+The tests run in file order and share the lab's state: both apps from both web
+hosts, static files from nginx, a release the health gate refuses, and keep-5
+pruning. At the end the lab is put back on the inventory's own source (a
+deploy), so later tests and converges see the lab as site.yml left it. A deploy
+of changed code and its rollback, under load: test_rollback.py.
 """
 
 import http.client
@@ -12,7 +13,6 @@ import shutil
 import socket
 import ssl
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -88,12 +88,6 @@ def releases(host_run, host, app="hello"):
     return host_run(host, f"ls /srv/{app}/releases").stdout.split()
 
 
-@pytest.fixture(scope="module")
-def state():
-    """What the tests of this file learn from each other."""
-    return {}
-
-
 @pytest.fixture(scope="module", autouse=True)
 def restore_inventory_source(run_playbook):
     """Leave the lab on the inventory's own source when the file is done."""
@@ -112,34 +106,6 @@ def test_static_file_served_by_nginx(lb_address):
     status, body = get(lb_address, WSGI, "/static/hello.txt")
     assert status == 200
     assert body == (SAMPLE / "static" / "hello.txt").read_text()
-
-
-def test_redeploy_of_changed_code_serves_it(lb_address, web_hosts, run_playbook, tmp_path_factory, state):
-    before = answers(lb_address, WSGI, 2)[0]
-    version = f"2.0.0+e2e.{uuid.uuid4().hex[:6]}"
-    source = copy_sample(tmp_path_factory.mktemp("v2"), version)
-    deploy(run_playbook, {"hello": source, "hello-async": source})
-    for domain in (WSGI, ASGI):
-        bodies = answers(lb_address, domain)
-        assert {b["version"] for b in bodies} == {version}, domain
-        assert {b["host"] for b in bodies} == set(web_hosts)
-        # One release id for every host of the deploy, and a new one.
-        assert len({b["release"] for b in bodies}) == 1
-        assert bodies[0]["release"] != before["release"]
-    state.update(old=before, new_version=version)
-
-
-def test_rollback_serves_the_old_code(lb_address, run_playbook, state):
-    assert "old" in state, "needs test_redeploy_of_changed_code_serves_it"
-    # Named, not "previous" (the newest older release): earlier files may leave a newer
-    # release that no longer serves (test_secrets' canary deploy, then a converge that
-    # switched back to the lab's release). tests/unit/test_release_module.py covers "previous".
-    run_playbook("rollback", "-e", "rollback_apps=hello", "-e", f"rollback_release={state['old']['release']}")
-    bodies = answers(lb_address, WSGI)
-    assert {b["version"] for b in bodies} == {state["old"]["version"]}
-    assert {b["release"] for b in bodies} == {state["old"]["release"]}
-    # The other app was not rolled back.
-    assert {b["version"] for b in answers(lb_address, ASGI, 4)} == {state["new_version"]}
 
 
 def test_broken_release_is_refused_while_the_old_keeps_serving(
