@@ -26,7 +26,7 @@ DOMAINS = {KEPT: "hello.lab.test", DROPPED: "hello-async.lab.test"}
 # It takes an app and a web host away: after every other test (test_secrets
 # included: this module's `fab site` also puts the lab's own secrets back), before
 # the lab-wide check that no unit failed.
-pytestmark = pytest.mark.last(order=2)
+pytestmark = pytest.mark.last(order=3)
 
 
 def fab(*args, timeout=900):

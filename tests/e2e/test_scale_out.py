@@ -8,7 +8,9 @@ that copy starts the new hosts; site.yml converges them while a load runs throug
 the load balancer. Then tasks of type io are taken by worker3 as well as by worker1,
 web3 answers through the load balancer, not one request failed while it joined,
 and no service on the six other hosts was restarted. Afterwards the new hosts are
-removed and the load balancer converged back to the six-host lab.
+removed; the module runs after every ordinary test, and test_secrets' `fab up`
+next converges the load balancer back to the six-host lab (a lab that outlives
+the session is converged back here).
 """
 
 import pytest
@@ -20,6 +22,8 @@ NEW_HOST, NEW_TYPE = "worker3", "io"
 NEW_WEB = "web3"
 APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
 NEW_DOMAIN = "www.hello.lab.test"
+# After every ordinary test (they expect the six-host lab), before test_secrets and test_removal.
+pytestmark = pytest.mark.last(order=1)
 # A service's main PID changes when it restarts (an nginx reload keeps it).
 MAIN_PIDS = (
     "for u in $(systemctl list-units --state=running --no-legend --plain "
@@ -53,8 +57,9 @@ def grown(inv, lab, host_run, lb_address, tmp_path_factory):
     finally:
         labmod.remove_host(inv, NEW_HOST)
         labmod.remove_host(inv, NEW_WEB)
-        # The load balancer forgets web3, the web hosts the new domain, the broker's firewall both.
-        ansible.playbook(inv.path, "site", "--limit", "web,loadbalancers,brokers", quiet=True)
+        if lab["kept"]:
+            # The load balancer forgets web3, the web hosts the new domain, the broker's firewall both.
+            ansible.playbook(inv.path, "site", "--limit", "web,loadbalancers,brokers", quiet=True)
 
 
 def test_the_new_worker_takes_tasks_of_its_type(grown, inv, post_task):

@@ -19,8 +19,9 @@ import yaml
 
 from pyfleet import ansible
 
-# Its vaulted copy leaves other secrets on the hosts: after every other test but test_removal.
-pytestmark = pytest.mark.last(order=1)
+# Its vaulted copy leaves other secrets on the hosts: after every other test but test_removal
+# (its `fab up` also converges the load balancer back after test_scale_out's web3).
+pytestmark = pytest.mark.last(order=2)
 
 ROOT = Path(__file__).resolve().parents[2]
 FAB = str(ROOT / ".venv" / "bin" / "fab")
