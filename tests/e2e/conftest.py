@@ -22,7 +22,7 @@ from pyfleet.load import Load
 
 INVENTORY = os.environ.get("PYFLEET_E2E_INVENTORY", "inventory/lab")
 LOAD_APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
-# A load below the answers must not be trusted: it ran too short to prove anything.
+# A load that answered fewer requests than this ran too short to prove anything.
 MIN_REQUESTS = 1000
 # The `fab` commands the tests run take the same inventory by default.
 os.environ.setdefault("FABRIC_PYFLEET_INVENTORY", INVENTORY)
