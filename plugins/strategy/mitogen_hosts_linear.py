@@ -10,6 +10,8 @@ host instead of a `podman exec` per task) and create/destroy keep working.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
+from pyfleet.warm import warm_plugin_caches
+
 Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
@@ -17,6 +19,7 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Linear):
     """mitogen_linear, except that plays with `connection: local` run as plain linear."""
 
     def run(self, iterator, play_context, result=0):
+        warm_plugin_caches()  # before the play's tasks fork their workers
         if iterator._play.connection == "local":
             return Linear.run(self, iterator, play_context)
         return super().run(iterator, play_context, result)

@@ -8,8 +8,14 @@ instead of a Python-version-specific one.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
+from pyfleet.warm import warm_plugin_caches
+
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):
     """Ansible's linear strategy, running modules through Mitogen."""
+
+    def run(self, iterator, play_context, result=0):
+        warm_plugin_caches()  # before the play's tasks fork their workers
+        return super().run(iterator, play_context, result)
