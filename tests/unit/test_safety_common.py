@@ -98,14 +98,26 @@ def test_extra_ca_certificates_are_the_listed_files_and_the_directorys(tmp_path)
     assert ca_certificates(tmp_path) == []
 
 
-def test_trust_installs_each_ca_where_update_ca_certificates_reads_and_runs_it():
+def test_trust_installs_each_ca_where_update_ca_certificates_reads_and_runs_it(tmp_path):
     (install, *_rest) = tasks("roles/common/tasks/trust.yml")
-    copy = install["ansible.builtin.copy"]
-    assert install["loop"] == "{{ __common_ca_certificates }}"
-    assert copy["src"] == "{{ item }}"
-    # update-ca-certificates takes *.crt from this directory into /etc/ssl/certs.
-    assert copy["dest"] == "/usr/local/share/ca-certificates/{{ item | basename }}"
-    assert (copy["owner"], copy["group"], copy["mode"]) == ("root", "root", "0644")
+    assert install["pyfleet_paths"] == {"paths": "{{ __common_ca_files }}"}
+    assert install["when"] == "__common_ca_certificates | length > 0"
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "corp-root.crt").write_text(pem, encoding="utf-8")
+    values = {**role_vars("common"), "common_extra_ca_certificates_dir": str(tmp_path)}
+    templar = Templar(loader=DataLoader(), variables=values)
+    # update-ca-certificates takes *.crt from this directory into /etc/ssl/certs; the
+    # file's text as it is (the lookup keeps the last newline).
+    assert templar.template(trust_as_template("{{ __common_ca_files }}")) == [
+        {
+            "path": "/usr/local/share/ca-certificates/corp-root.crt",
+            "state": "file",
+            "content": pem,
+            "owner": "root",
+            "group": "root",
+            "mode": "0644",
+        }
+    ]
     handlers = {h["name"]: h for h in tasks("roles/common/handlers/main.yml")}
     assert handlers[install["notify"]] == {
         "name": "Update the CA certificate store",
@@ -141,20 +153,37 @@ def test_apt_proxy_file_only_with_a_proxy():
     assert "http://proxy.test:3128" in text
 
 
-def test_time_zone_link_and_persistent_journal_directory():
-    paths = _common_paths(common_timezone="Europe/Berlin", common_journald_persistent=True)
+def test_time_zone_locale_and_persistent_journal_directory():
+    paths = _common_paths(common_timezone="Europe/Berlin", common_locale="de_DE.UTF-8", common_journald_persistent=True)
     assert paths["/etc/localtime"] == {
         "path": "/etc/localtime",
         "state": "link",
         "src": "/usr/share/zoneinfo/Europe/Berlin",
     }
+    # Whole lines: a file without its last newline is one tools misread.
+    assert paths["/etc/timezone"]["content"] == "Europe/Berlin\n"
+    assert paths["/etc/default/locale"]["content"] == "LANG=de_DE.UTF-8\n"
+    assert {paths[p]["mode"] for p in ("/etc/timezone", "/etc/default/locale")} == {"0644"}
     assert paths["/var/log/journal"]["state"] == "directory"
     assert (paths["/var/log/journal"]["group"], paths["/var/log/journal"]["mode"]) == ("systemd-journal", "2755")
     assert _common_paths(common_journald_persistent=False)["/var/log/journal"]["state"] == "absent"
     main = {t["name"]: t for t in tasks("roles/common/tasks/main.yml")}
-    file_task = main["Set the time zone, create the journal directories, remove an unused apt proxy setting"]
-    assert file_task["loop"] == "{{ __common_paths }}"
-    assert file_task["ansible.builtin.file"]["force"] == "{{ item.state == 'link' }}"
+    task = main["Set the time zone and the locale, create the journal directories, remove an unused apt proxy setting"]
+    assert task["pyfleet_paths"] == {"paths": "{{ __common_paths }}"}
+
+
+def test_host_keys_of_the_types_not_offered_are_removed_both_halves():
+    values = {**role_vars("common"), "common_sshd_host_key_types": ["ed25519", "rsa"]}
+    templar = Templar(loader=DataLoader(), variables=values)
+    stale = templar.template(trust_as_template("{{ __common_sshd_stale_host_keys }}"))
+    assert stale == [
+        {"path": f"/etc/ssh/ssh_host_{kind}_key{suffix}", "state": "absent"}
+        for kind in ("ecdsa", "dsa")
+        for suffix in ("", ".pub")
+    ]
+    remove = next(t for t in tasks("roles/common/tasks/services.yml") if t["name"].startswith("Remove the host keys"))
+    assert remove["pyfleet_paths"] == {"paths": "{{ __common_sshd_stale_host_keys }}"}
+    assert remove["notify"] == "Reload sshd"
 
 
 def test_sshd_drop_in_is_validated_before_it_is_written():
