@@ -47,15 +47,29 @@ def beat_every():
     return float(yaml.safe_load(WORKERS_YML.read_text())["celery_beat_schedule"]["tick"]["every"])
 
 
-def celery_python(host_run, host, code):
-    """Run Python ``code`` on ``host`` in the app's current release, with the Celery environment."""
+def celery_python(host_run, host, code, timeout=None):
+    """Run Python ``code`` on ``host`` in the app's current release, with the Celery environment.
+
+    ``timeout``: seconds before the process is stopped (``timeout`` on the host).
+    """
     command = (
         f"set -a; . /etc/pyfleet/celery/{APP}.env; set +a; cd /srv/{APP}/current && "
+        f"{'timeout ' + str(timeout) + ' ' if timeout else ''}"
         f"venv/bin/python - <<'PYFLEET_EOF'\nfrom sampleapp.tasks import app\n{code}\nPYFLEET_EOF\n"
     )
     result = host_run(host, command)
     assert result.rc == 0, f"on {host}: {result.stderr or result.stdout}"
     return result.stdout.strip()
+
+
+def task_result(host_run, host, task_id, timeout):
+    """The result of task ``task_id`` (the sample app's tasks return JSON-able dicts), read on ``host``."""
+    code = f"""
+import json
+from celery.result import AsyncResult
+print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout={timeout})))
+"""
+    return json.loads(celery_python(host_run, host, code))
 
 
 def unit_started(host_run, host, unit):
@@ -133,17 +147,7 @@ print(pid)
     time.sleep(2)
     killed = time.time()
     assert host_run(host, f"kill -KILL {pid}").rc == 0
-    answer = json.loads(
-        celery_python(
-            host_run,
-            host,
-            f"""
-import json
-from celery.result import AsyncResult
-print(json.dumps(AsyncResult('{task_id}', app=app).get(timeout=90)))
-""",
-        )
-    )
+    answer = task_result(host_run, host, task_id, timeout=90)
     done = time.time()
     assert answer["node"] == f"default@{host}", answer
     # Run again from the start after the kill, not finished by the killed child.

@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from test_celery import APP as WORKER_APP, celery_python, task_result, unit_started
+
 from pyfleet import lab as labmod
 from pyfleet.load import get_json
 from pyfleet.podman import podman
@@ -22,7 +24,6 @@ from pyfleet.shell import VENV_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = {"hello": "hello.lab.test", "hello-async": "hello-async.lab.test"}
-WORKER_APP = "hello"
 
 
 def fab(inv, *args):
@@ -88,24 +89,6 @@ def test_a_web_host_stopped_hard_costs_no_later_request_and_rejoins_by_itself(
 
 
 # ---- Celery: a worker's main process killed with tasks in flight ----------------------------
-
-
-def celery_python(host_run, host, code, timeout=None):
-    """Run Python ``code`` on ``host`` in the app's current release, with the Celery environment."""
-    command = (
-        f"set -a; . /etc/pyfleet/celery/{WORKER_APP}.env; set +a; cd /srv/{WORKER_APP}/current && "
-        f"{'timeout ' + str(timeout) + ' ' if timeout else ''}"
-        f"venv/bin/python - <<'PYFLEET_EOF'\nfrom sampleapp.tasks import app\n{code}\nPYFLEET_EOF\n"
-    )
-    result = host_run(host, command)
-    assert result.rc == 0, f"on {host}: {result.stderr or result.stdout}"
-    return result.stdout.strip()
-
-
-def unit_start(host_run, host, unit):
-    """When ``unit``'s current main process started (epoch seconds)."""
-    out = host_run(host, f'date -d "$(systemctl show -p ExecMainStartTimestamp --value {unit})" +%s').stdout
-    return int(out.strip())
 
 
 def visibility_timeout(host_run, host):
@@ -190,19 +173,9 @@ print(json.dumps({{'pending': sorted(pending)[:5], 'count': len(pending), 'secon
     )
     assert done["count"] == 0, f"{done['count']} of 1000 tasks never completed (bound {bound} s): {done}"
     # The long task finished on the io worker it started on, and that worker restarted only after it (warm).
-    answer = json.loads(
-        celery_python(
-            host_run,
-            host,
-            f"""
-import json
-from celery.result import AsyncResult
-print(json.dumps(AsyncResult('{long_id}', app=app).get(timeout=150)))
-""",
-        )
-    )
+    answer = task_result(host_run, host, long_id, timeout=150)
     assert answer["node"] == f"io@{answer['host']}", answer
-    assert unit_start(host_run, answer["host"], f"pyfleet-{WORKER_APP}-worker@io.service") >= sent + long_task - 2
+    assert unit_started(host_run, answer["host"], f"pyfleet-{WORKER_APP}-worker@io.service") >= sent + long_task - 2
 
 
 def test_a_broker_restart_loses_no_task_and_every_worker_reconnects(inv, host_run):
