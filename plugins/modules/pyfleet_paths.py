@@ -33,7 +33,8 @@ options:
         required: true
       state:
         description:
-          - C(directory) (created with its parents), C(file) (with C(content)),
+          - C(directory) (created with its parents), C(file) (with C(content);
+            a link there is followed, the file it names is written),
             C(link) (to C(src); replaces a file or link there) or C(absent)
             (a directory is removed with what it holds).
         type: str
@@ -107,9 +108,8 @@ def write(module, path, content):
     module.atomic_move(tmp, path)
 
 
-def attributes(module, entry, changed, diff):
-    """Owner, group and mode where the entry names them; True when any differed (or ``changed`` was)."""
-    path = entry["path"]
+def attributes(module, path, entry, changed, diff):
+    """Owner, group and mode of ``path`` where the entry names them; True when any differed (or ``changed`` was)."""
     changed = module.set_owner_if_different(path, entry["owner"], changed, diff)
     changed = module.set_group_if_different(path, entry["group"], changed, diff)
     return module.set_mode_if_different(path, entry["mode"], changed, diff)
@@ -138,7 +138,7 @@ def converge(module, entry):
             if module.check_mode:
                 return True, diff
             os.makedirs(path)
-        return attributes(module, entry, before == "absent", diff), diff
+        return attributes(module, path, entry, before == "absent", diff), diff
     if state == "link":
         if entry["src"] is None:
             module.fail_json(msg=f"{path}: state link needs src")
@@ -151,18 +151,24 @@ def converge(module, entry):
                 os.unlink(path)
             os.symlink(entry["src"], path)
         return True, diff
-    # state == "file"
+    # state == "file". A link is followed, as ansible.builtin.copy reads it: Debian 13
+    # links /etc/default/locale to /etc/locale.conf, and the file it names is written.
     if entry["content"] is None:
         module.fail_json(msg=f"{path}: state file needs content")
     if before == "link":
-        module.fail_json(msg=f"{path} is a link; pyfleet_paths writes a file only where no link is")
+        path = os.path.realpath(path)
+        before = kind(path)
+        if before == "directory":
+            module.fail_json(
+                msg=f"{entry['path']} links to the directory {path}; a file goes there only after it is removed"
+            )
     old = read(path) if before == "file" else None
     if old == entry["content"]:
-        return attributes(module, entry, False, diff), diff
+        return attributes(module, path, entry, False, diff), diff
     text = {"before_header": path, "after_header": path, "before": old or "", "after": entry["content"]}
     if not module.check_mode:
         write(module, path, entry["content"])
-        attributes(module, entry, True, None)
+        attributes(module, path, entry, True, None)
     return True, text
 
 

@@ -101,3 +101,15 @@ def test_a_directory_where_a_file_should_be_is_a_clear_failure(tmp_path, tree):
     assert result["failed"] is True
     assert result["msg"].startswith(f"{tree / 'gone'} is a directory")
     assert (tree / "gone" / "inside").exists()
+
+
+def test_a_link_where_a_file_should_be_is_followed_as_copy_does(tmp_path, tree):
+    # Debian 13 links /etc/default/locale to /etc/locale.conf.
+    (tree / "locale.conf").write_text("LANG=C\n")
+    (tree / "locale").symlink_to("locale.conf")
+    entry = {"path": str(tree / "locale"), "state": "file", "content": "LANG=C.UTF-8\n", "mode": "0644"}
+    assert run(tmp_path, [entry])["changed_paths"] == [str(tree / "locale")]
+    assert os.readlink(tree / "locale") == "locale.conf"
+    assert (tree / "locale.conf").read_text() == "LANG=C.UTF-8\n"
+    assert mode(tree / "locale.conf") == 0o644
+    assert run(tmp_path, [entry])["changed"] is False
