@@ -10,7 +10,9 @@ host instead of a `podman exec` per task) and create/destroy keep working.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
-from pyfleet.warm import warm_plugin_caches
+from pyfleet.warm import remember_module_scans, warm_plugin_caches
+
+remember_module_scans()  # in the main process, where Mitogen's module scans run
 
 Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 

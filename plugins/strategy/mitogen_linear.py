@@ -8,7 +8,9 @@ instead of a Python-version-specific one.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
-from pyfleet.warm import warm_plugin_caches
+from pyfleet.warm import remember_module_scans, warm_plugin_caches
+
+remember_module_scans()  # in the main process, where Mitogen's module scans run
 
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 

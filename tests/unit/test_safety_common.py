@@ -4,6 +4,7 @@ Templates are rendered with Ansible's templating (tests/unit/rendering.py); the 
 tasks are read as Ansible reads them and their templated loop is resolved.
 """
 
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -205,3 +206,30 @@ def test_handlers_restart_journald_and_reload_sshd():
     }
     # Reload, not restart: open sessions (the deploy's own) survive a change.
     assert handlers["Reload sshd"]["ansible.builtin.systemd_service"] == {"name": "ssh", "state": "reloaded"}
+
+
+def test_keygen_creates_only_the_missing_host_keys_and_in_check_mode_only_names_them(tmp_path):
+    script = str(role_vars("common")["__common_sshd_keygen"])
+    task = next(t for t in tasks("roles/common/tasks/services.yml") if t["name"] == "Create the missing sshd host keys")
+    assert task["ansible.builtin.command"]["argv"][:4] == ["/bin/sh", "-c", "{{ __common_sshd_keygen }}", "keygen"]
+    assert task["notify"] == "Reload sshd" and task["check_mode"] is False
+
+    def keygen(check, types):
+        run = subprocess.run(
+            ["/bin/sh", "-c", script, "keygen", check, types, str(tmp_path)], capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.split()
+
+    (tmp_path / "ssh_host_ed25519_key").write_text("kept")
+    assert keygen("True", "ed25519 rsa") == [str(tmp_path / "ssh_host_rsa_key")]
+    assert not (tmp_path / "ssh_host_rsa_key").exists()
+    assert keygen("False", "ed25519 rsa") == [str(tmp_path / "ssh_host_rsa_key")]
+    public = (tmp_path / "ssh_host_rsa_key.pub").read_text().split()
+    assert public[0] == "ssh-rsa" and len(public) == 2  # no comment
+    bits = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(tmp_path / "ssh_host_rsa_key.pub")], capture_output=True, text=True
+    )
+    assert bits.stdout.split()[0] == "3072"
+    assert (tmp_path / "ssh_host_ed25519_key").read_text() == "kept"
+    assert keygen("False", "ed25519 rsa") == []
