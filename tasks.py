@@ -6,6 +6,7 @@ import sys
 import time
 
 from fabric import task
+from fabric.executor import Executor as FabricExecutor
 from invoke import Collection, Exit
 
 from pyfleet import (
@@ -73,12 +74,41 @@ def lab_down(c, inventory=None):
     print(f"removed {len(names)} lab host(s) and network {lab.Lab(inv).network}")
 
 
-@task(help={"host": "inventory host name", "inventory": "inventory directory (default: inventory/lab)"})
+@task(
+    help={
+        "host": "inventory host name",
+        "inventory": "inventory directory (default: inventory/lab)",
+        "command": "run this instead of a shell (also: fab lab.ssh web1 -- COMMAND)",
+    }
+)
 @friendly
-def lab_ssh(c, host, inventory=None):
+def lab_ssh(c, host, inventory=None, command=None):
     """Open a shell on a lab host as its login user, deploy (sudo -i for root); the host key is checked."""
-    cmd = lab.ssh_command(_inventory(c, inventory), host)
+    cmd = lab.ssh_command(_inventory(c, inventory), host, command)
     os.execvp(cmd[0], cmd)
+
+
+class Executor(FabricExecutor):
+    """Fabric's, except for what follows `--` when no -H hosts are given.
+
+    `fab lab.ssh web1 -- COMMAND` runs COMMAND on the lab host. Fabric itself runs
+    what follows `--` only on -H hosts and otherwise stops with a traceback
+    (NothingToDo): with any other command that is one line now.
+    """
+
+    def expand_calls(self, calls, apply_hosts=True):
+        if apply_hosts and self.core.remainder and not self.core[0].args.hosts.value:
+            ssh = [call for call in calls if call.task.body is lab_ssh.body]
+            if not ssh:
+                raise Exit(
+                    "error: `-- COMMAND` runs COMMAND on the hosts given with -H, or on a lab host with "
+                    "fab lab.ssh HOST -- COMMAND; pyfleet's commands take no `--`",
+                    code=1,
+                )
+            for call in ssh:
+                call.kwargs["command"] = self.core.remainder
+            self.core.remainder = ""
+        return super().expand_calls(calls, apply_hosts)
 
 
 # --- converge and the main job ----------------------------------------------

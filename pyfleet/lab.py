@@ -566,8 +566,8 @@ def remove_host(inventory, host):
     write_known_hosts(lab, {h: e for h, e in read_known_hosts(lab).items() if h in inventory.hosts})
 
 
-def ssh_command(inventory, host):
-    """The ssh command line that opens a shell on a lab host (as LAB_USER; sudo -i for root)."""
+def ssh_command(inventory, host, command=None):
+    """The ssh command line that opens a shell on a lab host (as LAB_USER; sudo -i for root), or runs ``command`` there."""
     lab = Lab(inventory)
     if host not in inventory.hosts:
         raise PyfleetError(f"no host '{host}' in inventory {inventory.path}; hosts: {', '.join(inventory.hosts)}")
@@ -582,7 +582,7 @@ def ssh_command(inventory, host):
             f"host {host} ({ip}): its SSH host key does not match the lab's known_hosts ({lab.known_hosts}); "
             "fab lab.up reads the lab hosts' keys again"
         )
-    return ["ssh", *ssh_options(lab), "-i", str(lab.key), f"{LAB_USER}@{ip}"]
+    return ["ssh", *ssh_options(lab), "-i", str(lab.key), f"{LAB_USER}@{ip}", *([command] if command else [])]
 
 
 def load_connection(inventory):

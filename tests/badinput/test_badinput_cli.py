@@ -109,3 +109,17 @@ def test_positive_control_fabric_reaches_the_listener(make_inventory, fake_bin, 
         time.sleep(0.05)
     assert listener.seen[before_seen:] == [f"127.0.0.11:{listener.port} from 127.0.0.1"]
     assert fake_bin.read_text() == before_log
+
+
+@pytest.mark.parametrize("command", ["deploy -- hostname", "status --limit web1 -- true"])
+def test_a_remote_command_after_dashes_is_one_line_and_contacts_no_host(make_inventory, fake_bin, listener, command):
+    """Fabric runs what follows `--` on -H hosts only, and stopped with a traceback without them."""
+    before_log, before_seen = fake_bin.read_text(), len(listener.seen)
+    proc = fab(command, make_inventory("base"))
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: `-- COMMAND` runs COMMAND on the hosts given with -H, or on a lab host with "
+        "fab lab.ssh HOST -- COMMAND; pyfleet's commands take no `--`"
+    ]
+    assert proc.returncode == 1
+    assert fake_bin.read_text() == before_log and len(listener.seen) == before_seen

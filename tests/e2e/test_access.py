@@ -37,6 +37,9 @@ def test_the_lab_logs_in_as_deploy_with_sudo_and_refuses_root(the_lab, lab, lab_
     assert as_deploy.returncode == 0 and as_deploy.stdout.split() == ["deploy", "root"], as_deploy.stderr
     as_root = _ssh(the_lab, "root", ip, "true")
     assert as_root.returncode == 255 and "Permission denied" in as_root.stderr, as_root.stderr
+    # fab lab.ssh with a command after `--` runs it there, as deploy.
+    code, out, err = fab("lab.ssh", "web1", "--", "hostname; id -un; sudo -n id -un")
+    assert code == 0 and out.split() == ["web1", "deploy", "root"], err
     sudoers = lab_host("web1").file(labmod.SUDOERS_FILE)
     assert (sudoers.user, sudoers.mode) == ("root", 0o440)
     assert "PermitRootLogin no" in lab_host("web1").file("/etc/ssh/sshd_config.d/pyfleet.conf").content_string

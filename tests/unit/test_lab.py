@@ -1118,6 +1118,11 @@ def test_ssh_command_logs_in_as_deploy_with_the_lab_key_when_the_host_key_matche
         str(the_lab.key),
         "deploy@10.89.3.2",
     ]
+    # fab lab.ssh web1 -- COMMAND: the command as one argument, run by the login's shell.
+    assert lab.ssh_command(the_lab.inventory, "web1", "systemctl status nginx; id")[-2:] == [
+        "deploy@10.89.3.2",
+        "systemctl status nginx; id",
+    ]
 
 
 def test_ssh_command_to_a_host_not_in_the_inventory_is_one_line(fake, tmp_path):
