@@ -8,7 +8,9 @@ headers a client may not forge, and which it always gets.
 """
 
 import pytest
-from rendering import find, fleet_plan, nginx, render, values
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from rendering import find, fleet_plan, nginx, render, role_vars, values
 
 PLAN = fleet_plan()
 SHOP = next(a for a in PLAN["hosts"]["web1"]["apps"] if a["name"] == "shop")
@@ -338,3 +340,22 @@ def test_lb_upstreams_drained_host_is_down_and_keepalive_when_asked():
 def test_lb_maintenance_switch(on, expected):
     text = render("loadbalancer", "etc/nginx/pyfleet/maintenance.conf.j2", "lb1", loadbalancer_maintenance=on)
     assert values(nginx(text), "return") == expected
+
+
+@pytest.mark.parametrize(
+    "tls_mode, flower, removed",
+    [
+        ("acme", {"domain": "flower.example.test"}, []),
+        ("selfsigned", {}, ["/etc/nginx/pyfleet/tls/acme-directory", "/etc/nginx/pyfleet/flower.htpasswd"]),
+        ("files", {"domain": "flower.example.test"}, ["/etc/nginx/pyfleet/tls/acme-directory"]),
+    ],
+)
+def test_the_load_balancer_removes_only_the_leftovers_of_settings_that_are_off(tls_mode, flower, removed):
+    variables = {**role_vars("loadbalancer"), "loadbalancer_tls_mode": tls_mode, "loadbalancer_flower": flower}
+    paths = Templar(loader=DataLoader(), variables=variables).template(trust_as_template("{{ __loadbalancer_paths }}"))
+    assert [(p["path"], p.get("mode")) for p in paths if p["state"] == "directory"] == [
+        ("/etc/nginx/pyfleet/drained", "0755"),
+        ("/etc/nginx/pyfleet/tls", "0700"),  # the private key's directory
+        ("/var/www/pyfleet-maintenance", "0755"),
+    ]
+    assert [p["path"] for p in paths if p["state"] == "absent"] == removed

@@ -72,6 +72,7 @@ def playbook(pytestconfig, host):
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
         ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins" / "filter"),
         ANSIBLE_ACTION_PLUGINS=str(ROOT / "plugins" / "action"),
+        ANSIBLE_LIBRARY=str(ROOT / "plugins" / "modules"),
         ANSIBLE_STRATEGY="mitogen_hosts_linear",  # as molecule.yml: Mitogen on the containers
         ANSIBLE_STRATEGY_PLUGINS=str(ROOT / "plugins" / "strategy"),
         ANSIBLE_NOCOLOR="1",
