@@ -18,7 +18,7 @@ default ``hosts``), ``brokers`` and ``workers``.
 import json
 from collections.abc import Mapping
 
-from pyfleet import acme, addresses, firewall, orphans
+from pyfleet import acme, addresses, firewall, orphans, role_arguments
 from pyfleet.apps import normalize_apps
 from pyfleet.broker import BROKER_KIND, RABBITMQ_PASSWORDS, broker_kind, broker_url
 from pyfleet.catalogue import CATALOGUE
@@ -115,6 +115,8 @@ def build(hostvars, groups, project_dir=".", check_paths=True, check_addresses=T
         )
     else:
         plan["firewall"] = {}
+    # Last: the checks above say more about the variables they know.
+    role_arguments.check(hostvars, everyone)
     # Plain JSON types: Ansible stores the plan as a fact, and AppSpec and
     # Ansible's own str/dict subclasses must not leak into it.
     return json.loads(json.dumps(plan))

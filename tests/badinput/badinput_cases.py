@@ -707,4 +707,19 @@ CASES = [
         gvars("loadbalancer", loadbalancer_tls_mode="acme", loadbalancer_acme_directory="https://acme.test/directory"),
         "loadbalancer_acme_terms_agreed (host lb1): the CA's terms of service are not agreed to; read them and set loadbalancer_acme_terms_agreed: true",
     ),
+    # Any variable a role declares (roles/*/meta/argument_specs.yml), checked by the plan with
+    # Ansible's validator: before, the role's own check stopped the run at the role, after the
+    # plays before it had changed the hosts.
+    Case(
+        "role-variable-wrong-type",
+        "role variables",
+        gvars("common", common_journald_persistent="sometimes"),
+        "common_journald_persistent on lb1: 'sometimes' is not true or false; set common_journald_persistent to true or false (roles/common/meta/argument_specs.yml)",
+    ),
+    Case(
+        "role-variable-not-a-choice",
+        "role variables",
+        hvars("broker1", redis_appendfsync="often"),
+        "redis_appendfsync on broker1: 'often' is not one of always, everysec, no; set redis_appendfsync to one of always, everysec, no (roles/redis/meta/argument_specs.yml)",
+    ),
 ]
