@@ -6,8 +6,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_celery import unit_started
 
-from pyfleet import audit, commands
+from pyfleet import audit, commands, plan as fleet_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 FAB = str(ROOT / ".venv" / "bin" / "fab")
@@ -146,3 +147,16 @@ def test_workers_lists_each_type_on_its_assigned_host(inv, converged):
     nodes = {line.split()[0] for line in out.splitlines()[2:] if line.strip()}
     expected = {f"{t}@{h}" for h, v in inv.hosts.items() for t in v.get("celery_worker_types", [])}
     assert expected and nodes == expected
+
+
+def test_restart_beat_and_flower_restarts_their_units_where_they_run(inv, converged, host_run):
+    celery = fleet_plan.from_inventory(inv, check_paths=False)["celery"]
+    for service, host in (("beat", celery["beat_host"]), ("flower", celery["flower_host"])):
+        unit = celery["app"][f"{service}_unit"]
+        before = unit_started(host_run, host, unit)
+        assert before > 0, f"{unit} does not run on {host}"
+        time.sleep(1.1)  # the start time has whole seconds
+        code, out, err = fab("restart", service)
+        assert code == 0, err
+        assert f"restarted {service} on {host}" in out
+        assert unit_started(host_run, host, unit) > before, f"{unit} on {host} was not restarted"
