@@ -1,5 +1,6 @@
 """Run ansible-playbook against an inventory (and its lab connection file)."""
 
+import hashlib
 import json
 import os
 import re
@@ -54,6 +55,17 @@ def parse_recap(output):
     return stats
 
 
+def fact_cache(inventory_path):
+    """Where the facts of one inventory's hosts are kept: .cache/facts/<name>-<hash of its path>.
+
+    Ansible keys cached facts by host name alone: two inventories that both have a
+    web1 (inventory/staging copied from inventory/production, the scale bench's lab
+    beside the lab) would read each other's facts for a day (gathering = smart).
+    """
+    path = Path(inventory_path).resolve()
+    return ROOT / ".cache" / "facts" / f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
 def playbook_path(name):
     """playbooks/<name>.yml, or ``name`` itself when it is a path (a Path object) to a playbook."""
     if isinstance(name, os.PathLike):
@@ -79,6 +91,7 @@ def playbook(inventory_path, name, *args, mitogen=True, quiet=False, extra_env=N
     fd, failures_path = tempfile.mkstemp(prefix="pyfleet-failures-", suffix=".json")
     os.close(fd)
     env = ansible_env(mitogen)
+    env.setdefault("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(fact_cache(inventory_path)))
     env.update(extra_env or {})
     env["PYFLEET_FAILURES"] = failures_path
     try:

@@ -240,3 +240,18 @@ def test_ansible_env_without_path_or_unbuffered(monkeypatch):
     monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
     env = ansible.ansible_env()
     assert env["PATH"] == f"{ansible.ROOT / '.venv' / 'bin'}:" and env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_each_inventory_keeps_its_hosts_facts_apart(fake, tmp_path, monkeypatch):
+    monkeypatch.delenv("ANSIBLE_CACHE_PLUGIN_CONNECTION", raising=False)
+    caches = []
+    for inventory in (tmp_path / "staging" / "prod", tmp_path / "production" / "prod", tmp_path / "staging" / "prod"):
+        fake.set(out=RECAP)
+        ansible.playbook(inventory, "site")
+        caches.append(fake.called()["env"]["ANSIBLE_CACHE_PLUGIN_CONNECTION"])
+    # Same host names, another inventory: another cache; the same inventory: the same one.
+    assert caches[0] != caches[1] and caches[0] == caches[2]
+    assert all(Path(c).parent == ansible.ROOT / ".cache" / "facts" and Path(c).name.startswith("prod-") for c in caches)
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN_CONNECTION", "/srv/facts")
+    ansible.playbook(tmp_path / "staging" / "prod", "site")
+    assert fake.called()["env"]["ANSIBLE_CACHE_PLUGIN_CONNECTION"] == "/srv/facts"  # the operator's own setting
