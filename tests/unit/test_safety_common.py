@@ -136,8 +136,10 @@ def _common_paths(**variables):
     return {item["path"]: item for item in templar.template(trust_as_template("{{ __common_paths }}"))}
 
 
-def test_apt_proxy_file_only_with_a_proxy():
-    _install, write = tasks("roles/common/tasks/trust.yml")
+def test_apt_proxy_file_only_with_a_proxy_and_before_apt_runs():
+    write, install, *_rest = tasks("roles/common/tasks/main.yml")
+    # A new host behind a proxy gets its packages through it on the first converge.
+    assert install["name"] == "Install the base packages" and "pyfleet_packages" in install
     assert write["when"] == "common_http_proxy | length > 0"
     assert write["ansible.builtin.template"] == {
         "src": "etc/apt/apt.conf.d/80pyfleet-proxy.j2",
