@@ -85,6 +85,12 @@ def role_vars(role):
     return merged
 
 
+def role_value(role, name, **variables):
+    """The role variable ``name`` as Ansible resolves it from the role's defaults and vars (``variables`` win)."""
+    templar = Templar(loader=DataLoader(), variables={**role_vars(role), **variables})
+    return templar.template(trust_as_template("{{ " + name + " }}"))
+
+
 def render(role, template, host, pyfleet_plan=None, **variables):
     """The text ``roles/<role>/templates/<template>`` renders to on ``host`` (extra ``variables`` win)."""
     pyfleet_plan = pyfleet_plan or fleet_plan()

@@ -8,9 +8,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
-from rendering import ROOT, render, role_vars
+from rendering import ROOT, render, role_value, role_vars
 
 # What `ssh -Q` answers on a host whose OpenSSH knows no ML-KEM and no umac.
 SSH_Q = {
@@ -84,9 +82,7 @@ def tasks(path):
 
 def ca_certificates(tmp_path, **variables):
     """``__common_ca_certificates`` (the trust task's loop) resolved as Ansible does."""
-    values = {**role_vars("common"), **variables}
-    templar = Templar(loader=DataLoader(), variables=values)
-    return templar.template(trust_as_template("{{ __common_ca_certificates }}"))
+    return role_value("common", "__common_ca_certificates", **variables)
 
 
 def test_extra_ca_certificates_are_the_listed_files_and_the_directorys(tmp_path):
@@ -105,11 +101,9 @@ def test_trust_installs_each_ca_where_update_ca_certificates_reads_and_runs_it(t
     assert install["when"] == "__common_ca_certificates | length > 0"
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     (tmp_path / "corp-root.crt").write_text(pem, encoding="utf-8")
-    values = {**role_vars("common"), "common_extra_ca_certificates_dir": str(tmp_path)}
-    templar = Templar(loader=DataLoader(), variables=values)
     # update-ca-certificates takes *.crt from this directory into /etc/ssl/certs; the
     # file's text as it is (the lookup keeps the last newline).
-    assert templar.template(trust_as_template("{{ __common_ca_files }}")) == [
+    assert role_value("common", "__common_ca_files", common_extra_ca_certificates_dir=str(tmp_path)) == [
         {
             "path": "/usr/local/share/ca-certificates/corp-root.crt",
             "state": "file",
@@ -131,9 +125,7 @@ def test_trust_installs_each_ca_where_update_ca_certificates_reads_and_runs_it(t
 
 def _common_paths(**variables):
     """What the common role's one file task makes of each path, for these variables."""
-    values = {**role_vars("common"), **variables}
-    templar = Templar(loader=DataLoader(), variables=values)
-    return {item["path"]: item for item in templar.template(trust_as_template("{{ __common_paths }}"))}
+    return {item["path"]: item for item in role_value("common", "__common_paths", **variables)}
 
 
 def test_apt_proxy_file_only_with_a_proxy_and_before_apt_runs():
@@ -176,9 +168,7 @@ def test_time_zone_locale_and_persistent_journal_directory():
 
 
 def test_host_keys_of_the_types_not_offered_are_removed_both_halves():
-    values = {**role_vars("common"), "common_sshd_host_key_types": ["ed25519", "rsa"]}
-    templar = Templar(loader=DataLoader(), variables=values)
-    stale = templar.template(trust_as_template("{{ __common_sshd_stale_host_keys }}"))
+    stale = role_value("common", "__common_sshd_stale_host_keys", common_sshd_host_key_types=["ed25519", "rsa"])
     # In name order whatever the hash seed (`difference` is a set operation): the same
     # list, and the same diff, at every run.
     assert stale == [

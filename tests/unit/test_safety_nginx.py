@@ -8,9 +8,7 @@ headers a client may not forge, and which it always gets.
 """
 
 import pytest
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
-from rendering import find, fleet_plan, nginx, render, role_vars, values
+from rendering import find, fleet_plan, nginx, render, role_value, values
 
 PLAN = fleet_plan()
 SHOP = next(a for a in PLAN["hosts"]["web1"]["apps"] if a["name"] == "shop")
@@ -351,8 +349,9 @@ def test_lb_maintenance_switch(on, expected):
     ],
 )
 def test_the_load_balancer_removes_only_the_leftovers_of_settings_that_are_off(tls_mode, flower, removed):
-    variables = {**role_vars("loadbalancer"), "loadbalancer_tls_mode": tls_mode, "loadbalancer_flower": flower}
-    paths = Templar(loader=DataLoader(), variables=variables).template(trust_as_template("{{ __loadbalancer_paths }}"))
+    paths = role_value(
+        "loadbalancer", "__loadbalancer_paths", loadbalancer_tls_mode=tls_mode, loadbalancer_flower=flower
+    )
     assert [(p["path"], p.get("mode")) for p in paths if p["state"] == "directory"] == [
         ("/etc/nginx/pyfleet/drained", "0755"),
         ("/etc/nginx/pyfleet/tls", "0700"),  # the private key's directory
