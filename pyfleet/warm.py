@@ -12,11 +12,15 @@
    60 ms per module, 1.2 s per `site.yml` run, in the main process). The answer
    only changes when one of those files or directories does, so it is kept in
    .cache/mitogen-scans.json and reused while their times and sizes match.
+3. The hosts' compiles. Each interpreter Mitogen starts on a host compiles the
+   source of every module it is sent, on every run; pyfleet.remote_code_cache
+   keeps the compiled code on the host, as .pyc files would be (see there).
 """
 
 import json
 import os
 import threading
+from pathlib import Path
 
 from ansible.plugins.loader import filter_loader, test_loader
 
@@ -82,3 +86,29 @@ def remember_module_scans():
 
     if not getattr(finder.scan, "pyfleet_remembered", False):
         finder.scan = remembered(finder.scan, SCANS)
+
+
+def cache_host_compiles():
+    """Have every new Mitogen interpreter on a host run pyfleet.remote_code_cache (once per process).
+
+    Patched before Mitogen's multiplexer process forks from ansible-playbook: the
+    multiplexer connects the hosts, and sends each new interpreter the module's
+    text to run just before ansible_mitogen's own set-up there (messages run in
+    order). As text for exec: ansible_mitogen serves a host only the packages it
+    names, and pyfleet is not one of them.
+    """
+    from ansible_mitogen.services import ContextService
+
+    import pyfleet.remote_code_cache
+
+    forward = ContextService._send_module_forwards
+    if getattr(forward, "pyfleet_cached", False):
+        return
+    source = Path(pyfleet.remote_code_cache.__file__).read_text() + "\ninstall()\n"
+
+    def send_module_forwards(self, context):
+        forward(self, context)
+        context.call_no_reply(exec, source, {"__name__": "pyfleet_remote_code_cache"})
+
+    send_module_forwards.pyfleet_cached = True
+    ContextService._send_module_forwards = send_module_forwards

@@ -10,14 +10,16 @@ host instead of a `podman exec` per task) and create/destroy keep working.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
-from pyfleet.warm import remember_module_scans, warm_plugin_caches
+from pyfleet.skips import SkipWithoutWorker
+from pyfleet.warm import cache_host_compiles, remember_module_scans, warm_plugin_caches
 
 remember_module_scans()  # in the main process, where Mitogen's module scans run
+cache_host_compiles()  # before Mitogen's multiplexer forks
 
 Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Linear):
+class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, Linear):
     """mitogen_linear, except that plays with `connection: local` run as plain linear."""
 
     def run(self, iterator, play_context, result=0):

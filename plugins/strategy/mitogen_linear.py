@@ -11,14 +11,16 @@ import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
 from pyfleet.role_arguments import checked_by_plan
-from pyfleet.warm import remember_module_scans, warm_plugin_caches
+from pyfleet.skips import SkipWithoutWorker
+from pyfleet.warm import cache_host_compiles, remember_module_scans, warm_plugin_caches
 
 remember_module_scans()  # in the main process, where Mitogen's module scans run
+cache_host_compiles()  # before Mitogen's multiplexer forks
 
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):
+class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, Base):
     """Ansible's linear strategy, running modules through Mitogen."""
 
     def run(self, iterator, play_context, result=0):

@@ -49,10 +49,22 @@ def test_hosts_reach_each_other_by_address(lab, host_run):
     assert host_run("web1", f"timeout 3 bash -c '</dev/tcp/{web2}/22'").rc == 0
 
 
-def test_second_converge_changes_nothing(run_playbook):
+CODE_CACHES = "/root/.cache/pyfleet /home/deploy/.cache/pyfleet"  # sudo's interpreter, the SSH user's
+
+
+def test_second_converge_changes_nothing(run_playbook, host_run):
+    for name in LAB_HOSTS:
+        host_run(name, "touch /run/pyfleet-before-no-op")
     stats = run_playbook("site")
     assert sorted(stats) == sorted(LAB_HOSTS)
     assert ansible.total_changed(stats) == 0, stats
+    # Both Mitogen interpreters on each host read the modules they were sent
+    # from their compile cache (pyfleet.remote_code_cache): none compiled again.
+    for name in LAB_HOSTS:
+        kept = host_run(name, f"find {CODE_CACHES} -type f ! -newer /run/pyfleet-before-no-op | wc -l")
+        new = host_run(name, f"find {CODE_CACHES} -type f -newer /run/pyfleet-before-no-op")
+        assert int(kept.stdout) > 100, (name, kept.stdout, kept.stderr)
+        assert new.stdout == "", f"{name} compiled again: {new.stdout}"
 
 
 @pytest.mark.last(order=9)

@@ -61,3 +61,35 @@ def test_a_module_scan_is_remembered_until_a_file_it_read_changes(tmp_path):
     store.write_text("{half a fi")  # a broken store is scanned over, not an error
     assert warm.remembered(scan, store)(*args) == first
     assert len(calls) == 4
+
+
+class NewInterpreter:
+    """What ContextService._connect hands _send_module_forwards: a Mitogen context."""
+
+    def __init__(self):
+        self.sent = []
+
+    def call_no_reply(self, fn, *args):
+        self.sent.append((fn, *args))
+
+
+def test_each_new_host_interpreter_runs_the_code_cache_before_ansible_mitogens_set_up(monkeypatch, tmp_path):
+    import ansible_mitogen.runner
+    import mitogen.core
+    from ansible_mitogen.services import ContextService
+
+    monkeypatch.setattr(ContextService, "_send_module_forwards", lambda self, context: context.sent.append("forwards"))
+    warm.cache_host_compiles()
+    warm.cache_host_compiles()  # once per process: a second call does not wrap it again
+    context = NewInterpreter()
+    ContextService._send_module_forwards(None, context)
+    assert context.sent[0] == "forwards" and len(context.sent) == 2
+    fn, source, namespace = context.sent[1]
+    assert fn is exec  # as text: ansible_mitogen serves hosts only the packages it names
+    # What the host does with it: the cache in its user's home, Mitogen's compiles through it.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(mitogen.core, "compile", compile, raising=False)
+    monkeypatch.setattr(ansible_mitogen.runner, "compile", compile, raising=False)
+    exec(source, namespace)
+    assert mitogen.core.compile is namespace["cached_compile"]
+    assert list(tmp_path.glob(".cache/pyfleet/code-*"))
