@@ -12,8 +12,8 @@ variables the worker would get. When it is false there, the strategy hands
 Ansible the same "skipped" result the worker would have sent, through the same
 results queue, so callbacks, statistics and run_once behave as before. Any doubt
 goes to the worker as usual: a loop (each item has its own `when`), delegation,
-an include, a condition naming a connection variable (the worker sets those
-from the task's keywords first), a condition that fails to evaluate.
+a condition naming a connection variable (the worker sets those from the
+task's keywords first), a condition that fails to evaluate.
 """
 
 from ansible import constants as C
@@ -30,9 +30,11 @@ _WORKER_SET = frozenset(name for names in C.MAGIC_VARIABLE_MAPPING.values() for 
 
 def decidable(task):
     """True when the main process can evaluate ``task``'s `when` exactly as a worker would."""
+    # An include is decided the same way: the worker evaluates its `when` first, and
+    # Ansible expands no file for a skipped include result.
     if not task.when or task.loop_with or task.loop is not None or task.delegate_to:
         return False
-    if task.action in C._ACTION_ALL_INCLUDES or task.action in C._ACTION_META:
+    if task.action in C._ACTION_META:
         return False
     text = " ".join(str(condition) for condition in task.when)
     return not any(name in text for name in _WORKER_SET)

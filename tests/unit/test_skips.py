@@ -43,9 +43,9 @@ def test_what_the_main_process_decides(fields, decidable):
     assert skips.decidable(task(**fields)) is decidable
 
 
-def test_includes_and_meta_are_left_to_ansible():
+def test_an_include_is_decided_as_a_task():
     include = Task.load({"ansible.builtin.include_tasks": "x.yml", "when": "flag"}, loader=LOADER)
-    assert not skips.decidable(include)
+    assert skips.decidable(include)
 
 
 def test_a_false_when_gives_the_workers_skipped_result():
@@ -127,5 +127,5 @@ def test_ansible_playbook_with_pyfleets_strategy_reports_skips_as_ansible_does()
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     stats = json.loads(out.stdout)["stats"]["localhost"]
     # The skipped command (it would fail), the loop, the undefined name (a failure,
-    # ignored, with Ansible's message) and the assert of their registered results.
-    assert (stats["skipped"], stats["ignored"], stats["failures"], stats["ok"]) == (1, 1, 0, 3)
+    # ignored, with Ansible's message), the skipped include and the asserts of their results.
+    assert (stats["skipped"], stats["ignored"], stats["failures"], stats["ok"]) == (2, 1, 0, 4)
