@@ -20,6 +20,7 @@ before.
 Standard library only: this module is sent to the hosts (Debian 12 and 13 run 3.11 and 3.13).
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import marshal
@@ -64,8 +65,9 @@ def cached_compile(source, filename, mode, flags=0, dont_inherit=False, *args, *
         with open(partial, "wb") as entry:
             entry.write(marshal.dumps(code))
         os.replace(partial, path)
-    except OSError:
-        pass  # a full or read-only disk: the run goes on without the entry
+    except OSError:  # a full or read-only disk: the run goes on without the entry
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
     return code
 
 

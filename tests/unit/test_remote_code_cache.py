@@ -56,6 +56,15 @@ def test_a_damaged_entry_is_compiled_again(home):
     assert run(cache.cached_compile(SOURCE, "m.py", "exec", 0, 1)) == 42
 
 
+def test_a_failed_write_leaves_no_partial_file(home, monkeypatch):
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.os, "replace", refuse)
+    assert run(cache.cached_compile(SOURCE, "m.py", "exec", 0, 1)) == 42
+    assert entries(home) == []
+
+
 def test_other_compiles_pass_through(home):
     assert run(cache.cached_compile(SOURCE, "m.py", "exec")) == 42  # inherits the caller's flags
     assert cache.cached_compile("6 * 7", "m.py", "eval", 0, 1) is not None
