@@ -3,6 +3,7 @@
 import pytest
 
 from pyfleet import ansible
+from pyfleet.lab import LAB_USER
 
 LAB_HOSTS = ["lb1", "web1", "web2", "broker1", "worker1", "worker2"]
 
@@ -49,7 +50,7 @@ def test_hosts_reach_each_other_by_address(lab, host_run):
     assert host_run("web1", f"timeout 3 bash -c '</dev/tcp/{web2}/22'").rc == 0
 
 
-CODE_CACHES = "/root/.cache/pyfleet /home/deploy/.cache/pyfleet"  # sudo's interpreter, the SSH user's
+CODE_CACHES = f"~root/.cache/pyfleet ~{LAB_USER}/.cache/pyfleet"  # sudo's interpreter, the SSH user's
 
 
 def test_second_converge_changes_nothing(run_playbook, host_run):
