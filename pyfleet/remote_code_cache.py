@@ -31,9 +31,12 @@ _directory = None
 _MAX_ENTRIES = 4000  # a bound on what ansible-core and Mitogen upgrades leave behind
 
 
-def _private_directory():
-    """This interpreter's cache directory, or None when it cannot be trusted or made."""
-    path = os.path.join(os.path.expanduser("~"), ".cache", "pyfleet", "code-" + importlib.util.MAGIC_NUMBER.hex())
+def private_directory(path):
+    """``path``, made if missing; None when it is not this user's own and private or cannot be made.
+
+    Emptied once it holds more than _MAX_ENTRIES entries: whatever filled it is
+    compiled again on the next run.
+    """
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
         status = os.stat(path)
@@ -47,6 +50,34 @@ def _private_directory():
     return path
 
 
+def _private_directory():
+    """This interpreter's cache directory, or None when it cannot be trusted or made."""
+    return private_directory(
+        os.path.join(os.path.expanduser("~"), ".cache", "pyfleet", "code-" + importlib.util.MAGIC_NUMBER.hex())
+    )
+
+
+def read_entry(path):
+    """The bytes kept at ``path``, or None when there are none."""
+    try:
+        with open(path, "rb") as entry:
+            return entry.read()
+    except OSError:
+        return None
+
+
+def write_entry(path, data):
+    """Keep ``data`` at ``path``, whole or not at all (a full or read-only disk leaves nothing)."""
+    partial = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(partial, "wb") as entry:
+            entry.write(data)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+
+
 def cached_compile(source, filename, mode, flags=0, dont_inherit=False, *args, **kwargs):
     """compile(), answered from the cache for the module code Mitogen's importer compiles."""
     if _directory is None or mode != "exec" or flags or not dont_inherit or args or kwargs:
@@ -54,20 +85,14 @@ def cached_compile(source, filename, mode, flags=0, dont_inherit=False, *args, *
     text = source if isinstance(source, bytes) else source.encode("utf-8", "surrogateescape")
     key = hashlib.sha256(filename.encode("utf-8", "surrogateescape") + b"\0" + text).hexdigest()
     path = os.path.join(_directory, key)
-    try:
-        with open(path, "rb") as entry:
-            return marshal.loads(entry.read())
-    except (OSError, ValueError, EOFError, TypeError):
-        pass  # absent or damaged: compile it again
+    kept = read_entry(path)
+    if kept is not None:
+        try:
+            return marshal.loads(kept)
+        except (ValueError, EOFError, TypeError):
+            pass  # damaged: compile it again
     code = _builtin_compile(source, filename, mode, flags, dont_inherit)
-    partial = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(partial, "wb") as entry:
-            entry.write(marshal.dumps(code))
-        os.replace(partial, path)
-    except OSError:  # a full or read-only disk: the run goes on without the entry
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
+    write_entry(path, marshal.dumps(code))
     return code
 
 

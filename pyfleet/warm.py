@@ -15,6 +15,9 @@
 3. The hosts' compiles. Each interpreter Mitogen starts on a host compiles the
    source of every module it is sent, on every run; pyfleet.remote_code_cache
    keeps the compiled code on the host, as .pyc files would be (see there).
+
+The workers' Jinja compiles are kept the same way on the controller, by
+pyfleet.template_cache (installed beside these, before the first worker forks).
 """
 
 import json

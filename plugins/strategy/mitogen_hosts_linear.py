@@ -10,11 +10,13 @@ host instead of a `podman exec` per task) and create/destroy keep working.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
+from pyfleet import template_cache
 from pyfleet.skips import SkipWithoutWorker
 from pyfleet.warm import cache_host_compiles, remember_module_scans, warm_plugin_caches
 
 remember_module_scans()  # in the main process, where Mitogen's module scans run
 cache_host_compiles()  # before Mitogen's multiplexer forks
+template_cache.install()  # before the first worker forks
 
 Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
