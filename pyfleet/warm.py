@@ -16,17 +16,24 @@
    source of every module it is sent, on every run; pyfleet.remote_code_cache
    keeps the compiled code on the host, as .pyc files would be (see there).
 
-The workers' Jinja compiles are kept the same way on the controller, by
-pyfleet.template_cache (installed beside these, before the first worker forks).
+4. The installed collections, listed by Mitogen before each collection module's
+   run in every worker, and the action plugins every worker imports: done once
+   (list_collections_once, warm_action_plugins).
+
+The workers' Jinja compiles are kept on the controller by pyfleet.template_cache.
+prepare() and warm_play() are what pyfleet's strategy plugins call.
 """
 
+import contextlib
+import importlib
 import json
 import os
 import threading
 from pathlib import Path
 
-from ansible.plugins.loader import filter_loader, test_loader
+from ansible.plugins.loader import action_loader, filter_loader, module_loader, test_loader
 
+from pyfleet import template_cache
 from pyfleet.shell import ROOT
 
 SCANS = ROOT / ".cache" / "mitogen-scans.json"
@@ -40,6 +47,88 @@ def warm_plugin_caches():
         ensure = getattr(loader, "_ensure_non_collection_wrappers", None)
         if ensure:
             ensure()
+
+
+# What workers import on their first module result and their first template
+# (Ansible's template action runs its copy action), whatever the play's tasks are.
+_WORKER_IMPORTS = ("ansible.module_utils._internal._json._profiles._module_legacy_m2c",)
+_ALWAYS_ACTIONS = ("ansible.legacy.normal", "ansible.legacy.copy")
+
+
+def _tasks(blocks):
+    """Every task in ``blocks`` (a play's compiled blocks), nested blocks opened."""
+    for block in blocks:
+        for task in (*block.block, *block.rescue, *block.always):
+            if hasattr(task, "block"):
+                yield from _tasks([task])
+            else:
+                yield task
+
+
+def _action_name(task):
+    """(action plugin, collections, module path) a worker runs ``task`` with (TaskExecutor._get_action_handler_with_module_context)."""
+    found = module_loader.find_plugin_with_context(task.action, collection_list=task.collections)
+    path = found.plugin_resolved_path if found.resolved else None
+    if found.resolved and found.action_plugin:
+        return found.action_plugin, task.collections, path
+    if action_loader.has_plugin(task.action, collection_list=task.collections):
+        return task.action, task.collections, path
+    return "ansible.legacy.normal", None, path
+
+
+_collection_dirs = None
+
+
+def _installed_collection_dirs():
+    """The installed collections' directories, listed once per process (the main one, before workers fork)."""
+    global _collection_dirs
+    if _collection_dirs is None:
+        from ansible.collections.list import list_collection_dirs
+
+        _collection_dirs = [path.decode("utf-8") for path in list_collection_dirs()]
+    return _collection_dirs
+
+
+def _load_collections(invocation):
+    """ansible_mitogen.planner._load_collections, from the list made once."""
+    invocation._extra_sys_paths.update(_installed_collection_dirs())
+
+
+def list_collections_once():
+    """Have Mitogen's planner list the installed collections once per run, not once per task (once per process).
+
+    Before the first run of a collection's module in a worker, Mitogen's planner lists
+    every installed collection (it imports each namespace package): about 70 ms per
+    task with the community package's hundred collections, in every worker again.
+    """
+    import ansible_mitogen.planner as planner
+
+    planner._load_collections = _load_collections
+
+
+def warm_action_plugins(blocks):
+    """Import the action plugins of a play's tasks now, before its workers fork.
+
+    Each worker imports the action plugin of its task, and its first module
+    result and template import a few modules more: every worker again, since each
+    is a new process. A collection's action plugin (community.crypto's) made a
+    worker import every collection package, about 70 ms each time on the lab.
+    Imported here, they are inherited by every worker. Best effort: a plugin that
+    fails to load here is left to the worker, which reports it as Ansible does.
+    """
+    for name in _WORKER_IMPORTS:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    names = {(name, None) for name in _ALWAYS_ACTIONS}
+    for task in _tasks(blocks):
+        with contextlib.suppress(Exception):
+            name, collections, module_path = _action_name(task)
+            names.add((name, tuple(collections) if collections else None))
+            if "ansible_collections" in (module_path or ""):
+                _installed_collection_dirs()  # for list_collections_once, before the workers fork
+    for name, collections in names:
+        with contextlib.suppress(Exception):
+            action_loader.get(name, class_only=True, collection_list=list(collections) if collections else None)
 
 
 def _stamp(paths):
@@ -115,3 +204,17 @@ def cache_host_compiles():
 
     send_module_forwards.pyfleet_cached = True
     ContextService._send_module_forwards = send_module_forwards
+
+
+def prepare():
+    """Set up once, in the main process where the strategy loads: before Mitogen's multiplexer and any worker fork."""
+    remember_module_scans()  # Mitogen's module scans run in the main process
+    cache_host_compiles()
+    list_collections_once()
+    template_cache.install()
+
+
+def warm_play(iterator):
+    """Before a play's tasks fork their workers (``iterator``: the play's PlayIterator)."""
+    warm_plugin_caches()
+    warm_action_plugins(iterator._blocks)

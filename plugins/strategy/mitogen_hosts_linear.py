@@ -10,13 +10,10 @@ host instead of a `podman exec` per task) and create/destroy keep working.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
-from pyfleet import template_cache
 from pyfleet.skips import SkipWithoutWorker
-from pyfleet.warm import cache_host_compiles, remember_module_scans, warm_plugin_caches
+from pyfleet.warm import prepare, warm_play
 
-remember_module_scans()  # in the main process, where Mitogen's module scans run
-cache_host_compiles()  # before Mitogen's multiplexer forks
-template_cache.install()  # before the first worker forks
+prepare()  # caches and patches, before Mitogen's multiplexer and the workers fork
 
 Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
@@ -25,7 +22,7 @@ class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, 
     """mitogen_linear, except that plays with `connection: local` run as plain linear."""
 
     def run(self, iterator, play_context, result=0):
-        warm_plugin_caches()  # before the play's tasks fork their workers
+        warm_play(iterator)  # before the play's tasks fork their workers
         if iterator._play.connection == "local":
             return Linear.run(self, iterator, play_context)
         return super().run(iterator, play_context, result)

@@ -10,14 +10,11 @@ it for the whole inventory (pyfleet.role_arguments).
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
-from pyfleet import template_cache
 from pyfleet.role_arguments import checked_by_plan
 from pyfleet.skips import SkipWithoutWorker
-from pyfleet.warm import cache_host_compiles, remember_module_scans, warm_plugin_caches
+from pyfleet.warm import prepare, warm_play
 
-remember_module_scans()  # in the main process, where Mitogen's module scans run
-cache_host_compiles()  # before Mitogen's multiplexer forks
-template_cache.install()  # before the first worker forks
+prepare()  # caches and patches, before Mitogen's multiplexer and the workers fork
 
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
@@ -26,7 +23,7 @@ class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, 
     """Ansible's linear strategy, running modules through Mitogen."""
 
     def run(self, iterator, play_context, result=0):
-        warm_plugin_caches()  # before the play's tasks fork their workers
+        warm_play(iterator)  # before the play's tasks fork their workers
         return super().run(iterator, play_context, result)
 
     def _get_next_task_lockstep(self, hosts, iterator):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from pyfleet import warm
 from pyfleet.shell import ROOT
@@ -93,3 +94,94 @@ def test_each_new_host_interpreter_runs_the_code_cache_before_ansible_mitogens_s
     exec(source, namespace)
     assert mitogen.core.compile is namespace["cached_compile"]
     assert list(tmp_path.glob(".cache/pyfleet/code-*"))
+
+
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.template: {src: a.j2, dest: /tmp/a}
+    - block:
+        - ansible.builtin.command: "true"
+      rescue:
+        - community.crypto.openssl_privatekey_pipe: {}
+    - community.crypto.openssl_privatekey: {path: /tmp/key}
+"""
+
+WARM_ACTIONS = """
+import sys
+from types import SimpleNamespace
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook import Playbook
+from ansible.plugins.loader import init_plugin_loader
+from ansible.vars.manager import VariableManager
+
+init_plugin_loader()
+loader = DataLoader()
+manager = VariableManager(loader=loader, inventory=InventoryManager(loader=loader, sources="localhost,"))
+play = Playbook.load(sys.argv[1], variable_manager=manager, loader=loader).get_plays()[0]
+from pyfleet import warm
+
+import ansible_mitogen.planner
+from types import SimpleNamespace
+
+before = [m for m in sys.modules if ".plugins.action." in m]
+warm.warm_action_plugins(play.compile())
+print(" ".join(before))
+print(" ".join(sorted(m for m in sys.modules if ".plugins.action." in m)))
+mitogens = SimpleNamespace(_extra_sys_paths=set())
+ansible_mitogen.planner._load_collections(mitogens)  # Mitogen's own, unpatched here
+print(len(warm._collection_dirs or []), set(warm._collection_dirs or []) == mitogens._extra_sys_paths)
+"""
+
+
+def test_a_plays_action_plugins_are_imported_before_the_workers_fork(tmp_path):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    run = subprocess.run(
+        [sys.executable, "-c", WARM_ACTIONS, str(playbook)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    before, after, collections = run.stdout.splitlines()
+    # The tasks' own, by the names workers load them under (FQCN: the builtin collection's),
+    # the copy action a template runs, and `normal` for a module without an action plugin.
+    wanted = [f"ansible_collections.ansible.builtin.plugins.action.{name}" for name in ("template", "command")]
+    wanted += ["ansible.plugins.action.copy", "ansible.plugins.action.normal"]
+    wanted.append("ansible_collections.community.crypto.plugins.action.openssl_privatekey_pipe")
+    assert not set(wanted) & set(before.split()), before
+    assert set(wanted) <= set(after.split()), after
+    # A collection's module: the installed collections listed now, as Mitogen lists them.
+    count, same = collections.split()
+    assert int(count) > 10 and same == "True", collections
+
+
+def test_mitogen_lists_the_installed_collections_once_per_process(monkeypatch):
+    import ansible.collections.list as listing
+    import ansible_mitogen.planner as planner
+
+    calls = []
+
+    def listed():
+        calls.append(1)
+        return iter([b"/c/ansible_collections/ns/one", b"/c/ansible_collections/ns/two"])
+
+    monkeypatch.setattr(listing, "list_collection_dirs", listed)
+    monkeypatch.setattr(warm, "_collection_dirs", None)
+    monkeypatch.setattr(planner, "_load_collections", planner._load_collections)  # put back after the test
+    warm.list_collections_once()
+    first, second = SimpleNamespace(_extra_sys_paths=set()), SimpleNamespace(_extra_sys_paths=set())
+    planner._load_collections(first)
+    planner._load_collections(second)
+    assert (
+        first._extra_sys_paths
+        == second._extra_sys_paths
+        == {"/c/ansible_collections/ns/one", "/c/ansible_collections/ns/two"}
+    )
+    assert calls == [1]
