@@ -34,6 +34,7 @@ from pathlib import Path
 from ansible.plugins.loader import action_loader, filter_loader, module_loader, test_loader
 
 from pyfleet import template_cache
+from pyfleet.remote_code_cache import write_entry
 from pyfleet.shell import ROOT
 
 SCANS = ROOT / ".cache" / "mitogen-scans.json"
@@ -111,10 +112,10 @@ def warm_action_plugins(blocks):
 
     Each worker imports the action plugin of its task, and its first module
     result and template import a few modules more: every worker again, since each
-    is a new process. A collection's action plugin (community.crypto's) made a
-    worker import every collection package, about 70 ms each time on the lab.
-    Imported here, they are inherited by every worker. Best effort: a plugin that
-    fails to load here is left to the worker, which reports it as Ansible does.
+    is a new process. Imported here, they are inherited by every worker; so is the
+    list of installed collections (list_collections_once) when a task runs a
+    collection's module. Best effort: a plugin that fails to load here is left to
+    the worker, which reports it as Ansible does.
     """
     for name in _WORKER_IMPORTS:
         with contextlib.suppress(Exception):
@@ -163,9 +164,7 @@ def remembered(scan, store):
             files = [module_path, *(path for _, path, _ in result), *(d for d in search_path if os.path.isdir(d))]
             kept[key] = {"result": [list(row) for row in result], "stamps": _stamp(files)}
             store.parent.mkdir(parents=True, exist_ok=True)
-            partial = store.with_name(f"{store.name}.{os.getpid()}")
-            partial.write_text(json.dumps(kept))
-            os.replace(partial, store)  # whole or not at all: runs side by side share the file
+            write_entry(str(store), json.dumps(kept).encode())  # whole or not at all: runs side by side share it
             return result
 
     cached.pyfleet_remembered = True
