@@ -10,6 +10,7 @@ host instead of a `podman exec` per task) and create/destroy keep working.
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
+from pyfleet.batch import BatchedWorkers
 from pyfleet.skips import SkipWithoutWorker
 from pyfleet.warm import prepare, warm_play
 
@@ -18,11 +19,12 @@ prepare()  # caches and patches, before Mitogen's multiplexer and the workers fo
 Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, Linear):
+class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, BatchedWorkers, Linear):
     """mitogen_linear, except that plays with `connection: local` run as plain linear."""
 
     def run(self, iterator, play_context, result=0):
         warm_play(iterator)  # before the play's tasks fork their workers
         if iterator._play.connection == "local":
             return Linear.run(self, iterator, play_context)
+        self._batching = True  # a worker per task and group of hosts (pyfleet.batch)
         return super().run(iterator, play_context, result)

@@ -10,6 +10,7 @@ it for the whole inventory (pyfleet.role_arguments).
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 
+from pyfleet.batch import BatchedWorkers
 from pyfleet.role_arguments import checked_by_plan
 from pyfleet.skips import SkipWithoutWorker
 from pyfleet.warm import prepare, warm_play
@@ -19,11 +20,12 @@ prepare()  # caches and patches, before Mitogen's multiplexer and the workers fo
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, Base):
+class StrategyModule(SkipWithoutWorker, ansible_mitogen.strategy.StrategyMixin, BatchedWorkers, Base):
     """Ansible's linear strategy, running modules through Mitogen."""
 
     def run(self, iterator, play_context, result=0):
         warm_play(iterator)  # before the play's tasks fork their workers
+        self._batching = True  # a worker per task and group of hosts (pyfleet.batch)
         return super().run(iterator, play_context, result)
 
     def _get_next_task_lockstep(self, hosts, iterator):
