@@ -20,7 +20,8 @@
    run in every worker, and the action plugins every worker imports: done once
    (list_collections_once, warm_action_plugins).
 
-The workers' Jinja compiles are kept on the controller by pyfleet.template_cache.
+The workers' Jinja compiles are kept on the controller by pyfleet.template_cache, the
+modules Mitogen's multiplexer prepares for the hosts by pyfleet.module_tuples.
 prepare() and warm_play() are what pyfleet's strategy plugins call.
 """
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from ansible.plugins.loader import action_loader, filter_loader, module_loader, test_loader
 
-from pyfleet import template_cache
+from pyfleet import module_tuples, template_cache
 from pyfleet.remote_code_cache import write_entry
 from pyfleet.shell import ROOT
 
@@ -209,6 +210,7 @@ def prepare():
     """Set up once, in the main process where the strategy loads: before Mitogen's multiplexer and any worker fork."""
     remember_module_scans()  # Mitogen's module scans run in the main process
     cache_host_compiles()
+    module_tuples.install()  # the multiplexer prepares the modules it sends
     list_collections_once()
     template_cache.install()
 
