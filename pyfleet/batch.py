@@ -69,6 +69,16 @@ def groups(items, size):
     return cuts
 
 
+def group_size(per_worker, forks):
+    """Hosts per worker: at most ``per_worker``, in groups that together fill ``forks`` exactly.
+
+    With 24 hosts, `forks` 12 and 8 per worker, groups of 8 would leave 4 of the 12
+    idle while the second group waits; groups of 6 keep 12 hosts at work.
+    """
+    size = min(per_worker, forks)
+    return forks // -(-forks // size)  # forks over the number of groups it holds
+
+
 def serialize_plugin_imports():
     """In this process, one thread at a time runs a plugin file Ansible's loader imports.
 
@@ -225,7 +235,7 @@ class BatchedWorkers:
         for item in batch:
             multiplexer = self._worker_model._listener_for_name(item[0].name)
             batches.setdefault((item[1]._uuid, multiplexer), []).append(item)
-        size = min(hosts_per_worker(), len(self._workers))
+        size = group_size(hosts_per_worker(), len(self._workers))
         for (_, multiplexer), items in batches.items():
             for group in groups(items, size):
                 self._start_worker(group, multiplexer)

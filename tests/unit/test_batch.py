@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfleet.batch import groups, hosts_per_worker
+from pyfleet.batch import group_size, groups, hosts_per_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "batch"
@@ -23,6 +23,15 @@ def test_hosts_are_cut_into_the_fewest_even_groups(count, size, sizes):
     cut = groups(list(range(count)), size)
     assert [len(group) for group in cut] == sizes
     assert [item for group in cut for item in group] == list(range(count))
+
+
+@pytest.mark.parametrize(
+    ("per_worker", "forks", "size"),
+    [(8, 12, 6), (8, 24, 8), (8, 30, 7), (8, 5, 5), (8, 2, 2), (4, 12, 4), (1, 12, 1)],
+)
+def test_groups_fill_forks_without_leaving_hosts_idle(per_worker, forks, size):
+    assert group_size(per_worker, forks) == size
+    assert forks - forks // size * size < size  # no room left for another group
 
 
 def test_the_group_size_comes_from_the_environment(monkeypatch):
