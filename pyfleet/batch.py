@@ -6,7 +6,8 @@ itself, the copy-on-write faults of a forked Python process (about 3,700 pages
 per worker), a new Mitogen connection to the multiplexer, the exit. pyfleet's
 strategies collect a task round's hosts instead and fork one worker per group
 of hosts (those that Mitogen reaches through one multiplexer, at most
-`PYFLEET_HOSTS_PER_WORKER` of them, default 8). The worker runs Ansible's own
+`PYFLEET_HOSTS_PER_WORKER` of them, default 8), as soon as a group is full or
+the round is queued. The worker runs Ansible's own
 TaskExecutor for each host in a thread of its own, so the hosts' modules still
 run at the same time (the threads mostly wait for the hosts), and sends each
 host's result through the same results queue, in the same form. `forks` still
@@ -53,20 +54,6 @@ def hosts_per_worker():
     """How many hosts one worker process serves (`PYFLEET_HOSTS_PER_WORKER`; 1: a worker per host)."""
     value = os.environ.get("PYFLEET_HOSTS_PER_WORKER", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_HOSTS_PER_WORKER
-
-
-def groups(items, size):
-    """``items`` cut into the fewest groups of at most ``size``, as even as possible."""
-    if not items:
-        return []
-    count = -(-len(items) // size)  # ceiling
-    base, extra = divmod(len(items), count)
-    cuts, start = [], 0
-    for index in range(count):
-        end = start + base + (1 if index < extra else 0)
-        cuts.append(items[start:end])
-        start = end
-    return cuts
 
 
 def group_size(per_worker, forks):
@@ -208,7 +195,8 @@ class BatchedWorkers:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._batch = []  # (host, task, task_vars, play_context) queued since the last fork
+        # (task, multiplexer) -> [(host, task, task_vars, play_context)] queued, not yet forked
+        self._waiting = {}
 
     def _queue_task(self, host, task, task_vars, play_context):
         if not self._batching or task.throttle or task.delegate_to:
@@ -220,25 +208,23 @@ class BatchedWorkers:
             "task_vars": task_vars,
             "play_context": play_context,
         }
-        self._batch.append((host, task, task_vars, play_context))
         self._tqm.send_callback("v2_runner_on_start", host, task)
         self._pending_results += 1
+        multiplexer = self._worker_model._listener_for_name(host.name)
+        group = self._waiting.setdefault((task._uuid, multiplexer), [])
+        group.append((host, task, task_vars, play_context))
+        if len(group) >= group_size(hosts_per_worker(), len(self._workers)):
+            # a full group starts now: its hosts work while the next hosts' variables are made
+            del self._waiting[(task._uuid, multiplexer)]
+            self._start_worker(group, multiplexer)
         return None
 
     def _wait_on_pending_results(self, iterator):
-        self._start_batch()
+        # the round is queued: what is left of it starts, one worker per (task, multiplexer)
+        waiting, self._waiting = self._waiting, {}
+        for (_, multiplexer), group in waiting.items():
+            self._start_worker(group, multiplexer)
         return super()._wait_on_pending_results(iterator)
-
-    def _start_batch(self):
-        batch, self._batch = self._batch, []
-        batches = {}
-        for item in batch:
-            multiplexer = self._worker_model._listener_for_name(item[0].name)
-            batches.setdefault((item[1]._uuid, multiplexer), []).append(item)
-        size = group_size(hosts_per_worker(), len(self._workers))
-        for (_, multiplexer), items in batches.items():
-            for group in groups(items, size):
-                self._start_worker(group, multiplexer)
 
     def _start_worker(self, items, multiplexer):
         slot = self._free_worker_slot(len(items))

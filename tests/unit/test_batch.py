@@ -8,21 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pyfleet.batch import group_size, groups, hosts_per_worker
+from pyfleet.batch import group_size, hosts_per_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "batch"
 HOSTS = ["h1", "h2", "h3", "h4", "h5"]
-
-
-@pytest.mark.parametrize(
-    ("count", "size", "sizes"),
-    [(0, 8, []), (1, 8, [1]), (6, 8, [6]), (9, 8, [5, 4]), (12, 4, [4, 4, 4]), (13, 4, [4, 3, 3, 3])],
-)
-def test_hosts_are_cut_into_the_fewest_even_groups(count, size, sizes):
-    cut = groups(list(range(count)), size)
-    assert [len(group) for group in cut] == sizes
-    assert [item for group in cut for item in group] == list(range(count))
 
 
 @pytest.mark.parametrize(
