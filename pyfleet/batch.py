@@ -47,6 +47,8 @@ from ansible.executor.task_executor import TaskExecutor
 from ansible.executor.task_result import _RawTaskResult
 from ansible.plugins import loader as plugin_loader
 
+from pyfleet.skips import queued_here
+
 DEFAULT_HOSTS_PER_WORKER = 8
 
 
@@ -201,15 +203,8 @@ class BatchedWorkers:
     def _queue_task(self, host, task, task_vars, play_context):
         if not self._batching or task.throttle or task.delegate_to:
             return super()._queue_task(host, task, task_vars, play_context)
-        # What Ansible's _queue_task records before its fork; the fork waits for the round's end.
-        self._queued_task_cache[(host.name, task._uuid)] = {
-            "host": host,
-            "task": task,
-            "task_vars": task_vars,
-            "play_context": play_context,
-        }
-        self._tqm.send_callback("v2_runner_on_start", host, task)
-        self._pending_results += 1
+        # Ansible's records of a queued task now; the fork when the group is full or the round queued.
+        queued_here(self, host, task, task_vars, play_context)
         multiplexer = self._worker_model._listener_for_name(host.name)
         group = self._waiting.setdefault((task._uuid, multiplexer), [])
         group.append((host, task, task_vars, play_context))

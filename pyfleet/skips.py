@@ -62,6 +62,22 @@ def squashed_fields(task):
     return copy.dump_attrs()
 
 
+def queued_here(strategy, host, task, task_vars, play_context):
+    """What Ansible's _queue_task records of a queued task besides its fork.
+
+    The queued-task record the results thread looks the task up in, the start
+    callback, the count of results the strategy waits for.
+    """
+    strategy._queued_task_cache[(host.name, task._uuid)] = {
+        "host": host,
+        "task": task,
+        "task_vars": task_vars,
+        "play_context": play_context,
+    }
+    strategy._tqm.send_callback("v2_runner_on_start", host, task)
+    strategy._pending_results += 1
+
+
 class SkipWithoutWorker:
     """Strategy mixin: a false `when` is answered in the main process (see the module's text)."""
 
@@ -69,17 +85,9 @@ class SkipWithoutWorker:
         result = skipped_result(task, task_vars, self._loader)
         if result is None:
             return super()._queue_task(host, task, task_vars, play_context)
-        # What _queue_task and the worker do, less the fork: the queued-task record the
-        # results thread looks the task up in, the start callback, the result.
-        self._queued_task_cache[(host.name, task._uuid)] = {
-            "host": host,
-            "task": task,
-            "task_vars": task_vars,
-            "play_context": play_context,
-        }
-        self._tqm.send_callback("v2_runner_on_start", host, task)
+        # What _queue_task and the worker do, less the fork: the records, the result.
+        queued_here(self, host, task, task_vars, play_context)
         self._final_q.send_task_result(
             _RawTaskResult(host=host, task=task, return_data=result, task_fields=squashed_fields(task))
         )
-        self._pending_results += 1
         return None
