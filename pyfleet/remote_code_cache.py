@@ -99,14 +99,36 @@ def cached_compile(source, filename, mode, flags=0, dont_inherit=False, *args, *
 def install():
     """Route the compiles of Mitogen's importer and ansible_mitogen's module runner through the cache.
 
-    Called first in each new interpreter, before ansible_mitogen's set-up there
-    imports its runner (and with it ansible-core's module_utils).
+    Called first in each new interpreter. The runner (and with it ansible-core's
+    module_utils, about 60 modules) is not imported here: the SSH login interpreter
+    of a `become` run is only a hop to sudo and never imports it
+    (pyfleet.mitogen_hops). It gets the cache when it is imported.
     """
     global _directory
+    import sys
+
     import mitogen.core  # already loaded: it is the interpreter's bootstrap
 
     _directory = _private_directory()
     mitogen.core.compile = cached_compile  # the module-global name its importer calls
-    import ansible_mitogen.runner  # now, through the cache: the set-up imports it next anyway
+    runner = sys.modules.get(RUNNER)
+    if runner is not None:
+        runner.compile = cached_compile
+        return
+    for importer in sys.meta_path:
+        if isinstance(importer, mitogen.core.Importer):
+            importer.exec_module = _compiling_runner_through_cache(importer.exec_module)
 
-    ansible_mitogen.runner.compile = cached_compile  # Ansible modules and collections' module_utils
+
+RUNNER = "ansible_mitogen.runner"
+
+
+def _compiling_runner_through_cache(exec_module):
+    """Mitogen's Importer.exec_module, which gives the runner module cached_compile before its code runs."""
+
+    def exec_module_with_cache(module):
+        if module.__spec__.name == RUNNER:
+            module.compile = cached_compile  # the runner's compile() of Ansible modules and collections' module_utils
+        exec_module(module)
+
+    return exec_module_with_cache

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ansible.plugins.loader import action_loader, filter_loader, module_loader, test_loader
 
-from pyfleet import module_tuples, template_cache
+from pyfleet import mitogen_hops, module_tuples, remote_stat, template_cache
 from pyfleet.remote_code_cache import write_entry
 from pyfleet.shell import ROOT
 
@@ -211,6 +211,8 @@ def prepare():
     remember_module_scans()  # Mitogen's module scans run in the main process
     cache_host_compiles()
     module_tuples.install()  # the multiplexer prepares the modules it sends
+    mitogen_hops.install()  # and starts the SSH login interpreters of `become` as hops only
+    remote_stat.install()  # copy and template ask stat for what they read, no more
     list_collections_once()
     template_cache.install()
 

@@ -93,3 +93,32 @@ def test_install_routes_mitogens_and_the_runners_compiles(home, monkeypatch):
     cache.install()
     assert mitogen.core.compile is cache.cached_compile
     assert ansible_mitogen.runner.compile is cache.cached_compile
+
+
+def test_install_leaves_the_runner_unimported_and_gives_it_the_cache_when_mitogen_imports_it(home, monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    monkeypatch.delitem(sys.modules, cache.RUNNER, raising=False)  # as in a new interpreter on a host
+    monkeypatch.setattr(mitogen.core, "compile", compile, raising=False)
+    ran_with = []
+
+    class Importer(mitogen.core.Importer):
+        def __init__(self):  # only exec_module is used here
+            pass
+
+        def exec_module(self, module):
+            ran_with.append((module.__spec__.name, vars(module).get("compile")))
+
+    importer = Importer()
+    monkeypatch.setattr(sys, "meta_path", [importer, *sys.meta_path])
+    cache.install()
+    # the SSH login interpreter of a become run stops here: a hop, with no runner to import
+    assert cache.RUNNER not in sys.modules
+    assert mitogen.core.compile is cache.cached_compile
+    for name in (cache.RUNNER, "ansible.module_utils.basic"):
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, importer)
+        importer.exec_module(module)  # what the import system calls for a module Mitogen sends
+    assert ran_with == [(cache.RUNNER, cache.cached_compile), ("ansible.module_utils.basic", None)]
