@@ -33,12 +33,12 @@ def install():
         own = vars(self).get("_execute_module")  # none, unless someone set one on this object
         execute = self._execute_module  # Ansible's, or Mitogen's override of it
 
-        def execute_lean(*args, **module_kwargs):
+        def execute_lean(*positional, **module_kwargs):
             if "module_name" in module_kwargs and "module_args" in module_kwargs:
                 module_kwargs["module_args"] = lean_stat_args(
                     module_kwargs["module_name"], module_kwargs["module_args"]
                 )
-            return execute(*args, **module_kwargs)
+            return execute(*positional, **module_kwargs)
 
         self._execute_module = execute_lean  # this action object only, for this one call
         try:

@@ -80,3 +80,30 @@ def test_no_unit_is_failed_on_any_lab_host_after_every_test(lab, host_run):
         if out:
             failed[name] = out
     assert not failed, failed
+
+
+SERVICE_CHECK = """
+- hosts: web1
+  gather_facts: false
+  tasks:
+    - name: A converged unit - read, not changed
+      pyfleet_service: {name: nginx, state: started, enabled: true}
+      register: converged
+    - name: A disabled unit - systemd_service decides (check mode changes nothing)
+      pyfleet_service: {name: systemd-networkd, enabled: true}
+      check_mode: true
+      register: disabled
+    - name: Check what each did
+      ansible.builtin.assert:
+        that:
+          - converged.checked_only and converged is not changed
+          - converged.status.ActiveState == 'active'
+          - not disabled.checked_only and disabled is changed
+"""
+
+
+def test_a_converged_unit_costs_one_systemctl_show_and_a_change_goes_to_systemd_service(inv, lab, tmp_path, host_run):
+    playbook = tmp_path / "service-check.yml"
+    playbook.write_text(SERVICE_CHECK)
+    ansible.playbook(inv.path, playbook, quiet=True)  # an assert that fails raises here
+    assert host_run("web1", "systemctl is-enabled systemd-networkd").stdout.strip() == "disabled"
