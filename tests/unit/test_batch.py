@@ -29,7 +29,7 @@ def test_the_group_size_comes_from_the_environment(monkeypatch):
     assert hosts_per_worker() == 3
     for unusable in ("0", "-2", "many", ""):
         monkeypatch.setenv("PYFLEET_HOSTS_PER_WORKER", unusable)
-        assert hosts_per_worker() == 8
+        assert hosts_per_worker() == 12
 
 
 def run_play(**env):
