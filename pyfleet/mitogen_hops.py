@@ -15,13 +15,20 @@ stack names before its last one are started without init_child; when a later
 task uses one as its last (a task without become), init_child runs then, once.
 """
 
+import hashlib
+import inspect
 import threading
+
+# The hash of the ContextService._connect (ansible_mitogen 0.3.54) that the hop path
+# below copies, less its init_child call. Another version is left as it is: every
+# interpreter set up as a task runner, slower and right; test_mitogen_hops fails then.
+MIRRORED_CONNECT = "1e117fcd044f26d2d104ef82d971acb84cde824c15d0bd035201c4693f43d424"
 
 _hops = threading.local()  # the specs of the stack that ContextService.get is building, but its last
 
 
 def install():
-    """Patch ContextService once per process (a no-op when done)."""
+    """Patch ContextService once per process (a no-op when done, or for another ansible_mitogen)."""
     import functools
 
     import ansible_mitogen.target
@@ -31,13 +38,15 @@ def install():
     if getattr(ContextService.get, "pyfleet_hops", False):
         return
     connect, get = ContextService._connect, ContextService.get
+    if hashlib.sha256(inspect.getsource(connect).encode()).hexdigest() != MIRRORED_CONNECT:
+        return
     init_locks = {}  # context -> lock: one init_child per context
     locks_lock = threading.Lock()
 
     def _connect(self, key, spec, via=None):
         if not any(spec is hop for hop in getattr(_hops, "specs", ())):
             return connect(self, key, spec, via=via)
-        # ContextService._connect without its init_child call (ansible_mitogen 0.3)
+        # ContextService._connect without its init_child call (MIRRORED_CONNECT)
         method = getattr(self.router, spec["method"])
         context = method(via=via, unidirectional=True, **spec["kwargs"])
         if via and spec.get("enable_lru"):

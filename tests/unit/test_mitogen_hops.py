@@ -74,3 +74,12 @@ def test_install_patches_once(service):
     # mitogen.service finds the method by these: the patch keeps them
     assert patched.mitogen_service__policies
     assert patched.mitogen_service__arg_spec == {"stack": list}
+
+
+def test_another_ansible_mitogen_connect_is_left_as_it_is(monkeypatch):
+    monkeypatch.setattr(ContextService, "get", ContextService.get)
+    monkeypatch.setattr(ContextService, "_connect", ContextService._connect)
+    monkeypatch.setattr(mitogen_hops, "MIRRORED_CONNECT", "0" * 64)  # as after an upgrade
+    stock = ContextService.get
+    mitogen_hops.install()
+    assert ContextService.get is stock
