@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ansible.plugins.loader import action_loader, filter_loader, module_loader, test_loader
 
-from pyfleet import mitogen_hops, module_tuples, remote_stat, template_cache
+from pyfleet import mitogen_hops, module_tuples, remote_stat, settled_files, template_cache
 from pyfleet.remote_code_cache import write_entry
 from pyfleet.shell import ROOT
 
@@ -213,6 +213,7 @@ def prepare():
     module_tuples.install()  # the multiplexer prepares the modules it sends
     mitogen_hops.install()  # and starts the SSH login interpreters of `become` as hops only
     remote_stat.install()  # copy and template ask stat for what they read, no more
+    settled_files.install()  # and skip the file module when that stat shows it would change nothing
     list_collections_once()
     template_cache.install()
 
