@@ -107,3 +107,45 @@ def test_a_converged_unit_costs_one_systemctl_show_and_a_change_goes_to_systemd_
     playbook.write_text(SERVICE_CHECK)
     ansible.playbook(inv.path, playbook, quiet=True)  # an assert that fails raises here
     assert host_run("web1", "systemctl is-enabled systemd-networkd").stdout.strip() == "disabled"
+
+
+ACCOUNTS_CHECK = """
+- hosts: web1
+  gather_facts: false
+  vars:
+    accounts:
+      groups: [{name: pyfleet-e2e, system: true}]
+      users:
+        - {name: pyfleet-e2e, group: pyfleet-e2e, system: true, shell: /usr/sbin/nologin, home: /nonexistent,
+           create_home: false}
+        - {name: www-data, groups: [pyfleet-e2e], append: true}
+  tasks:
+    - name: New accounts - the group and user modules create them
+      pyfleet_accounts: {groups: "{{ accounts.groups }}", users: "{{ accounts.users }}"}
+      register: created
+    - name: The same again - read with getent, nothing run
+      pyfleet_accounts: {groups: "{{ accounts.groups }}", users: "{{ accounts.users }}"}
+      register: again
+    - name: Another shell asked - the user module decides (check mode changes nothing)
+      pyfleet_accounts:
+        users: [{name: pyfleet-e2e, shell: /bin/sh}]
+      check_mode: true
+      register: other_shell
+    - name: Remove the test accounts
+      ansible.builtin.user: {name: pyfleet-e2e, state: absent}
+    - name: Remove the test group
+      ansible.builtin.group: {name: pyfleet-e2e, state: absent}
+    - name: Check what each did
+      ansible.builtin.assert:
+        that:
+          - created is changed and not created.checked_only and created.results | length == 3
+          - again is not changed and again.checked_only and again.results == []
+          - other_shell is changed and not other_shell.checked_only
+"""
+
+
+def test_settled_accounts_cost_one_getent_and_a_difference_goes_to_the_user_module(inv, lab, tmp_path, host_run):
+    playbook = tmp_path / "accounts-check.yml"
+    playbook.write_text(ACCOUNTS_CHECK)
+    ansible.playbook(inv.path, playbook, quiet=True)  # an assert that fails raises here
+    assert host_run("web1", "getent passwd pyfleet-e2e; getent group pyfleet-e2e").stdout == ""
