@@ -61,6 +61,7 @@ _SYNTAX = (
 )
 
 _directory = None
+_kept = {}  # key -> (code, dependencies): the directory's entries, read once before the workers fork
 _captured = threading.local()  # compile_expression's code, handed up from compile()
 
 
@@ -101,22 +102,57 @@ def _key(environment, *what):
     return hashlib.sha256(repr((settings, what)).encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def _load(data):
+    """An entry's (code, dependencies), or None when it is damaged."""
+    try:
+        code, dependencies = marshal.loads(data)
+        return code, tuple(dependencies)
+    except Exception:
+        return None
+
+
 def _read(environment, key):
     """The kept code for ``key``, or None when there is none or a filter or test it names changed."""
-    kept = read_entry(os.path.join(_directory, key))
-    if kept is None:
-        return None
+    entry = _kept.get(key)
+    if entry is None:  # kept since the run started (by another worker), or not at all
+        data = read_entry(os.path.join(_directory, key))
+        entry = None if data is None else _load(data)
+        if entry is None:
+            return None
+        _kept[key] = entry  # this worker's other hosts compile the same texts
+    code, dependencies = entry
     try:
-        code, dependencies = marshal.loads(kept)
         if all(_pass_arg(environment, kind, name) == tuple(rest) for kind, name, *rest in dependencies):
             return code
-    except Exception:  # a damaged entry, or a lookup the compile will report itself
+    except Exception:  # a lookup the compile will report itself
         pass
     return None
 
 
 def _keep(key, code, dependencies):
     write_entry(os.path.join(_directory, key), marshal.dumps((code, dependencies)))
+    _kept[key] = (code, tuple(dependencies))
+
+
+def preload():
+    """Read every entry into memory (in the main process, before workers fork: they inherit it).
+
+    About 400 entries, a few ms; without it every worker opened one file per
+    compile (about 4,900 opens in a no-op `site.yml` on 24 hosts, 10 % of the
+    workers' busy time in a py-spy profile).
+    """
+    if _directory is None:
+        return
+    try:
+        names = [entry.name for entry in os.scandir(_directory) if len(entry.name) == 64]
+    except OSError:
+        return
+    for name in names:
+        if name not in _kept:
+            data = read_entry(os.path.join(_directory, name))
+            entry = None if data is None else _load(data)
+            if entry is not None:
+                _kept[name] = entry
 
 
 def _cached_compile(compile_):
@@ -167,6 +203,8 @@ def _cached_compile_expression(compile_expression):
 def install(directory=DIRECTORY):
     """Route ansible-core's Jinja compiles through the cache in ``directory`` (before workers fork)."""
     global _directory
+    if _directory != str(directory):
+        _kept.clear()
     _directory = private_directory(str(directory))
     environment = _jinja_bits.AnsibleEnvironment
     if not getattr(environment.compile, "pyfleet_cached", False):  # once per process

@@ -42,13 +42,60 @@ SCANS = ROOT / ".cache" / "mitogen-scans.json"
 
 
 def warm_plugin_caches():
-    """Build the filter and test tables now (a no-op when they are built)."""
-    for loader in (filter_loader, test_loader):
+    """Build the filter and test tables now (a no-op when they are built), and look up Jinja's own names."""
+    import jinja2.defaults
+
+    for loader, jinja_names in (
+        (filter_loader, jinja2.defaults.DEFAULT_FILTERS),
+        (test_loader, jinja2.defaults.DEFAULT_TESTS),
+    ):
         # Ansible's own (private) method, the one call that fills the table a worker
         # would build; tests/unit/test_warm.py fails when an Ansible upgrade drops it.
         ensure = getattr(loader, "_ensure_non_collection_wrappers", None)
         if ensure:
             ensure()
+        for name in jinja_names:  # remembered (remember_jinja_plugin_lookups): every worker inherits the answers
+            with contextlib.suppress(Exception):
+                loader.get(name)
+
+
+def remember_jinja_plugin_lookups():
+    """Each filter and test name looked up once per process, also the names Ansible has no plugin for.
+
+    Jinja's own filters and tests (map, default, join, ...) are no Ansible plugin:
+    each use made the worker's loader search for one (ansible.builtin.<name>, its
+    routing, every plugin path: about 54,000 stat calls in a no-op `site.yml` on
+    24 hosts) before Ansible fell back to Jinja's. The answer, found or not, is
+    kept on the loader until Ansible clears its caches (a new plugin path).
+    """
+    from ansible.plugins.loader import Jinja2Loader
+
+    get, clear = Jinja2Loader.get, Jinja2Loader._clear_caches
+    if getattr(get, "pyfleet_remembered", False):
+        return
+    missing = object()
+
+    def get_remembered(self, name, *args, **kwargs):
+        if args or kwargs:
+            return get(self, name, *args, **kwargs)
+        lookups = self.__dict__.setdefault("_pyfleet_lookups", {})
+        found = lookups.get(name, missing)
+        if found is missing:
+            try:
+                found = get(self, name)
+            except KeyError as exc:
+                found = exc
+            lookups[name] = found
+        if isinstance(found, KeyError):
+            raise KeyError(*found.args)
+        return found
+
+    def clear_caches(self):
+        self.__dict__.pop("_pyfleet_lookups", None)
+        clear(self)
+
+    get_remembered.pyfleet_remembered = True
+    Jinja2Loader.get, Jinja2Loader._clear_caches = get_remembered, clear_caches
 
 
 # What workers import on their first module result and their first template
@@ -216,9 +263,11 @@ def prepare():
     settled_files.install()  # and skip the file module when that stat shows it would change nothing
     list_collections_once()
     template_cache.install()
+    remember_jinja_plugin_lookups()
 
 
 def warm_play(iterator):
     """Before a play's tasks fork their workers (``iterator``: the play's PlayIterator)."""
     warm_plugin_caches()
     warm_action_plugins(iterator._blocks)
+    template_cache.preload()  # the Jinja compiles kept so far, in memory for the workers to inherit

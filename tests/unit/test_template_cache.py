@@ -15,6 +15,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(environment, "compile", environment.compile)  # put back after the test
     monkeypatch.setattr(environment, "compile_expression", environment.compile_expression)
     monkeypatch.setattr(template_cache, "_directory", None)
+    monkeypatch.setattr(template_cache, "_kept", {})
     template_cache.install(tmp_path / "jinja")
     return tmp_path / "jinja"
 
@@ -67,6 +68,7 @@ def test_an_entry_whose_filter_now_takes_a_context_is_compiled_again(cache):
     code, dependencies = template_cache.marshal.loads(entry.read_bytes())
     assert dependencies == (("filters", "upper", True, None),)
     entry.write_bytes(template_cache.marshal.dumps((code, (("filters", "upper", True, "context"),))))
+    template_cache._kept.clear()  # another run: what it knows comes from the directory
     environment = _jinja_bits.AnsibleEnvironment()
     assert template_cache._read(environment, entry.name) is None  # compiled again on use
     assert render("{{ name | upper }}", name="web") == "WEB"
@@ -76,7 +78,22 @@ def test_a_damaged_entry_is_compiled_again(cache):
     render("{{ name }}!", name="web")
     (entry,) = cache.iterdir()
     entry.write_bytes(b"\x00garbage")
+    template_cache._kept.clear()
+    template_cache.preload()
     assert render("{{ name }}!", name="db") == "db!"
+
+
+def test_preloaded_entries_are_read_from_memory(cache, no_compiler, monkeypatch):
+    """The main process reads the directory once; its workers (forked after) open no file to use it."""
+    render("{{ name | upper }}", name="web")
+    evaluate("count > 2", count=3)
+    template_cache._kept.clear()  # a new run
+    template_cache.preload()
+    assert len(template_cache._kept) == 2
+    monkeypatch.setattr(template_cache, "read_entry", lambda path: pytest.fail(f"opened {path}"))
+    no_compiler()
+    assert render("{{ name | upper }}", name="db") == "DB"
+    assert evaluate("count > 2", count=1) is False
 
 
 def test_the_key_names_the_syntax_and_the_backslash_escaping(cache):

@@ -185,3 +185,41 @@ def test_mitogen_lists_the_installed_collections_once_per_process(monkeypatch):
         == {"/c/ansible_collections/ns/one", "/c/ansible_collections/ns/two"}
     )
     assert calls == [1]
+
+
+LOOKUPS = """
+from ansible.plugins.loader import Jinja2Loader, filter_loader
+from ansible.template import Templar, trust_as_template
+from pyfleet.warm import remember_jinja_plugin_lookups, warm_plugin_caches
+
+remember_jinja_plugin_lookups()
+warm_plugin_caches()  # Jinja's own names looked up here, before a worker would fork
+searches = []
+search = Jinja2Loader.get_with_context
+def counted(self, name, *args, **kwargs):
+    searches.append(name)
+    return search(self, name, *args, **kwargs)
+Jinja2Loader.get_with_context = counted
+text = trust_as_template("{{ names | map('upper') | join(',') | default('x') }} {{ 1 | to_json }}")
+for _ in range(3):
+    assert Templar(variables={"names": ["a", "b"]}).template(text) == "A,B 1"
+assert searches == ["to_json"], searches  # Ansible's own: once per process, Jinja's: none after the warm-up
+for _ in range(2):
+    try:
+        filter_loader.get("no_such_filter")
+    except KeyError:
+        pass  # not found, as without the memory: Jinja's table is asked next
+    else:
+        raise AssertionError("found a filter that does not exist")
+assert searches == ["to_json", "no_such_filter"], searches
+filter_loader._clear_caches()
+assert "_pyfleet_lookups" not in vars(filter_loader)  # a new plugin path: looked up again
+"""
+
+
+def test_jinjas_own_filters_are_looked_up_once_not_searched_for_on_every_use():
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PYTHONPATH=str(ROOT))
+    run = subprocess.run(
+        [sys.executable, "-c", LOOKUPS], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
