@@ -36,6 +36,15 @@ def sshd(**variables):
     return out
 
 
+def test_the_keys_the_same_command_created_do_not_change_the_algorithms():
+    created = {"stdout_lines": [*SSH_Q["stdout_lines"], "created /etc/ssh/ssh_host_ed25519_key"]}
+    text = render("common", "etc/ssh/sshd_config.d/pyfleet.conf.j2", "web1", common__register_ssh_algorithms=created)
+    assert text == render(
+        "common", "etc/ssh/sshd_config.d/pyfleet.conf.j2", "web1", common__register_ssh_algorithms=SSH_Q
+    )
+    assert "KexAlgorithms sntrup761x25519-sha512" in text
+
+
 def test_sshd_allows_keys_only():
     conf = sshd()
     assert conf["AuthenticationMethods"] == ["publickey"]
@@ -202,7 +211,7 @@ def test_handlers_restart_journald_and_reload_sshd():
 
 def test_keygen_creates_only_the_missing_host_keys_and_in_check_mode_only_names_them(tmp_path):
     script = str(role_vars("common")["__common_sshd_keygen"])
-    task = next(t for t in tasks("roles/common/tasks/services.yml") if t["name"] == "Create the missing sshd host keys")
+    task = next(t for t in tasks("roles/common/tasks/services.yml") if "create the missing sshd host keys" in t["name"])
     assert task["ansible.builtin.command"]["argv"][:4] == ["/bin/sh", "-c", "{{ __common_sshd_keygen }}", "keygen"]
     assert task["notify"] == "Reload sshd" and task["check_mode"] is False
 
@@ -211,7 +220,11 @@ def test_keygen_creates_only_the_missing_host_keys_and_in_check_mode_only_names_
             ["/bin/sh", "-c", script, "keygen", check, types, str(tmp_path)], capture_output=True, text=True
         )
         assert run.returncode == 0, run.stderr
-        return run.stdout.split()
+        lines = run.stdout.splitlines()
+        # First what ssh -Q knows (the sshd template's __common_sshd_known), then the keys made.
+        assert [line.split()[0] for line in lines[:4]] == ["kex", "cipher", "mac", "HostKeyAlgorithms"], lines
+        assert "curve25519-sha256" in lines[0].split()
+        return [line.removeprefix("created ") for line in lines[4:]]
 
     (tmp_path / "ssh_host_ed25519_key").write_text("kept")
     assert keygen("True", "ed25519 rsa") == [str(tmp_path / "ssh_host_rsa_key")]
