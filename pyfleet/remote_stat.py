@@ -12,6 +12,8 @@ main one before workers fork). A task that sets `attributes:` still gets them se
 the file module reads and changes them itself.
 """
 
+import contextlib
+
 LEAN = {"get_mime": False, "get_attributes": False}
 
 
@@ -22,6 +24,19 @@ def lean_stat_args(module_name, module_args):
     return module_args
 
 
+@contextlib.contextmanager
+def for_this_call(action, **methods):
+    """``methods`` set on this one action object (Ansible's, or Mitogen's, stay on its class), then put back."""
+    own = {name: vars(action)[name] for name in methods if name in vars(action)}
+    vars(action).update(methods)
+    try:
+        yield
+    finally:
+        for name in methods:
+            vars(action).pop(name, None)
+        vars(action).update(own)
+
+
 def install():
     from ansible.plugins.action import ActionBase
 
@@ -30,7 +45,6 @@ def install():
         return
 
     def _execute_remote_stat(self, *args, **kwargs):
-        own = vars(self).get("_execute_module")  # none, unless someone set one on this object
         execute = self._execute_module  # Ansible's, or Mitogen's override of it
 
         def execute_lean(*positional, **module_kwargs):
@@ -40,14 +54,8 @@ def install():
                 )
             return execute(*positional, **module_kwargs)
 
-        self._execute_module = execute_lean  # this action object only, for this one call
-        try:
+        with for_this_call(self, _execute_module=execute_lean):
             return remote_stat(self, *args, **kwargs)
-        finally:
-            if own is None:
-                del self._execute_module
-            else:
-                self._execute_module = own
 
     _execute_remote_stat.pyfleet_lean = True
     ActionBase._execute_remote_stat = _execute_remote_stat

@@ -17,6 +17,8 @@ makes the change itself.
 
 import stat as stat_flags
 
+from pyfleet.remote_stat import for_this_call
+
 # What the copy action passes the file module in its no-change branch, besides the
 # path, the file's mode, owner and group: none of these can change a regular file
 # that already has them (follow only matters for a link, which settled_result refuses).
@@ -123,14 +125,8 @@ def install():
                     return settled
             return execute(*positional, **module_kwargs)
 
-        # This action object only, for this one call (it runs once per task and host).
-        own = {name: vars(self)[name] for name in ("_execute_remote_stat", "_execute_module") if name in vars(self)}
-        self._execute_remote_stat, self._execute_module = remote_stat_kept, execute_unless_settled
-        try:
+        with for_this_call(self, _execute_remote_stat=remote_stat_kept, _execute_module=execute_unless_settled):
             return copy_file(self, *args, **kwargs)
-        finally:
-            del self._execute_remote_stat, self._execute_module
-            vars(self).update(own)
 
     _copy_file.pyfleet_settled = True
     ActionModule._copy_file = _copy_file
