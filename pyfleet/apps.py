@@ -223,6 +223,32 @@ def workers_for(app, cpus):
     return min(2 * cpus + 1 if sync else cpus, MAX_WORKERS)
 
 
+def accounts(apps, nginx_user):
+    """The system accounts a host's ``apps`` need, as group and user module arguments: {groups, users}.
+
+    Each app gets a system group and a system user of that group, without login or
+    home directory (its base_dir is the home it names). The nginx user (none where it
+    is "": a worker-only host) joins the groups of the apps it serves (``web`` not
+    false), keeping the groups it has.
+    """
+    groups = [{"name": app["group"], "system": True} for app in apps]
+    users = [
+        {
+            "name": app["user"],
+            "group": app["group"],
+            "system": True,
+            "shell": "/usr/sbin/nologin",
+            "home": app["base_dir"],
+            "create_home": False,
+        }
+        for app in apps
+    ]
+    served = [app["group"] for app in apps if app.get("web", True) is not False]
+    if served and nginx_user:
+        users.append({"name": nginx_user, "groups": served, "append": True})
+    return {"groups": groups, "users": users}
+
+
 def default_user(name):
     """The default unix user of app ``name``: ``app_<name with - as _>``.
 

@@ -388,3 +388,29 @@ def test_entry_module_missing_from_a_wheel_is_refused(tmp_path):
     assert "module api.asgi is not in the app's source" in error(
         spec(source={"wheel": str(wheel)}, entry="api.asgi:app")
     )
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+def test_each_app_gets_a_system_group_and_user_and_nginx_joins_the_served_groups():
+    from pyfleet.apps import accounts
+
+    api, worker_only = norm(spec(), spec(name="jobs", domains=["jobs.example.com"]))
+    worker_only = {**worker_only, "web": False}  # the plan's mark: only its Celery workers run here
+    made = accounts([api, worker_only], "www-data")
+    assert made["groups"] == [{"name": "app_api", "system": True}, {"name": "app_jobs", "system": True}]
+    assert made["users"][0] == {
+        "name": "app_api",
+        "group": "app_api",
+        "system": True,
+        "shell": "/usr/sbin/nologin",
+        "home": api["base_dir"],
+        "create_home": False,
+    }
+    assert [u["name"] for u in made["users"]] == ["app_api", "app_jobs", "www-data"]
+    assert made["users"][-1] == {"name": "www-data", "groups": ["app_api"], "append": True}
+    # A worker-only host (no nginx user), or nothing served: nginx's user is not named.
+    assert [u["name"] for u in accounts([api], "")["users"]] == ["app_api"]
+    assert [u["name"] for u in accounts([worker_only], "www-data")["users"]] == ["app_jobs"]
+    assert accounts([], "www-data") == {"groups": [], "users": []}

@@ -194,7 +194,7 @@ def test_celery_config_renders_the_plans_module_and_refuses_anything_else():
 
 
 def test_plugin_paths_are_the_repos():
-    assert all(Path(ROOT / rel).exists() for rel in PLUGINS) and len(PLUGINS) == 7
+    assert all(Path(ROOT / rel).exists() for rel in PLUGINS) and len(PLUGINS) == 8
 
 
 def test_plan_reads_app_sources_relative_to_the_working_directory_by_default(monkeypatch):
@@ -202,3 +202,12 @@ def test_plan_reads_app_sources_relative_to_the_working_directory_by_default(mon
 
     monkeypatch.chdir(FIXTURES)
     assert "error" not in filters("pyfleet_plan")["pyfleet_plan"](fleet_hostvars(), GROUPS)
+
+
+def test_app_accounts_hands_the_apps_and_nginx_user_on():
+    from pyfleet.apps import accounts
+
+    apps = [{"name": "api", "user": "app_api", "group": "app_api", "base_dir": "/srv/api"}]
+    assert filters("pyfleet_app_accounts")["pyfleet_app_accounts"](apps, "www-data") == accounts(apps, "www-data")
+    with pytest.raises(AnsibleFilterError, match="expected normalised apps"):
+        filters("pyfleet_app_accounts")["pyfleet_app_accounts"]([{"name": "api"}], "www-data")
